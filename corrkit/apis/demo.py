@@ -1,0 +1,91 @@
+"""The demo behind ``tools/demo.py``: match two images and write what was found."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..utils.image import load_image
+from ..visualization import draw_matches
+from .inference import MatchResult, init_matcher, match_pair
+
+
+def read_keypoints(path: str | os.PathLike) -> np.ndarray:
+    """Read ``(N, 2)`` points ``(x, y)`` from a JSON list of pairs or a two-column CSV.
+
+    Args:
+        path: ``.json`` (``[[x, y], ...]`` or ``{"kps": [[x, y], ...]}``) or
+            ``.csv`` / ``.txt`` (one ``x,y`` per line, an optional header line).
+
+    Returns:
+        The points as a float array.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the content is not a list of ``(x, y)`` pairs.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"keypoint file '{path}' does not exist")
+    try:
+        if path.endswith('.json'):
+            with open(path) as f:
+                data = json.load(f)
+            data = data.get('kps', data) if isinstance(data, dict) else data
+            pts = np.asarray(data, dtype=np.float64)
+        else:
+            rows = [line.strip() for line in open(path) if line.strip()]
+            if rows and not rows[0][0].lstrip('-').replace('.', '', 1)[:1].isdigit():
+                rows = rows[1:]
+            pts = np.asarray([[float(v) for v in r.replace(';', ',').split(',')[:2]]
+                              for r in rows], dtype=np.float64)
+    except (ValueError, TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"'{path}' is not a list of (x, y) keypoints ({err})") from err
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
+        raise ValueError(f"'{path}' must hold N >= 1 points (x, y); got shape {pts.shape}")
+    return pts
+
+
+def source_grid(height: int, width: int, n: int = 8, margin: float = 0.1) -> np.ndarray:
+    """An ``n`` × ``n`` grid of points over the source, ``margin`` of each side left out."""
+    xs = np.linspace(margin * (width - 1), (1 - margin) * (width - 1), n)
+    ys = np.linspace(margin * (height - 1), (1 - margin) * (height - 1), n)
+    return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+
+
+def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.PathLike,
+             checkpoint: str | None = None, kps: Sequence | np.ndarray | None = None,
+             out_dir: str | os.PathLike = 'work_dirs/demo', cfg_options: dict | None = None,
+             device: str = 'cpu') -> dict[str, Path]:
+    """Match ``src`` to ``trg`` and write ``matches.png`` and ``matches.json`` to ``out_dir``.
+
+    Args:
+        src: Source image path.
+        trg: Target image path.
+        config: Matcher config.
+        checkpoint: Optional checkpoint.
+        kps: ``(N, 2)`` source points in source pixels; an 8 × 8 grid by default.
+        out_dir: Output folder (created).
+        cfg_options: Config overrides.
+        device: Device to run on.
+
+    Returns:
+        Paths of the written files, by kind (``'matches'``, ``'json'``).
+    """
+    model = init_matcher(config, checkpoint, device=device, cfg_options=cfg_options)
+    src_img, trg_img = load_image(src), load_image(trg)
+    points = source_grid(src_img.height, src_img.width) if kps is None else np.asarray(kps)
+    result: MatchResult = match_pair(model, src_img, trg_img, points)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {'matches': out / 'matches.png', 'json': out / 'matches.json'}
+    draw_matches(src_img, trg_img, result.src_kps, result.trg_kps).save(paths['matches'])
+    with open(paths['json'], 'w') as f:
+        json.dump({'source': os.fspath(src), 'target': os.fspath(trg),
+                   'config': os.fspath(config), 'checkpoint': checkpoint,
+                   'src_kps': result.src_kps.tolist(), 'trg_kps': result.trg_kps.tolist(),
+                   'confidence': result.confidence.tolist()}, f, indent=1)
+    return paths

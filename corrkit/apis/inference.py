@@ -1,0 +1,144 @@
+"""What notebooks and tools call: build a matcher, match a pair of images."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from torch import Tensor
+
+from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
+                   rescale_points, soft_sampler_weights)
+from ..registry import MODELS
+from ..utils.config import load_config
+from ..utils.image import ImageLike, image_to_tensor, load_image
+
+
+def init_matcher(config: str | os.PathLike | Config | dict, checkpoint: str | None = None,
+                 device: str | torch.device = 'cpu',
+                 cfg_options: dict[str, Any] | None = None) -> torch.nn.Module:
+    """Build a matcher from a config, load its weights and put it in eval mode.
+
+    Args:
+        config: Config path, ``Config`` or dict (with a ``model`` key).
+        checkpoint: Optional checkpoint path (an mmengine checkpoint with a
+            ``state_dict`` or a bare state dict); loaded with ``weights_only=True``.
+        device: Device to put the model on.
+        cfg_options: Dotted-key overrides, e.g. ``{'model.backbone.pretrained': False}``.
+
+    Returns:
+        The matcher, in eval mode, with the merged config as ``model.cfg``.
+
+    Raises:
+        KeyError: If the config has no ``model``.
+        FileNotFoundError: If the checkpoint does not exist.
+    """
+    cfg = load_config(config, cfg_options)
+    if 'model' not in cfg:
+        raise KeyError(f"config '{cfg.filename}' has no 'model' entry")
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'corrkit')):
+        model = MODELS.build(cfg.model)
+    if checkpoint is not None:
+        load_weights(model, checkpoint)
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def load_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Load a checkpoint's weights into ``model`` strictly, without executing code.
+
+    Args:
+        model: The model.
+        checkpoint: Path of an mmengine checkpoint or a bare state dict.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        RuntimeError: If keys do not match; the message lists them.
+    """
+    path = os.fspath(checkpoint)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"checkpoint '{path}' does not fit {type(model).__name__}: "
+                           f'missing keys {missing[:10]}{"..." if len(missing) > 10 else ""}, '
+                           f'unexpected keys {unexpected[:10]}'
+                           f'{"..." if len(unexpected) > 10 else ""}')
+
+
+@dataclass
+class MatchResult:
+    """The answer of :func:`match_pair`.
+
+    Attributes:
+        src_kps: ``(N, 2)`` source points ``(x, y)``, pixels of the source image.
+        trg_kps: ``(N, 2)`` their predicted matches, pixels of the target image.
+        confidence: ``(N,)`` peak match probability around each source point.
+        flow: ``(2, Hf, Wf)`` dense source-to-target flow, normalised target
+            coordinates (``target = source_grid + flow``).
+        src_size: ``(H, W)`` of the source image.
+        trg_size: ``(H, W)`` of the target image.
+    """
+
+    src_kps: Tensor
+    trg_kps: Tensor
+    confidence: Tensor
+    flow: Tensor
+    src_size: tuple[int, int]
+    trg_size: tuple[int, int]
+
+
+@torch.no_grad()
+def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLike,
+               src_kps: Sequence[Sequence[float]] | np.ndarray | Tensor | None = None) -> MatchResult:
+    """Match two images of any size and mode with a matcher from :func:`init_matcher`.
+
+    Both images are resized to ``model.input_size``; keypoints are mapped
+    through the resize and back, so inputs and outputs are in the pixels of the
+    images as given.
+
+    Args:
+        model: A matcher (``CorrelationMatcher`` or anything with ``extract``,
+            ``input_size``, ``test_tau`` and a ``data_preprocessor``).
+        src_image: Source image: path, PIL image or array.
+        trg_image: Target image: path, PIL image or array.
+        src_kps: ``(N, 2)`` source points ``(x, y)`` in source pixels; by default
+            the centres of the flow grid's cells.
+
+    Returns:
+        A :class:`MatchResult`.
+
+    Raises:
+        ValueError: If ``src_kps`` is not ``(N, 2)``.
+    """
+    src, trg = load_image(src_image), load_image(trg_image)
+    src_size, trg_size = (src.height, src.width), (trg.height, trg.width)
+    size = tuple(model.input_size)
+    pair = torch.stack([image_to_tensor(src, size), image_to_tensor(trg, size)])
+    inputs = model.data_preprocessor(dict(inputs=pair[None]))['inputs']
+    out = model.extract(inputs)
+    flow = out.flow[0]
+    hf, wf = flow.shape[-2:]
+    dtype = flow.dtype
+    if src_kps is None:
+        grid = normalized_grid(hf, wf, device=flow.device, dtype=dtype).flatten(1).T
+        kps_frame = normalized_to_pixel(grid, size)
+        kps = rescale_points(kps_frame, size, src_size)
+    else:
+        kps = torch.as_tensor(np.asarray(src_kps, dtype=np.float64), dtype=dtype,
+                              device=flow.device)
+        if kps.dim() != 2 or kps.shape[-1] != 2:
+            raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
+        kps_frame = rescale_points(kps, src_size, size)
+    norm = pixel_to_normalized(kps_frame, size)[None]
+    weights = soft_sampler_weights(norm, hf, wf, model.test_tau)[0]
+    pred = weights @ flow_to_target(flow[None])[0].flatten(1).T
+    trg_kps = rescale_points(normalized_to_pixel(pred, size), size, trg_size)
+    confidence = weights @ out.probs[0].flatten(2).amax(-1).flatten()
+    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)

@@ -1,0 +1,57 @@
+"""The 4D rotary position embedding as a module with a per-grid cache."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..ops import grid_positions_4d, rope_4d_angles, rotate_pairs
+
+
+class Rotary4D(nn.Module):
+    """Rotates token features by their 4D match position ``(ys, xs, yt, xt)``.
+
+    See :mod:`corrkit.ops.rotary` for how rotation pairs encode the four axes.
+    Cosines and sines are cached per grid, device and dtype; the module has no
+    parameters.
+
+    Args:
+        dims: Feature size to rotate (even, at least 8).
+        base: Frequency ladder base.
+
+    Shape:
+        - x: ``(B, T, dims)`` with ``T = Hs * Ws * Ht * Wt``
+        - output: ``(B, T, dims)``
+
+    Examples:
+        >>> rope = Rotary4D(8)
+        >>> rope(torch.randn(2, 16, 8), (2, 2, 2, 2)).shape
+        torch.Size([2, 16, 8])
+    """
+
+    def __init__(self, dims: int, base: float = 100.0):
+        super().__init__()
+        rope_4d_angles(torch.zeros(1, 4), dims, base)  # validates dims early
+        self.dims = dims
+        self.base = base
+        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def cos_sin(self, grid: tuple[int, int, int, int], device: torch.device,
+                dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Cached ``(cos, sin)`` of shape ``(T, dims / 2)`` for a 4D grid."""
+        key = (tuple(grid), device, dtype)
+        if key not in self._cache:
+            # angles in float64 so that large positions keep their precision
+            pos = grid_positions_4d(*grid, device=device, dtype=torch.float64)
+            angles = rope_4d_angles(pos, self.dims, self.base)
+            self._cache = {key: (angles.cos().to(dtype), angles.sin().to(dtype))}
+        return self._cache[key]
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
+        """Rotate ``x`` whose tokens are the flattened ``grid``."""
+        cos, sin = self.cos_sin(grid, x.device, x.dtype)
+        if x.shape[-2] != cos.shape[0]:
+            raise ValueError(f'{x.shape[-2]} tokens do not match the 4D grid {tuple(grid)}')
+        return rotate_pairs(x, cos, sin)
+
+    def extra_repr(self) -> str:
+        return f'dims={self.dims}, base={self.base}'

@@ -1,0 +1,117 @@
+"""Hypercolumn features from every block of chosen stages of a timm ResNet-family model."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import timm
+from torch import Tensor, nn
+
+from ...registry import BACKBONES
+from ..base import Backbone
+from .freezing import FreezeMixin
+
+
+@BACKBONES.register_module()
+class TimmHypercolumnBackbone(FreezeMixin, Backbone):
+    """Taps the output of every block of the chosen stages of a timm ResNet.
+
+    With ``resnet101`` and ``stages=(3, 4)`` (conv4_x and conv5_x) this gives
+    23 maps of 1024 channels at stride 16 and 3 maps of 2048 channels at stride
+    32: the 26 hypercolumn layers of TransforMatcher. Stages after the last
+    chosen one and the classifier are dropped.
+
+    Args:
+        model_name: A timm ResNet-family model (``resnet*``, ``resnext*``,
+            ``seresnet*``, ``test_resnet``...), optionally with a pretrained tag
+            such as ``'resnet101.tv_in1k'`` (torchvision's ImageNet weights).
+        stages: Residual stages to tap, 1-based (``layer1`` … ``layer4``).
+        pretrained: ``False`` (random init), ``True`` (timm / Hugging Face hub) or
+            the path of a local checkpoint file (``.pth``, ``.bin``, ``.safetensors``).
+        freeze: Stop gradients to every backbone parameter.
+        norm_eval: Keep BatchNorm layers in eval mode (running statistics frozen)
+            even when the model trains.
+
+    Shape:
+        - input: ``(N, 3, H, W)``
+        - output: list of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))``
+
+    Raises:
+        ValueError: On a model without ResNet stages or an invalid stage.
+        FileNotFoundError: If ``pretrained`` is a path that does not exist.
+        RuntimeError: If pretrained weights cannot be fetched (for instance offline);
+            the message says where to put the weights file.
+
+    Examples:
+        >>> net = TimmHypercolumnBackbone('test_resnet', stages=(3, 4))
+        >>> [tuple(f.shape) for f in net(torch.zeros(1, 3, 64, 64))]
+        [(1, 192, 4, 4), (1, 96, 2, 2)]
+    """
+
+    def __init__(self, model_name: str = 'resnet101', stages: Sequence[int] = (3, 4),
+                 pretrained: bool | str = False, freeze: bool = False, norm_eval: bool = False):
+        super().__init__()
+        model = create_timm_model(model_name, pretrained)
+        if not all(hasattr(model, f'layer{i}') for i in range(1, 5)):
+            raise ValueError(f"timm model '{model_name}' has no ResNet stages layer1..layer4; "
+                             f'TimmHypercolumnBackbone needs a ResNet-family model')
+        stages = sorted(set(int(s) for s in stages))
+        if not stages or stages[0] < 1 or stages[-1] > 4:
+            raise ValueError(f'stages must be a non-empty subset of 1..4, got {stages}')
+        info = {d['module']: d for d in model.feature_info}
+        self.stem = nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool)
+        self.stages = nn.ModuleList(getattr(model, f'layer{i}') for i in range(1, stages[-1] + 1))
+        self.tapped = tuple(stages)
+        self.out_channels = []
+        self.strides = []
+        for i in stages:
+            n_blocks = len(getattr(model, f'layer{i}'))
+            self.out_channels += [info[f'layer{i}']['num_chs']] * n_blocks
+            self.strides += [info[f'layer{i}']['reduction']] * n_blocks
+        self.setup_freezing(freeze, norm_eval)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """Return the output of every block of the tapped stages, shallow to deep."""
+        x = self.stem(images)
+        feats = []
+        for index, stage in enumerate(self.stages, start=1):
+            for block in stage:
+                x = block(x)
+                if index in self.tapped:
+                    feats.append(x)
+        return feats
+
+
+def create_timm_model(model_name: str, pretrained: bool | str) -> nn.Module:
+    """``timm.create_model`` with local-file weights and an actionable offline error.
+
+    Args:
+        model_name: timm model name, optionally with a pretrained tag.
+        pretrained: ``False``, ``True`` (hub) or a local checkpoint path.
+
+    Returns:
+        The timm model.
+
+    Raises:
+        FileNotFoundError: If ``pretrained`` is a missing path.
+        RuntimeError: If the hub cannot be reached.
+    """
+    if isinstance(pretrained, (str, os.PathLike)):
+        path = os.fspath(pretrained)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"pretrained checkpoint '{path}' for timm model "
+                                    f"'{model_name}' does not exist")
+        return timm.create_model(model_name, pretrained=True,
+                                 pretrained_cfg_overlay=dict(file=path))
+    if not pretrained:
+        return timm.create_model(model_name, pretrained=False)
+    try:
+        return timm.create_model(model_name, pretrained=True)
+    except (OSError, RuntimeError, ConnectionError) as err:
+        raise RuntimeError(
+            f"could not load pretrained weights for timm model '{model_name}' "
+            f'({type(err).__name__}: {err}). Without network access, download them on a machine '
+            f"that has it (timm.create_model('{model_name}', pretrained=True) fills the Hugging "
+            f'Face cache, HF_HOME, default ~/.cache/huggingface) and copy that cache here, or '
+            f'save the state dict to a file and set model.backbone.pretrained to its path; '
+            f'pretrained=False builds the model with random weights') from err

@@ -1,0 +1,126 @@
+"""Hypercolumn features from named nodes of a torchvision model."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+import torchvision
+from torch import Tensor, nn
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+from ...registry import BACKBONES
+from ..base import Backbone
+from .freezing import FreezeMixin
+
+#: Input side used once at construction to measure channels and strides.
+_PROBE_SIZE = 256
+
+
+@BACKBONES.register_module()
+class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
+    """Taps named graph nodes of a torchvision classification model.
+
+    Uses torchvision's feature extraction (``create_feature_extractor``), so any
+    node that ``get_graph_node_names`` lists can be tapped. Channels and strides
+    are measured once at construction.
+
+    Args:
+        model_name: A name known to ``torchvision.models.get_model``, e.g.
+            ``'mobilenet_v2'``.
+        return_nodes: Graph nodes to tap, shallow to deep, e.g.
+            ``['features.7', 'features.8']``.
+        weights: ``None`` (random init), a weights enum name of that model such as
+            ``'IMAGENET1K_V1'`` or ``'DEFAULT'`` (loaded through torch hub's cache,
+            ``$TORCH_HOME/hub/checkpoints``), or the path of a local state dict.
+        freeze: Stop gradients to every backbone parameter.
+        norm_eval: Keep BatchNorm layers in eval mode while training.
+
+    Shape:
+        - input: ``(N, 3, H, W)``
+        - output: list of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))``
+
+    A module name (``'features.7'``) taps the last operation inside that module.
+
+    Raises:
+        ValueError: On unknown nodes.
+        FileNotFoundError: If ``weights`` is a path that does not exist.
+        RuntimeError: If named weights are not cached and cannot be downloaded;
+            the message gives the exact file path to put them at.
+
+    Examples:
+        >>> net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.7', 'features.14'])
+        >>> net.out_channels, net.strides
+        ([64, 160], [16, 32])
+    """
+
+    def __init__(self, model_name: str = 'mobilenet_v2',
+                 return_nodes: Sequence[str] = ('features.7', 'features.14'),
+                 weights: str | None = None, freeze: bool = False, norm_eval: bool = False):
+        super().__init__()
+        model = build_torchvision_model(model_name, weights)
+        nodes = list(return_nodes)
+        _, known = get_graph_node_names(model)
+        unknown = [n for n in nodes if not any(k == n or k.startswith(n + '.') for k in known)]
+        if unknown or not nodes:
+            raise ValueError(f'return_nodes {unknown or nodes} are not nodes of torchvision model '
+                             f"'{model_name}'; known nodes include {known[:8]} ... {known[-4:]}")
+        self.return_nodes = nodes
+        self.extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes})
+        self.out_channels, self.strides = self._measure()
+        self.setup_freezing(freeze, norm_eval)
+
+    @torch.no_grad()
+    def _measure(self) -> tuple[list[int], list[int]]:
+        was_training = self.extractor.training
+        self.extractor.eval()
+        param = next(self.extractor.parameters())
+        probe = torch.zeros(1, 3, _PROBE_SIZE, _PROBE_SIZE, dtype=param.dtype, device=param.device)
+        feats = list(self.extractor(probe).values())
+        self.extractor.train(was_training)
+        return ([f.shape[1] for f in feats], [round(_PROBE_SIZE / f.shape[-1]) for f in feats])
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """Return the tapped nodes in ``return_nodes`` order."""
+        out = self.extractor(images)
+        return [out[n] for n in self.return_nodes]
+
+
+def build_torchvision_model(model_name: str, weights: str | None) -> nn.Module:
+    """``torchvision.models.get_model`` with local files and an actionable offline error.
+
+    Args:
+        model_name: torchvision model name.
+        weights: ``None``, a weights enum name, or a local state-dict path.
+
+    Returns:
+        The model with the requested weights.
+
+    Raises:
+        FileNotFoundError: If ``weights`` looks like a path and does not exist.
+        RuntimeError: If named weights are neither cached nor downloadable.
+    """
+    if not weights:
+        return torchvision.models.get_model(model_name, weights=None)
+    if os.sep in str(weights) or str(weights).endswith(('.pth', '.pt', '.bin')):
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"weights file '{weights}' for torchvision model "
+                                    f"'{model_name}' does not exist")
+        model = torchvision.models.get_model(model_name, weights=None)
+        model.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True))
+        return model
+    enum = torchvision.models.get_model_weights(model_name)
+    try:
+        spec = enum[weights] if weights != 'DEFAULT' else enum.DEFAULT
+    except KeyError:
+        raise ValueError(f"torchvision model '{model_name}' has no weights '{weights}'; "
+                         f'choose one of {[w.name for w in enum]} or DEFAULT') from None
+    target = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(spec.url))
+    try:
+        return torchvision.models.get_model(model_name, weights=spec)
+    except (OSError, RuntimeError, ConnectionError) as err:
+        raise RuntimeError(
+            f"could not load weights {spec} for torchvision model '{model_name}' "
+            f'({type(err).__name__}: {err}). Put the file {os.path.basename(spec.url)} at '
+            f'{target} (the torch hub cache; set TORCH_HOME to move it), or pass a local '
+            f'state-dict path as weights') from err

@@ -1,0 +1,147 @@
+"""The contracts of corrkit: the first file a newcomer reads.
+
+A matcher is a pipeline of four roles, each an abstract base class here::
+
+    images (B, 2, 3, H, W) --Backbone--> per-image feature lists
+        --CorrelationBuilder--> corr (B, L, Hs, Ws, Ht, Wt)
+        --Refiner--> refined (B, L', Hs, Ws, Ht, Wt)
+        --FlowHead--> flow (B, 2, Hf, Wf) + match probabilities
+
+:class:`CorrelationMatcher` is the template that calls them in that order,
+checks every output against its role's contract (naming the offending class
+when one breaks it), transfers keypoints and computes the loss. Components
+never call each other. Sizes that can be derived (channels, number of
+correlation layers) are injected by the matcher; a config value that
+contradicts the derived one raises :class:`ConfigConflictError`.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABCMeta, abstractmethod
+from typing import NamedTuple, Sequence
+
+from torch import Tensor, nn
+
+
+class Backbone(nn.Module, metaclass=ABCMeta):
+    """Extracts a list of feature maps from a batch of images.
+
+    Subclasses set ``out_channels`` and ``strides`` (one entry per returned map)
+    in ``__init__``.
+
+    Shape:
+        - input: ``(N, 3, H, W)``, normalised images
+        - output: list of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` with
+          ``C_i = out_channels[i]`` and ``s_i = strides[i]`` (a backbone whose
+          maps are sized differently overrides :meth:`feature_sizes`)
+    """
+
+    out_channels: list[int]
+    strides: list[int]
+
+    @abstractmethod
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """Return one feature map per entry of ``out_channels``."""
+
+    def feature_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The ``(h, w)`` of each returned map for an input of ``height`` × ``width``."""
+        return [(math.ceil(height / s), math.ceil(width / s)) for s in self.strides]
+
+
+class CorrelationBuilder(nn.Module, metaclass=ABCMeta):
+    """Builds a multi-channel 4D correlation from two lists of feature maps.
+
+    ``in_channels`` (the backbone's ``out_channels``) is injected by the matcher;
+    subclasses set ``out_channels`` (the number ``L`` of correlation channels).
+
+    Shape:
+        - src_feats: list of ``(B, C_i, Hs_i, Ws_i)``
+        - trg_feats: list of ``(B, C_i, Ht_i, Wt_i)``
+        - output: ``(B, L, Hs, Ws, Ht, Wt)``, source-major:
+          ``corr[b, l, ys, xs, yt, xt]``
+    """
+
+    out_channels: int
+
+    @abstractmethod
+    def forward(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> Tensor:
+        """Return the correlation of every source with every target position."""
+
+
+class Refiner(nn.Module, metaclass=ABCMeta):
+    """Refines a 4D correlation (match-to-match reasoning).
+
+    ``in_channels`` (the correlation's ``L``) is injected by the matcher;
+    subclasses set ``out_channels`` (``L'``, usually 1).
+
+    Shape:
+        - input: ``(B, L, Hs, Ws, Ht, Wt)``
+        - output: ``(B, L', Hs, Ws, Ht, Wt)``
+    """
+
+    in_channels: int
+    out_channels: int
+
+    @abstractmethod
+    def forward(self, corr: Tensor) -> Tensor:
+        """Return the refined correlation on the same 4D grid."""
+
+
+class FlowPrediction(NamedTuple):
+    """What a :class:`FlowHead` returns.
+
+    Attributes:
+        flow: ``(B, 2, Hf, Wf)`` source-to-target flow in normalised target
+            coordinates (``target = source_grid + flow``).
+        probs: ``(B, Hf, Wf, Ht', Wt')`` match probabilities of every source cell
+            over target cells (summing to one over the last two dimensions).
+    """
+
+    flow: Tensor
+    probs: Tensor
+
+
+class FlowHead(nn.Module, metaclass=ABCMeta):
+    """Turns a refined correlation into a dense flow and match probabilities.
+
+    ``in_channels`` (the refiner's ``L'``) is injected by the matcher;
+    subclasses set ``upsample_factor`` (``Hf = upsample_factor * Hs``).
+
+    Shape:
+        - input: ``(B, L', Hs, Ws, Ht, Wt)``
+        - output: :class:`FlowPrediction` with flow ``(B, 2, Hf, Wf)`` and
+          probs ``(B, Hf, Wf, f * Ht, f * Wt)``, ``f = upsample_factor``
+    """
+
+    upsample_factor: int
+
+    @abstractmethod
+    def forward(self, corr: Tensor) -> FlowPrediction:
+        """Return the flow of every source cell and its match probabilities."""
+
+
+class ConfigConflictError(ValueError):
+    """A config repeats a size the matcher derives, with a different value."""
+
+
+class MatchOutputs(NamedTuple):
+    """Every intermediate of one matcher forward (see ``CorrelationMatcher.extract``).
+
+    Attributes:
+        corr: ``(B, L, Hs, Ws, Ht, Wt)`` raw multi-channel correlation.
+        refined: ``(B, L', Hs, Ws, Ht, Wt)`` refined correlation.
+        flow: ``(B, 2, Hf, Wf)`` normalised source-to-target flow.
+        probs: ``(B, Hf, Wf, Ht', Wt')`` match probabilities.
+    """
+
+    corr: Tensor
+    refined: Tensor
+    flow: Tensor
+    probs: Tensor
+
+
+# The template lives next to the contracts it enforces.
+from .matchers.correlation_matcher import CorrelationMatcher  # noqa: E402
+
+__all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction',
+           'CorrelationMatcher', 'ConfigConflictError', 'MatchOutputs']

@@ -1,0 +1,223 @@
+"""The matcher template: backbone → correlation → refiner → flow head → keypoint transfer."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import Registry
+from torch import Tensor, nn
+
+from ...ops import flow_to_target, normalized_to_pixel, pixel_to_normalized, transfer_keypoints
+from ...registry import BACKBONES, CORRELATIONS, FLOW_HEADS, LOSSES, MODELS, REFINERS
+from ...structures import PairDataSample
+from ...utils import ContractError, check_shape, describe
+from ..base import (Backbone, ConfigConflictError, CorrelationBuilder, FlowHead, FlowPrediction,
+                    MatchOutputs, Refiner)
+
+ComponentCfg = dict | nn.Module
+
+
+def build_with_derived(registry: Registry, cfg: ComponentCfg, role: type,
+                       **derived: Any) -> nn.Module:
+    """Build a component, injecting the sizes the matcher derives.
+
+    A derived value is passed only if the component's constructor takes an
+    argument of that name. A config that sets such an argument to another
+    value raises, because mmengine's ``default_args`` would silently lose to it.
+
+    Args:
+        registry: Registry to build from.
+        cfg: Component config (a dict with ``type``) or an already built module.
+        role: The role's abstract base class; the result must be an instance.
+        **derived: Derived constructor arguments.
+
+    Returns:
+        The built component.
+
+    Raises:
+        ConfigConflictError: If the config contradicts a derived value.
+        TypeError: If the component does not implement ``role``.
+    """
+    if isinstance(cfg, nn.Module):
+        module = cfg
+    else:
+        cfg = dict(cfg)
+        obj_type = cfg.get('type')
+        cls = registry.get(obj_type) if isinstance(obj_type, str) else obj_type
+        params = inspect.signature(cls).parameters if cls is not None else {}
+        for key, value in derived.items():
+            if key not in params:
+                continue
+            if key in cfg and not _same(cfg[key], value):
+                raise ConfigConflictError(
+                    f'{obj_type}.{key}={cfg[key]!r} in the config contradicts the value the '
+                    f'matcher derives from the other components ({value!r}); remove the key '
+                    f'from the config')
+            cfg[key] = value
+        module = registry.build(cfg)
+    if not isinstance(module, role):
+        raise TypeError(f'{describe(module)} is registered in {registry.scope}::{registry.name} '
+                        f'but does not subclass corrkit.models.base.{role.__name__}')
+    return module
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b
+
+
+def _pad_keypoints(samples: Sequence[PairDataSample], device: torch.device,
+                   dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Stack variable-length keypoints into ``(B, K, 2)`` tensors and a ``(B, K)`` mask."""
+    num = max((len(s.src_kps) for s in samples), default=0)
+    src = torch.zeros(len(samples), num, 2, device=device, dtype=dtype)
+    trg = torch.zeros_like(src)
+    valid = torch.zeros(len(samples), num, device=device, dtype=torch.bool)
+    for i, sample in enumerate(samples):
+        k = len(sample.src_kps)
+        src[i, :k] = sample.src_kps.to(device, dtype)
+        if 'trg_kps' in sample:
+            trg[i, :k] = sample.trg_kps.to(device, dtype)
+        valid[i, :k] = sample.kps_valid.to(device) if 'kps_valid' in sample else True
+    return src, trg, valid
+
+
+@MODELS.register_module()
+class CorrelationMatcher(BaseModel):
+    """A semantic matcher assembled from a backbone, a correlation builder, a refiner and a head.
+
+    Both images of a pair go through one backbone call. ``in_channels`` of the
+    correlation builder, refiner and head are derived from the component before
+    them. Keypoints are transferred with the soft sampler (Eq. 11 of
+    TransforMatcher) and trained with the configured loss.
+
+    Args:
+        backbone: Config of a :class:`~corrkit.models.base.Backbone`.
+        correlation: Config of a :class:`~corrkit.models.base.CorrelationBuilder`.
+        refiner: Config of a :class:`~corrkit.models.base.Refiner`.
+        head: Config of a :class:`~corrkit.models.base.FlowHead`.
+        loss: Config of a keypoint loss in ``LOSSES``.
+        input_size: ``(H, W)`` (or one int) the model is trained at; tools resize
+            images to it.
+        train_tau: Soft-sampler threshold (normalised units) in ``loss`` mode.
+        test_tau: Soft-sampler threshold in ``predict`` mode.
+        data_preprocessor: Config of the data preprocessor.
+        init_cfg: mmengine initialisation config.
+
+    Shape:
+        - inputs: ``(B, 2, 3, H, W)``, pair index 0 = source, 1 = target
+        - ``tensor`` mode output: flow ``(B, 2, Hf, Wf)``
+    """
+
+    def __init__(self, backbone: ComponentCfg, correlation: ComponentCfg, refiner: ComponentCfg,
+                 head: ComponentCfg, loss: ComponentCfg = dict(type='KeypointL2Loss'),
+                 input_size: int | Sequence[int] = 240, train_tau: float = 0.1,
+                 test_tau: float = 0.05,
+                 data_preprocessor: dict | None = dict(type='PairDataPreprocessor'),
+                 init_cfg: dict | None = None):
+        if isinstance(data_preprocessor, dict):  # corrkit's registry, whatever the default scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = build_with_derived(BACKBONES, backbone, Backbone)
+        self.correlation = build_with_derived(CORRELATIONS, correlation, CorrelationBuilder,
+                                              in_channels=list(self.backbone.out_channels))
+        self.refiner = build_with_derived(REFINERS, refiner, Refiner,
+                                          in_channels=self.correlation.out_channels)
+        self.head = build_with_derived(FLOW_HEADS, head, FlowHead,
+                                       in_channels=self.refiner.out_channels)
+        self.loss_fn = loss if isinstance(loss, nn.Module) else LOSSES.build(loss)
+        size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ValueError(f'input_size must be an int or (H, W), got {input_size!r}')
+        self.input_size: tuple[int, int] = (int(size[0]), int(size[1]))
+        self.train_tau = train_tau
+        self.test_tau = test_tau
+
+    def extract(self, inputs: Tensor) -> MatchOutputs:
+        """Run the pipeline and return every intermediate, each checked against its contract.
+
+        Args:
+            inputs: Normalised image pairs.
+
+        Returns:
+            The raw and refined correlations, the flow and the match probabilities.
+
+        Shape:
+            - inputs: ``(B, 2, 3, H, W)``
+        """
+        if inputs.dim() != 5 or inputs.shape[1] != 2:
+            raise ValueError(f'a matcher takes image pairs of shape (B, 2, 3, H, W), '
+                             f'got {tuple(inputs.shape)}')
+        b, _, _, h, w = inputs.shape
+        feats = self.backbone(inputs.flatten(0, 1))
+        self._check_features(feats, b, h, w)
+        src_feats = [f.unflatten(0, (b, 2))[:, 0] for f in feats]
+        trg_feats = [f.unflatten(0, (b, 2))[:, 1] for f in feats]
+
+        corr = self.correlation(src_feats, trg_feats)
+        check_shape(corr, (b, self.correlation.out_channels, None, None, None, None),
+                    'B L Hs Ws Ht Wt', 'CorrelationBuilder', self.correlation)
+        refined = self.refiner(corr)
+        check_shape(refined, (b, self.refiner.out_channels, *corr.shape[2:]),
+                    "B L' Hs Ws Ht Wt", 'Refiner', self.refiner)
+        pred = self.head(refined)
+        f = self.head.upsample_factor
+        hs, ws, ht, wt = corr.shape[2:]
+        if not isinstance(pred, FlowPrediction):
+            pred = FlowPrediction(*pred)
+        check_shape(pred.flow, (b, 2, hs * f, ws * f), 'B 2 Hf Wf', 'FlowHead', self.head)
+        check_shape(pred.probs, (b, hs * f, ws * f, ht * f, wt * f), 'B Hf Wf Ht Wt',
+                    'FlowHead', self.head)
+        return MatchOutputs(corr, refined, pred.flow, pred.probs)
+
+    def _check_features(self, feats: list[Tensor], n: int, h: int, w: int) -> None:
+        expected = len(self.backbone.out_channels)
+        if not isinstance(feats, (list, tuple)) or len(feats) != expected:
+            got = len(feats) if isinstance(feats, (list, tuple)) else type(feats).__name__
+            raise ContractError(f'{describe(self.backbone)} breaks the Backbone contract: '
+                                f'expected a list of {expected} feature maps (one per '
+                                f'out_channels entry), got {got}')
+        sizes = self.backbone.feature_sizes(h, w)
+        for i, (feat, c, (fh, fw)) in enumerate(zip(feats, self.backbone.out_channels, sizes)):
+            check_shape(feat, (2 * n, c, fh, fw), f'N C_{i} H_{i} W_{i}', 'Backbone',
+                        self.backbone)
+
+    def forward(self, inputs: Tensor, data_samples: list[PairDataSample] | None = None,
+                mode: str = 'tensor') -> Any:
+        """mmengine entry point.
+
+        Args:
+            inputs: Normalised image pairs ``(B, 2, 3, H, W)``.
+            data_samples: One :class:`~corrkit.structures.PairDataSample` per pair;
+                required in ``loss`` and ``predict`` modes.
+            mode: ``'tensor'`` returns the flow ``(B, 2, Hf, Wf)``; ``'loss'`` a dict of
+                losses; ``'predict'`` the data samples with ``pred_trg_kps`` (pixels of
+                the model's frame) and ``pred_flow`` set.
+
+        Returns:
+            Depends on ``mode``, see above.
+
+        Raises:
+            ValueError: On an unknown mode or missing data samples.
+        """
+        if mode == 'tensor':
+            return self.extract(inputs).flow
+        if mode not in ('loss', 'predict'):
+            raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
+        if data_samples is None:
+            raise ValueError(f"mode '{mode}' needs data_samples with source keypoints")
+        flow = self.extract(inputs).flow
+        size = inputs.shape[-2:]
+        src, trg, valid = _pad_keypoints(data_samples, flow.device, flow.dtype)
+        tau = self.train_tau if mode == 'loss' else self.test_tau
+        pred = transfer_keypoints(flow_to_target(flow), pixel_to_normalized(src, size), valid, tau)
+        if mode == 'loss':
+            return {'loss_kps': self.loss_fn(pred, pixel_to_normalized(trg, size), valid)}
+        pred_pixels = normalized_to_pixel(pred, size)
+        for i, sample in enumerate(data_samples):
+            sample.pred_trg_kps = pred_pixels[i, :len(sample.src_kps)]
+            sample.pred_flow = flow[i]
+        return data_samples

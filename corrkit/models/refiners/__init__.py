@@ -1,0 +1,5 @@
+"""Refiners (registry ``REFINERS``): 4D correlation → refined 4D correlation."""
+from .match_to_match import MatchToMatchRefiner
+from .mean import MeanRefiner
+
+__all__ = ['MatchToMatchRefiner', 'MeanRefiner']

@@ -1,0 +1,68 @@
+"""TransforMatcher's match-to-match attention refiner."""
+from __future__ import annotations
+
+from einops import rearrange
+from torch import Tensor, nn
+
+from ...layers import AdditiveAttention, PreNormBlock, Rotary4D
+from ...registry import REFINERS
+from ..base import Refiner
+
+
+@REFINERS.register_module()
+class MatchToMatchRefiner(Refiner):
+    """Global match-to-match attention over every entry of the 4D correlation.
+
+    Each match ``(ys, xs, yt, xt)`` is a token whose features are its ``L``
+    correlation scores. A linear embedding, ``depth`` pre-LN blocks of additive
+    attention (with 4D rotary position embedding on queries and keys) and a GELU
+    MLP, a final LayerNorm and a linear read-out to one channel give the
+    refined correlation. Cost is linear in the number of matches.
+
+    Args:
+        in_channels: Correlation channels ``L`` (injected by the matcher).
+        embed_dims: Token size after the embedding.
+        depth: Number of attention blocks.
+        num_heads: Attention heads per block.
+        head_dims: Size of each head (``num_heads * head_dims`` must be even and
+            at least 8 for the 4D rotary embedding).
+        mlp_ratio: MLP hidden size relative to ``embed_dims``.
+        rope_base: Base of the rotary frequency ladder.
+
+    Shape:
+        - input: ``(B, L, Hs, Ws, Ht, Wt)``
+        - output: ``(B, 1, Hs, Ws, Ht, Wt)``
+
+    Examples:
+        >>> refiner = MatchToMatchRefiner(in_channels=26)
+        >>> sum(p.numel() for p in refiner.parameters())
+        26977
+        >>> refiner(torch.rand(1, 26, 3, 3, 4, 4)).shape
+        torch.Size([1, 1, 3, 3, 4, 4])
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int = 16, depth: int = 6,
+                 num_heads: int = 8, head_dims: int = 4, mlp_ratio: float = 4.0,
+                 rope_base: float = 100.0):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = 1
+        self.embed = nn.Linear(in_channels, embed_dims)
+        self.blocks = nn.ModuleList(
+            PreNormBlock(embed_dims,
+                         AdditiveAttention(embed_dims, num_heads, head_dims,
+                                           rope=Rotary4D(num_heads * head_dims, rope_base)),
+                         mlp_ratio)
+            for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dims)
+        self.readout = nn.Linear(embed_dims, self.out_channels)
+
+    def forward(self, corr: Tensor) -> Tensor:
+        """Refine ``corr``; every match attends to a summary of all matches."""
+        grid = tuple(corr.shape[2:])
+        x = self.embed(rearrange(corr, 'b l hs ws ht wt -> b (hs ws ht wt) l'))
+        for block in self.blocks:
+            x = block(x, grid)
+        x = self.readout(self.norm(x))
+        hs, ws, ht, wt = grid
+        return rearrange(x, 'b (hs ws ht wt) l -> b l hs ws ht wt', hs=hs, ws=ws, ht=ht, wt=wt)

@@ -1,0 +1,23 @@
+"""The functional core: pure tensor functions, no ``nn.Module``.
+
+Everything here is batch-first, device- and dtype-agnostic, differentiable
+where it makes sense, and documented with its tensor shapes.
+"""
+from .coords import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
+                     rescale_points,
+                     target_to_flow)
+from .correlation import cosine_correlation_4d, resize_features
+from .interpolate import interpolate_4d
+from .rotary import apply_rope_4d, grid_positions_4d, rope_4d_angles, rotate_pairs
+from .soft_argmax import (expected_target, gaussian_around_argmax, kernel_soft_argmax,
+                          kernel_soft_argmax_probabilities, soft_argmax,
+                          soft_argmax_probabilities)
+from .transfer import soft_sampler_weights, transfer_keypoints
+
+__all__ = [
+    'apply_rope_4d', 'cosine_correlation_4d', 'expected_target', 'flow_to_target',
+    'gaussian_around_argmax', 'grid_positions_4d', 'interpolate_4d', 'kernel_soft_argmax',
+    'kernel_soft_argmax_probabilities', 'normalized_grid', 'normalized_to_pixel',
+    'pixel_to_normalized', 'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'soft_argmax',
+    'soft_argmax_probabilities', 'soft_sampler_weights', 'target_to_flow', 'transfer_keypoints',
+]

@@ -1,0 +1,92 @@
+"""Every registry of corrkit, and nothing else.
+
+``MODELS``, ``DATASETS``, ``TRANSFORMS`` and ``METRICS`` are children of
+mmengine's roots, so that ``mmengine.runner.Runner`` finds corrkit's classes
+under ``default_scope='corrkit'``. The role registries (``BACKBONES``,
+``CORRELATIONS``, ``REFINERS``, ``FLOW_HEADS``, ``LOSSES``) are standalone
+roots: only corrkit's matchers build from them. Registration is lazy: a
+registry imports its ``locations`` the first time it is searched.
+
+An unknown ``type`` raises :class:`UnknownComponentError`, which names the
+registry, the unknown name and the closest registered names.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
+
+__all__ = [
+    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'BACKBONES', 'CORRELATIONS',
+    'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'UnknownComponentError',
+]
+
+
+class UnknownComponentError(KeyError):
+    """A config asked a registry for a ``type`` it does not hold.
+
+    Args:
+        registry: The registry that was searched.
+        name: The unknown type name.
+    """
+
+    def __init__(self, registry: Registry, name: str):
+        registry.import_from_location()
+        known = sorted(registry.module_dict)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+        hint = (f'closest registered names: {", ".join(close)}'
+                if close else f'registered names: {", ".join(known) or "(none)"}')
+        self.registry_name = f'{registry.scope}::{registry.name}'
+        self.name = name
+        self.suggestions = close
+        super().__init__(
+            f"unknown type '{name}' in registry '{self.registry_name}'; {hint}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+def _checked(build: Callable) -> Callable:
+    """Wrap an mmengine build function so unknown types get a helpful error."""
+
+    def build_func(cfg: Any, *args, registry: Registry, **kwargs):
+        obj_type = cfg.get('type') if isinstance(cfg, dict) else None
+        if isinstance(obj_type, str) and registry.get(obj_type) is None:
+            raise UnknownComponentError(registry, obj_type)
+        return build(cfg, *args, registry=registry, **kwargs)
+
+    return build_func
+
+
+def _child(name: str, parent: Registry, build: Callable, location: str) -> Registry:
+    return Registry(name, parent=parent, scope='corrkit', build_func=_checked(build),
+                    locations=[location])
+
+
+def _root(name: str, location: str) -> Registry:
+    return Registry(name, scope='corrkit', build_func=_checked(build_from_cfg),
+                    locations=[location])
+
+
+MODELS = _child('model', MMENGINE_MODELS, build_model_from_cfg, 'corrkit.models')
+DATASETS = _child('dataset', MMENGINE_DATASETS, build_from_cfg, 'corrkit.datasets')
+TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, build_from_cfg, 'corrkit.datasets')
+METRICS = _child('metric', MMENGINE_METRICS, build_from_cfg, 'corrkit.evaluation')
+
+BACKBONES = _root('backbone', 'corrkit.models.backbones')
+CORRELATIONS = _root('correlation', 'corrkit.models.correlation')
+REFINERS = _root('refiner', 'corrkit.models.refiners')
+FLOW_HEADS = _root('flow_head', 'corrkit.models.heads')
+LOSSES = _root('loss', 'corrkit.models.losses')
+
+#: Every corrkit registry by name, in pipeline order.
+ALL_REGISTRIES: dict[str, Registry] = {
+    'backbone': BACKBONES, 'correlation': CORRELATIONS, 'refiner': REFINERS,
+    'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
+    'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS,
+}

@@ -1,0 +1,4 @@
+"""Pictures of matches."""
+from .matches import draw_matches
+
+__all__ = ['draw_matches']

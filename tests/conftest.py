@@ -1,0 +1,40 @@
+"""Shared fixtures: offline hubs, the repository root, tiny models."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests never reach a model hub: fail fast instead of retrying over the network.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import plugins.layer_weighted_refiner  # noqa: E402,F401  (registers the example plugin)
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope='session')
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def tiny_matcher():
+    from corrkit.apis import init_matcher
+    torch.manual_seed(0)
+    return init_matcher(REPO / 'configs' / 'transformatcher_tiny.py')
+
+
+def offline_options(cfg) -> dict:
+    """cfg_options that make a config build without any pretrained weights."""
+    backbone = cfg.model.backbone
+    if backbone.type == 'TorchvisionHypercolumnBackbone':
+        return {'model.backbone.weights': None}
+    if 'pretrained' in backbone or backbone.type == 'TimmHypercolumnBackbone':
+        return {'model.backbone.pretrained': False}
+    return {}

@@ -1,0 +1,95 @@
+"""Weight loading and offline behaviour of the backbones."""
+import urllib.error
+
+import pytest
+import timm
+import torch
+import torchvision
+
+from corrkit.apis import init_matcher
+from corrkit.models.backbones import TimmHypercolumnBackbone, TorchvisionHypercolumnBackbone
+
+
+def test_timm_resnet101_taps_26_blocks():
+    net = TimmHypercolumnBackbone('resnet101', stages=(3, 4))
+    assert net.out_channels == [1024] * 23 + [2048] * 3
+    assert net.strides == [16] * 23 + [32] * 3
+    assert len(net.stages) == 4  # stem + layer1..layer4, nothing after
+    assert net.feature_sizes(240, 240)[0] == (15, 15) and net.feature_sizes(240, 240)[-1] == (8, 8)
+
+
+def test_timm_local_checkpoint_is_loaded(tmp_path):
+    ref = timm.create_model('test_resnet')
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_()
+    path = tmp_path / 'weights.pth'
+    torch.save(ref.state_dict(), path)
+    net = TimmHypercolumnBackbone('test_resnet', stages=(3, 4), pretrained=str(path))
+    torch.testing.assert_close(net.stages[2][0].conv1.weight, ref.layer3[0].conv1.weight)
+
+
+def test_timm_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        TimmHypercolumnBackbone('test_resnet', pretrained=str(tmp_path / 'nope.pth'))
+
+
+def test_timm_offline_pretrained_says_where_weights_go(monkeypatch, tmp_path):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HOME', str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"resnet18.tv_in1k.*HF_HOME.*pretrained to its path"):
+        TimmHypercolumnBackbone('resnet18.tv_in1k', pretrained=True)
+
+
+def test_flagship_with_pretrained_offline_fails_helpfully(repo, monkeypatch, tmp_path):
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HOME', str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"resnet101.tv_in1k.*model.backbone.pretrained"):
+        init_matcher(repo / 'configs' / 'transformatcher_spair.py')
+
+
+def test_non_resnet_timm_model_is_refused():
+    with pytest.raises(ValueError, match='ResNet-family'):
+        TimmHypercolumnBackbone('test_vit')
+
+
+def _fake_torchvision_cache(tmp_path, monkeypatch):
+    """A torch hub cache holding a (random) mobilenet_v2 file under the official name."""
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    ref = torchvision.models.mobilenet_v2()
+    target = tmp_path / 'hub' / 'checkpoints' / 'mobilenet_v2-b0353104.pth'
+    target.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), target)
+    return ref
+
+
+def test_torchvision_named_weights_load_from_the_hub_cache(tmp_path, monkeypatch):
+    ref = _fake_torchvision_cache(tmp_path, monkeypatch)
+    net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.7'], weights='IMAGENET1K_V1')
+    first = next(net.extractor.parameters())
+    torch.testing.assert_close(first, ref.features[0][0].weight)
+
+
+def test_torchvision_missing_weights_give_the_cache_path(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError('no network')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', no_network)
+    expected = str(tmp_path / 'hub' / 'checkpoints' / 'mobilenet_v2-b0353104.pth')
+    with pytest.raises(RuntimeError) as info:
+        TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.7'], weights='IMAGENET1K_V1')
+    assert expected in str(info.value)
+
+
+def test_torchvision_local_weights_file_and_bad_names(tmp_path):
+    ref = torchvision.models.mobilenet_v2()
+    path = tmp_path / 'mine.pth'
+    torch.save(ref.state_dict(), path)
+    net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], weights=str(path))
+    torch.testing.assert_close(next(net.extractor.parameters()), ref.features[0][0].weight)
+    with pytest.raises(ValueError, match='IMAGENET1K_V1'):
+        TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], weights='IMAGENET9K')
+    with pytest.raises(ValueError, match="'features.99'"):
+        TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.99'])

@@ -1,0 +1,118 @@
+import pytest
+import torch
+from torch import nn
+
+from corrkit.apis import init_matcher
+from corrkit.models.base import ConfigConflictError, Refiner
+from corrkit.registry import MODELS
+from corrkit.structures import PairDataSample
+from corrkit.utils import ContractError
+
+TINY = dict(
+    type='CorrelationMatcher', input_size=32,
+    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', stages=(2, 3)),
+    correlation=dict(type='MultiChannelCorrelation'),
+    refiner=dict(type='MatchToMatchRefiner', depth=1, num_heads=2, head_dims=4),
+    head=dict(type='KernelSoftArgmaxHead', upsample_factor=2, sigma=3.0),
+)
+
+
+def samples(n_kps=(3, 5), size=32):
+    out = []
+    for k in n_kps:
+        kps = torch.rand(k, 2) * (size - 1)
+        valid = torch.ones(k, dtype=torch.bool)
+        valid[0] = False
+        out.append(PairDataSample(src_kps=kps, trg_kps=kps.flip(0), kps_valid=valid))
+    return out
+
+
+def test_modes():
+    torch.manual_seed(0)
+    model = MODELS.build(TINY)
+    inputs = torch.randn(2, 2, 3, 32, 32)
+    flow = model(inputs, mode='tensor')
+    assert flow.shape == (2, 2, 8, 8)  # stride-8 grid of 32 px, upsampled twice
+
+    losses = model(inputs, samples(), mode='loss')
+    assert set(losses) == {'loss_kps'} and torch.isfinite(losses['loss_kps'])
+    losses['loss_kps'].backward()
+    assert model.refiner.embed.weight.grad.abs().sum() > 0
+    assert next(model.backbone.parameters()).grad.abs().sum() > 0
+
+    model.eval()
+    with torch.no_grad():
+        preds = model(inputs, samples(), mode='predict')
+    assert [p.pred_trg_kps.shape for p in preds] == [(3, 2), (5, 2)]
+    assert preds[0].pred_flow.shape == (2, 8, 8)
+    assert all(((p.pred_trg_kps >= -0.5) & (p.pred_trg_kps <= 31.5)).all() for p in preds)
+
+
+def test_loss_depends_only_on_valid_keypoints():
+    torch.manual_seed(0)
+    model = MODELS.build(TINY)
+    inputs = torch.randn(1, 2, 3, 32, 32)
+    a = samples((4,))
+    b = [PairDataSample(src_kps=a[0].src_kps, trg_kps=a[0].trg_kps.clone(),
+                        kps_valid=a[0].kps_valid)]
+    b[0].trg_kps[0] += 100.0  # keypoint 0 is invalid: moving it changes nothing
+    torch.testing.assert_close(model(inputs, a, mode='loss')['loss_kps'],
+                               model(inputs, b, mode='loss')['loss_kps'])
+
+
+def test_derived_sizes_are_injected():
+    model = MODELS.build(TINY)
+    assert model.correlation.in_channels == model.backbone.out_channels
+    assert model.refiner.in_channels == len(model.backbone.out_channels)
+
+
+def test_conflicting_config_value_raises():
+    cfg = {**TINY, 'refiner': {**TINY['refiner'], 'in_channels': 7}}
+    with pytest.raises(ConfigConflictError, match=r'MatchToMatchRefiner.in_channels=7'):
+        MODELS.build(cfg)
+    agreeing = {**TINY, 'refiner': {**TINY['refiner'], 'in_channels': 2}}
+    assert MODELS.build(agreeing).refiner.in_channels == 2
+
+
+class BrokenRefiner(Refiner):
+    """Forgets to keep the 4D grid."""
+
+    def __init__(self):
+        super().__init__()
+        self.in_channels, self.out_channels = 2, 1
+
+    def forward(self, corr):
+        return corr.mean(1, keepdim=True)[..., :1]
+
+
+def test_contract_violation_names_the_class():
+    model = MODELS.build({**TINY, 'refiner': BrokenRefiner()})
+    with pytest.raises(ContractError, match=r'BrokenRefiner .* Refiner contract'):
+        model(torch.randn(1, 2, 3, 32, 32))
+
+
+def test_component_outside_its_role_is_rejected():
+    with pytest.raises(TypeError, match='does not subclass corrkit.models.base.Refiner'):
+        MODELS.build({**TINY, 'refiner': nn.Identity()})
+
+
+def test_wrong_input_shape_is_explained():
+    model = MODELS.build(TINY)
+    with pytest.raises(ValueError, match=r'\(B, 2, 3, H, W\)'):
+        model(torch.randn(2, 3, 32, 32))
+    with pytest.raises(ValueError, match='data_samples'):
+        model(torch.randn(1, 2, 3, 32, 32), mode='loss')
+
+
+def test_flagship_shapes_and_sizes(repo):
+    model = init_matcher(repo / 'configs' / 'transformatcher_spair.py',
+                         cfg_options={'model.backbone.pretrained': False})
+    assert model.correlation.out_channels == 26
+    assert len(model.backbone.out_channels) == 26
+    n_refiner = sum(p.numel() for p in model.refiner.parameters())
+    assert 25_000 <= n_refiner <= 28_000
+    with torch.no_grad():
+        out = model.extract(torch.randn(1, 2, 3, 240, 240))
+    assert out.corr.shape == (1, 26, 15, 15, 15, 15)
+    assert out.flow.shape == (1, 2, 30, 30)
+    assert out.probs.shape == (1, 30, 30, 30, 30)

@@ -1,0 +1,55 @@
+"""Every shipped config builds offline and runs one forward pass at its input size."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from corrkit.apis import init_matcher
+from corrkit.utils.config import load_config
+
+from .conftest import offline_options
+
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / 'configs').rglob('*.py')
+                 if '_base_' not in p.parts)
+
+
+def test_configs_are_found():
+    names = {p.name for p in CONFIGS}
+    assert {'transformatcher_spair.py', 'zeroshot_mobilenetv2.py', 'transformatcher_tiny.py',
+            'plugin_layer_weighted_refiner.py'} <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
+def test_config_builds_and_runs(path):
+    cfg = load_config(path)
+    assert cfg.default_scope == 'corrkit'
+    model = init_matcher(path, cfg_options=offline_options(cfg))
+    with torch.no_grad():
+        flow = model(torch.randn(1, 2, 3, *model.input_size))
+    f = model.head.upsample_factor
+    assert flow.shape[:2] == (1, 2) and flow.shape[2] % f == 0
+
+
+def test_plugin_config_swaps_in_the_plugin_refiner(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    model = init_matcher('configs/plugin_layer_weighted_refiner.py',
+                         cfg_options={'model.backbone.pretrained': False})
+    assert type(model.refiner).__name__ == 'LayerWeightedRefiner'
+    assert type(model.refiner).__module__.startswith('plugins.')
+    assert model.refiner.layer_logits.shape == (26,)
+
+
+def test_zero_shot_config_uses_mobilenet_and_mean_refiner():
+    cfg = load_config(Path(__file__).resolve().parents[1] / 'configs' / 'zeroshot_mobilenetv2.py')
+    assert cfg.model.backbone.type == 'TorchvisionHypercolumnBackbone'
+    assert cfg.model.backbone.weights == 'IMAGENET1K_V1'
+    assert cfg.model.refiner == dict(type='MeanRefiner')  # _delete_ dropped the attention keys
+
+
+def test_missing_config_and_broken_plugin_are_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no_such.py'):
+        load_config(tmp_path / 'no_such.py')
+    bad = tmp_path / 'bad.py'
+    bad.write_text("custom_imports = dict(imports=['no_such_plugin_pkg'])\n")
+    with pytest.raises(ImportError, match=r"bad.py' could not import 'no_such_plugin_pkg'"):
+        load_config(bad)
