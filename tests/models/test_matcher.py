@@ -116,3 +116,17 @@ def test_flagship_shapes_and_sizes(repo):
     assert out.corr.shape == (1, 26, 15, 15, 15, 15)
     assert out.flow.shape == (1, 2, 30, 30)
     assert out.probs.shape == (1, 30, 30, 30, 30)
+
+
+def test_loss_is_zero_when_targets_are_the_predictions():
+    torch.manual_seed(0)
+    model = MODELS.build({**TINY, 'train_tau': 0.05, 'test_tau': 0.05}).eval()
+    inputs = torch.randn(2, 2, 3, 32, 32)
+    with torch.no_grad():
+        preds = model(inputs, samples(), mode='predict')
+        for p in preds:
+            p.trg_kps = p.pred_trg_kps
+        assert model(inputs, preds, mode='loss')['loss_kps'] < 1e-10
+        for p in preds:
+            p.trg_kps = p.pred_trg_kps + 3.1  # 0.2 normalised units (31 px = 2) off in x and y
+        assert model(inputs, preds, mode='loss')['loss_kps'] == pytest.approx(0.08, rel=1e-3)
