@@ -8,11 +8,14 @@ roots: only corrkit's matchers build from them. Registration is lazy: a
 registry imports its ``locations`` the first time it is searched.
 
 An unknown ``type`` raises :class:`UnknownComponentError`, which names the
-registry, the unknown name and the closest registered names.
+registry, the unknown name and the closest registered names; a key the
+component's constructor does not take raises :class:`UnknownArgumentError`
+with the closest parameter names.
 """
 from __future__ import annotations
 
 import difflib
+import inspect
 from typing import Any, Callable
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -24,6 +27,7 @@ from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'BACKBONES', 'CORRELATIONS',
     'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'UnknownComponentError',
+    'UnknownArgumentError',
 ]
 
 
@@ -51,13 +55,46 @@ class UnknownComponentError(KeyError):
         return self.args[0]
 
 
+class UnknownArgumentError(TypeError):
+    """A config passes a key that the component's constructor does not take.
+
+    Args:
+        cls: The component class.
+        key: The unexpected key.
+        params: The constructor's parameter names.
+    """
+
+    def __init__(self, cls: type, key: str, params: list[str]):
+        close = difflib.get_close_matches(key, params, n=3, cutoff=0.4)
+        hint = f'did you mean {", ".join(close)}?' if close else f'it takes {", ".join(params)}'
+        self.key = key
+        super().__init__(f"{cls.__name__} got an unexpected config key '{key}'; {hint}")
+
+
+def _check_keys(cls: Any, cfg: dict) -> None:
+    """Raise :class:`UnknownArgumentError` for config keys the constructor cannot take."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    names = [n for n, p in params.items() if p.kind != p.VAR_POSITIONAL]
+    for key in cfg:
+        if key not in ('type', '_scope_') and key not in names:
+            raise UnknownArgumentError(cls, key, names)
+
+
 def _checked(build: Callable) -> Callable:
-    """Wrap an mmengine build function so unknown types get a helpful error."""
+    """Wrap an mmengine build function so unknown types and keys get helpful errors."""
 
     def build_func(cfg: Any, *args, registry: Registry, **kwargs):
         obj_type = cfg.get('type') if isinstance(cfg, dict) else None
-        if isinstance(obj_type, str) and registry.get(obj_type) is None:
-            raise UnknownComponentError(registry, obj_type)
+        if isinstance(obj_type, str):
+            cls = registry.get(obj_type)
+            if cls is None:
+                raise UnknownComponentError(registry, obj_type)
+            _check_keys(cls, cfg)
         return build(cfg, *args, registry=registry, **kwargs)
 
     return build_func

@@ -61,3 +61,10 @@ def test_format_components_lists_every_name():
     for entries in table.values():
         for name in entries:
             assert f' {name} ' in text
+
+
+def test_unknown_config_key_suggests_the_parameter():
+    from corrkit.registry import UnknownArgumentError
+    with pytest.raises(UnknownArgumentError, match=r"MatchToMatchRefiner got an unexpected config "
+                                                   r"key 'embed_dim'; did you mean embed_dims"):
+        REFINERS.build(dict(type='MatchToMatchRefiner', in_channels=3, embed_dim=8))
