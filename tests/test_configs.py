@@ -26,8 +26,10 @@ def test_config_builds_and_runs(path):
     model = init_matcher(path, cfg_options=offline_options(cfg))
     with torch.no_grad():
         flow = model(torch.randn(1, 2, 3, *model.input_size))
+    grid = max(model.backbone.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
     f = model.head.upsample_factor
-    assert flow.shape[:2] == (1, 2) and flow.shape[2] % f == 0
+    assert flow.shape == (1, 2, grid[0] * f, grid[1] * f)
+    assert torch.isfinite(flow).all()
 
 
 def test_plugin_config_swaps_in_the_plugin_refiner(repo, monkeypatch):

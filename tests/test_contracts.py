@@ -115,3 +115,39 @@ def test_every_component_builds():
                               (LOSSES, {})]:
         for name in names(registry):
             assert build(registry, name, **derived) is not None, name
+
+
+def test_multi_channel_correlation_equals_per_layer_cosine():
+    from corrkit.models.correlation import MultiChannelCorrelation
+    from corrkit.ops import cosine_correlation_4d
+    src = [torch.randn(1, 8, 6, 6), torch.randn(1, 16, 3, 3)]
+    trg = [torch.randn(1, 8, 6, 6), torch.randn(1, 16, 3, 3)]
+    out = MultiChannelCorrelation(in_channels=[8, 16])(src, trg)
+    resize = lambda f: torch.nn.functional.interpolate(  # noqa: E731
+        torch.nn.functional.normalize(f, dim=1), size=(6, 6), mode='bilinear', align_corners=True)
+    tol = dict(atol=1e-4, rtol=0)  # eps of the two normalisations
+    torch.testing.assert_close(out[:, 0], cosine_correlation_4d(src[0], trg[0]).clamp(min=0), **tol)
+    torch.testing.assert_close(
+        out[:, 1], cosine_correlation_4d(resize(src[1]), resize(trg[1])).clamp(min=0), **tol)
+    assert out.min() == 0 and out.max() > 0.5
+
+
+def test_match_to_match_refiner_sees_positions():
+    """Without a position embedding, token-wise layers and global pooling commute with any
+    reordering of the grid; the 4D rotary embedding must break that."""
+    from corrkit.layers import Rotary4D
+    from corrkit.models.refiners import MatchToMatchRefiner
+    torch.manual_seed(0)
+    refiner = MatchToMatchRefiner(in_channels=3, depth=1, num_heads=2, head_dims=4)
+    corr = torch.rand(1, 3, 3, 3, 3, 3)
+    flipped = refiner(corr.flip(-1)).flip(-1)
+    assert not torch.allclose(refiner(corr), flipped, atol=1e-6)
+    for block in refiner.blocks:
+        assert isinstance(block.attn.rope, Rotary4D)
+        block.attn.rope = None
+    torch.testing.assert_close(refiner(corr), refiner(corr.flip(-1)).flip(-1))
+
+
+def test_flow_heads_refuse_fractional_upsampling():
+    with pytest.raises(ValueError, match='integer'):
+        FLOW_HEADS.build(dict(type='KernelSoftArgmaxHead', upsample_factor=1.5))

@@ -42,3 +42,15 @@ def test_demo_reports_user_errors_without_traceback(repo, tmp_path):
               '--config', 'configs/transformatcher_tiny.py')
     assert res.returncode == 1
     assert 'nope.png' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_plugin_config_builds_in_a_fresh_process_from_elsewhere(repo, tmp_path):
+    """custom_imports finds plugins/ next to the config, without the test suite's sys.path."""
+    code = ('from corrkit.apis import init_matcher; '
+            f"m = init_matcher({str(repo / 'configs' / 'plugin_layer_weighted_refiner.py')!r}, "
+            "cfg_options={'model.backbone.pretrained': False}); "
+            'print(type(m.refiner).__module__)')
+    res = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == 'plugins.layer_weighted_refiner.layer_weighted'

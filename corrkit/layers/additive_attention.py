@@ -16,7 +16,9 @@ class AdditiveAttention(nn.Module):
         α = softmax_T(τ Q w_q)          q̄ = Σ_j α_j Q_j          H_i = K_i ⊙ q̄      (5)
         β = softmax_T(τ H w_k)          k̄ = Σ_j β_j H_j          out_i = V_i ⊙ k̄    (6)
 
-    and the heads are concatenated and projected (7). Because ``q̄`` is the same
+    then, as §4.2 and Fastformer do, the query is added back (``out_i + Q_i``, the
+    "residual connection with Q"; ``query_residual=False`` drops it), and the
+    heads are concatenated and projected (7). Because ``q̄`` is the same
     for every token, ``H w_k = K (q̄ ⊙ w_k)`` and ``k̄ = q̄ ⊙ Σ_j β_j K_j``: ``H`` is
     never materialised. Queries and keys are rotated by ``rope`` when given.
 
@@ -25,6 +27,7 @@ class AdditiveAttention(nn.Module):
         num_heads: Number of heads ``N_h``.
         head_dims: Size ``D_h`` of each head.
         rope: Rotary embedding applied to queries and keys, or ``None``.
+        query_residual: Add the (rotated) queries to the attention output of each head.
 
     Shape:
         - x: ``(B, T, embed_dims)``
@@ -32,7 +35,7 @@ class AdditiveAttention(nn.Module):
     """
 
     def __init__(self, embed_dims: int, num_heads: int = 8, head_dims: int = 4,
-                 rope: Rotary4D | None = None):
+                 rope: Rotary4D | None = None, query_residual: bool = True):
         super().__init__()
         inner = num_heads * head_dims
         self.num_heads = num_heads
@@ -43,6 +46,7 @@ class AdditiveAttention(nn.Module):
         self.key_weight = nn.Parameter(torch.empty(num_heads, head_dims))
         self.proj = nn.Linear(inner, embed_dims)
         self.rope = rope
+        self.query_residual = query_residual
         nn.init.trunc_normal_(self.query_weight, std=0.02)
         nn.init.trunc_normal_(self.key_weight, std=0.02)
 
@@ -58,4 +62,6 @@ class AdditiveAttention(nn.Module):
         beta = torch.softmax(key_logits * self.scale, dim=1)
         global_key = global_query * torch.einsum('bth,bthd->bhd', beta, k)
         out = v * global_key[:, None]
+        if self.query_residual:
+            out = out + q
         return self.proj(rearrange(out, 'b t h d -> b t (h d)'))

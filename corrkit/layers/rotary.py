@@ -38,7 +38,8 @@ class Rotary4D(nn.Module):
     def cos_sin(self, grid: tuple[int, int, int, int], device: torch.device,
                 dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """Cached ``(cos, sin)`` of shape ``(T, dims / 2)`` for a 4D grid."""
-        key = (tuple(grid), device, dtype)
+        # tensors made under inference_mode cannot be saved for backward later
+        key = (tuple(grid), device, dtype, torch.is_inference_mode_enabled())
         if key not in self._cache:
             # angles in float64 so that large positions keep their precision
             pos = grid_positions_4d(*grid, device=device, dtype=torch.float64)

@@ -1,5 +1,10 @@
-"""Models: the role contracts, their registered components and the matchers."""
-from . import backbones, correlation, heads, losses, refiners  # noqa: F401  (registration)
+"""Models: the role contracts and the matchers.
+
+Components live in the role subpackages (``backbones``, ``correlation``,
+``refiners``, ``heads``, ``losses``); each registry imports its subpackage the
+first time it is searched, so importing the contracts here does not pull in
+timm or torchvision.
+"""
 from .base import (Backbone, ConfigConflictError, CorrelationBuilder, CorrelationMatcher, FlowHead,
                    FlowPrediction, MatchOutputs, Refiner)
 from .matchers import PairDataPreprocessor, build_with_derived

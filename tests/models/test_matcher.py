@@ -130,3 +130,29 @@ def test_loss_is_zero_when_targets_are_the_predictions():
         for p in preds:
             p.trg_kps = p.pred_trg_kps + 3.1  # 0.2 normalised units (31 px = 2) off in x and y
         assert model(inputs, preds, mode='loss')['loss_kps'] == pytest.approx(0.08, rel=1e-3)
+
+
+def test_keypoint_fields_are_validated():
+    model = MODELS.build(TINY)
+    inputs = torch.randn(1, 2, 3, 32, 32)
+    no_targets = [PairDataSample(src_kps=torch.rand(3, 2) * 31)]
+    with pytest.raises(ValueError, match='data sample 0 has no trg_kps'):
+        model(inputs, no_targets, mode='loss')
+    assert model.eval()(inputs, no_targets, mode='predict')[0].pred_trg_kps.shape == (3, 2)
+    uneven = [PairDataSample(src_kps=torch.rand(3, 2), trg_kps=torch.rand(4, 2))]
+    with pytest.raises(ValueError, match='data sample 0 has keypoint fields of different lengths'):
+        model(inputs, uneven, mode='loss')
+
+
+def test_grey_inputs_are_refused_before_the_backbone():
+    with pytest.raises(ValueError, match='RGB image pairs'):
+        MODELS.build(TINY)(torch.randn(1, 2, 1, 32, 32))
+
+
+def test_training_works_after_an_inference_mode_pass():
+    model = MODELS.build(TINY)
+    inputs = torch.randn(1, 2, 3, 32, 32)
+    with torch.inference_mode():
+        model(inputs)
+    model(inputs, samples((3,)), mode='loss')['loss_kps'].backward()
+    assert model.refiner.embed.weight.grad is not None

@@ -39,3 +39,12 @@ def test_kernel_suppresses_a_distant_second_peak():
 def test_uniform_scores_give_the_grid_centre():
     pred = soft_argmax(torch.zeros(2, 2, 2, 5, 5))
     torch.testing.assert_close(pred, torch.zeros(2, 2, 2, 2), atol=1e-6, rtol=0)
+
+
+def test_kernel_follows_the_argmax_for_negative_scores():
+    corr = torch.full((1, 1, 1, 1, 21), -5.0)
+    corr[..., 20] = -1.0  # the best match, at x = +1, in all-negative scores
+    pred = kernel_soft_argmax(corr, sigma=2.0, temperature=0.5)[0, 0, 0, 0]
+    assert pred == pytest.approx(1.0, abs=0.05)
+    shifted = kernel_soft_argmax(corr + 7.0, sigma=2.0, temperature=0.5)[0, 0, 0, 0]
+    assert shifted == pytest.approx(pred.item(), abs=1e-6)  # invariant to a constant

@@ -37,8 +37,8 @@ class SoftArgmaxHead(FlowHead):
             raise ValueError(f'{type(self).__name__} reads a single correlation channel, but the '
                              f'refiner before it gives {in_channels}; use a refiner with '
                              f'out_channels=1')
-        if upsample_factor < 1 or temperature <= 0:
-            raise ValueError(f'upsample_factor must be >= 1 and temperature > 0, got '
+        if int(upsample_factor) != upsample_factor or upsample_factor < 1 or temperature <= 0:
+            raise ValueError(f'upsample_factor must be an integer >= 1 and temperature > 0, got '
                              f'{upsample_factor} and {temperature}')
         self.in_channels = in_channels
         self.upsample_factor = int(upsample_factor)

@@ -69,9 +69,23 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _pad_keypoints(samples: Sequence[PairDataSample], device: torch.device,
-                   dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    """Stack variable-length keypoints into ``(B, K, 2)`` tensors and a ``(B, K)`` mask."""
+def _pad_keypoints(samples: Sequence[PairDataSample], device: torch.device, dtype: torch.dtype,
+                   need_targets: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Stack variable-length keypoints into ``(B, K, 2)`` tensors and a ``(B, K)`` mask.
+
+    Raises:
+        ValueError: If a sample lacks ``src_kps`` (or ``trg_kps`` when
+            ``need_targets``), or its keypoint fields differ in length.
+    """
+    for i, sample in enumerate(samples):
+        fields = ('src_kps', 'trg_kps') if need_targets else ('src_kps',)
+        for field in fields:
+            if field not in sample:
+                raise ValueError(f'data sample {i} has no {field}; this mode needs it')
+        lengths = {f: len(getattr(sample, f)) for f in ('src_kps', 'trg_kps', 'kps_valid')
+                   if f in sample}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f'data sample {i} has keypoint fields of different lengths: {lengths}')
     num = max((len(s.src_kps) for s in samples), default=0)
     src = torch.zeros(len(samples), num, 2, device=device, dtype=dtype)
     trg = torch.zeros_like(src)
@@ -148,8 +162,8 @@ class CorrelationMatcher(BaseModel):
         Shape:
             - inputs: ``(B, 2, 3, H, W)``
         """
-        if inputs.dim() != 5 or inputs.shape[1] != 2:
-            raise ValueError(f'a matcher takes image pairs of shape (B, 2, 3, H, W), '
+        if inputs.dim() != 5 or inputs.shape[1] != 2 or inputs.shape[2] != 3:
+            raise ValueError(f'a matcher takes RGB image pairs of shape (B, 2, 3, H, W), '
                              f'got {tuple(inputs.shape)}')
         b, _, _, h, w = inputs.shape
         feats = self.backbone(inputs.flatten(0, 1))
@@ -211,7 +225,8 @@ class CorrelationMatcher(BaseModel):
             raise ValueError(f"mode '{mode}' needs data_samples with source keypoints")
         flow = self.extract(inputs).flow
         size = inputs.shape[-2:]
-        src, trg, valid = _pad_keypoints(data_samples, flow.device, flow.dtype)
+        src, trg, valid = _pad_keypoints(data_samples, flow.device, flow.dtype,
+                                         need_targets=mode == 'loss')
         tau = self.train_tau if mode == 'loss' else self.test_tau
         pred = transfer_keypoints(flow_to_target(flow), pixel_to_normalized(src, size), valid, tau)
         if mode == 'loss':
