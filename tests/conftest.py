@@ -15,6 +15,15 @@ if str(REPO) not in sys.path:
 
 import plugins.layer_weighted_refiner  # noqa: E402,F401  (registers the example plugin)
 
+#: A matcher small enough to train in a test: 32 x 32 pairs, a 4 x 4 correlation grid.
+TINY_MATCHER = dict(
+    type='CorrelationMatcher', input_size=32,
+    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', stages=(2, 3)),
+    correlation=dict(type='MultiChannelCorrelation'),
+    refiner=dict(type='MatchToMatchRefiner', depth=1, num_heads=2, head_dims=4),
+    head=dict(type='KernelSoftArgmaxHead', upsample_factor=2, sigma=3.0),
+)
+
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

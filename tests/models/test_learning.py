@@ -5,14 +5,9 @@ from corrkit.evaluation import pck
 from corrkit.registry import MODELS
 from corrkit.structures import PairDataSample
 
+from ..conftest import TINY_MATCHER as TINY
+
 SHIFT = 6  # pixels the target is moved right by
-TINY = dict(
-    type='CorrelationMatcher', input_size=32,
-    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', stages=(2, 3)),
-    correlation=dict(type='MultiChannelCorrelation'),
-    refiner=dict(type='MatchToMatchRefiner', depth=1, num_heads=2, head_dims=4),
-    head=dict(type='KernelSoftArgmaxHead', upsample_factor=2, sigma=3.0),
-)
 
 
 def shifted_pairs(gen, batch=4):

@@ -6,15 +6,10 @@ from corrkit.apis import init_matcher
 from corrkit.models.base import ConfigConflictError, Refiner
 from corrkit.registry import MODELS
 from corrkit.structures import PairDataSample
+
+from ..conftest import TINY_MATCHER as TINY
 from corrkit.utils import ContractError
 
-TINY = dict(
-    type='CorrelationMatcher', input_size=32,
-    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', stages=(2, 3)),
-    correlation=dict(type='MultiChannelCorrelation'),
-    refiner=dict(type='MatchToMatchRefiner', depth=1, num_heads=2, head_dims=4),
-    head=dict(type='KernelSoftArgmaxHead', upsample_factor=2, sigma=3.0),
-)
 
 
 def samples(n_kps=(3, 5), size=32):
