@@ -38,7 +38,8 @@ def test_timm_missing_checkpoint_names_the_file(tmp_path):
 def test_timm_offline_pretrained_says_where_weights_go(monkeypatch, tmp_path):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     monkeypatch.setenv('HF_HOME', str(tmp_path))
-    with pytest.raises(RuntimeError, match=r"resnet18.tv_in1k.*HF_HOME.*pretrained to its path"):
+    with pytest.raises(RuntimeError, match=r"resnet18.tv_in1k.*resnet18-f37072fd.pth.*"
+                                           r"pretrained to its path.*HF_HOME"):
         TimmHypercolumnBackbone('resnet18.tv_in1k', pretrained=True)
 
 
@@ -94,3 +95,12 @@ def test_torchvision_local_weights_file_and_bad_names(tmp_path):
         TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], weights='IMAGENET9K')
     with pytest.raises(ValueError, match="'features.99'"):
         TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.99'])
+
+
+def test_timm_loads_a_torchvision_format_checkpoint(tmp_path):
+    """The offline error suggests torchvision's file; timm's ResNet reads its key names."""
+    ref = torchvision.models.resnet18()
+    path = tmp_path / 'resnet18-f37072fd.pth'
+    torch.save(ref.state_dict(), path)
+    net = TimmHypercolumnBackbone('resnet18', stages=(3, 4), pretrained=str(path))
+    torch.testing.assert_close(net.stages[3][1].conv2.weight, ref.layer4[1].conv2.weight)

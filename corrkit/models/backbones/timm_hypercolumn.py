@@ -110,8 +110,23 @@ def create_timm_model(model_name: str, pretrained: bool | str) -> nn.Module:
     except (OSError, RuntimeError, ConnectionError) as err:
         raise RuntimeError(
             f"could not load pretrained weights for timm model '{model_name}' "
-            f'({type(err).__name__}: {err}). Without network access, download them on a machine '
-            f"that has it (timm.create_model('{model_name}', pretrained=True) fills the Hugging "
-            f'Face cache, HF_HOME, default ~/.cache/huggingface) and copy that cache here, or '
-            f'save the state dict to a file and set model.backbone.pretrained to its path; '
-            f'pretrained=False builds the model with random weights') from err
+            f'({type(err).__name__}: {err}). Without network access, download '
+            f'{_weight_sources(model_name)} on a machine that has it, copy the file here and set '
+            f"model.backbone.pretrained to its path (e.g. --cfg-options "
+            f"model.backbone.pretrained=/path/to/file), or copy a filled Hugging Face cache to "
+            f'HF_HOME (default ~/.cache/huggingface); pretrained=False builds the model with '
+            f'random weights') from err
+
+
+def _weight_sources(model_name: str) -> str:
+    """Where timm would fetch the weights of ``model_name`` from, for error messages."""
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is None:
+        return 'the weights'
+    sources = []
+    if cfg.hf_hub_id:
+        sources.append(f'https://huggingface.co/{cfg.hf_hub_id} '
+                       f'({cfg.hf_hub_filename or "model.safetensors"})')
+    if cfg.url:
+        sources.append(cfg.url)
+    return ' or '.join(sources) or 'the weights'
