@@ -87,7 +87,7 @@ def test_contract_violation_names_the_class():
 
 
 def test_component_outside_its_role_is_rejected():
-    with pytest.raises(TypeError, match='does not subclass corrkit.models.base.Refiner'):
+    with pytest.raises(TypeError, match='used as the Refiner .* does not subclass corrkit.models.base.Refiner'):
         MODELS.build({**TINY, 'refiner': nn.Identity()})
 
 

@@ -58,8 +58,9 @@ def build_with_derived(registry: Registry, cfg: ComponentCfg, role: type,
             cfg[key] = value
         module = registry.build(cfg)
     if not isinstance(module, role):
-        raise TypeError(f'{describe(module)} is registered in {registry.scope}::{registry.name} '
-                        f'but does not subclass corrkit.models.base.{role.__name__}')
+        raise TypeError(f'{describe(module)} is used as the {role.__name__} (registry '
+                        f'{registry.scope}::{registry.name}) but does not subclass '
+                        f'corrkit.models.base.{role.__name__}')
     return module
 
 
