@@ -71,13 +71,18 @@ class UnknownArgumentError(TypeError):
         super().__init__(f"{cls.__name__} got an unexpected config key '{key}'; {hint}")
 
 
+def constructor_parameters(cls: Any) -> dict[str, inspect.Parameter]:
+    """The parameters of ``cls``'s constructor; empty when they cannot be inspected."""
+    try:
+        return dict(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        return {}
+
+
 def _check_keys(cls: Any, cfg: dict) -> None:
     """Raise :class:`UnknownArgumentError` for config keys the constructor cannot take."""
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    params = constructor_parameters(cls)
+    if not params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
     names = [n for n, p in params.items() if p.kind != p.VAR_POSITIONAL]
     for key in cfg:

@@ -1,7 +1,6 @@
 """The matcher template: backbone → correlation → refiner → flow head → keypoint transfer."""
 from __future__ import annotations
 
-import inspect
 from typing import Any, Sequence
 
 import torch
@@ -10,7 +9,8 @@ from mmengine.registry import Registry
 from torch import Tensor, nn
 
 from ...ops import flow_to_target, normalized_to_pixel, pixel_to_normalized, transfer_keypoints
-from ...registry import BACKBONES, CORRELATIONS, FLOW_HEADS, LOSSES, MODELS, REFINERS
+from ...registry import (BACKBONES, CORRELATIONS, FLOW_HEADS, LOSSES, MODELS, REFINERS,
+                         constructor_parameters)
 from ...structures import PairDataSample
 from ...utils import ContractError, check_shape, describe
 from ..base import (Backbone, ConfigConflictError, CorrelationBuilder, FlowHead, FlowPrediction,
@@ -46,7 +46,7 @@ def build_with_derived(registry: Registry, cfg: ComponentCfg, role: type,
         cfg = dict(cfg)
         obj_type = cfg.get('type')
         cls = registry.get(obj_type) if isinstance(obj_type, str) else obj_type
-        params = inspect.signature(cls).parameters if cls is not None else {}
+        params = constructor_parameters(cls) if cls is not None else {}
         for key, value in derived.items():
             if key not in params:
                 continue
