@@ -1,7 +1,12 @@
 # Zero-shot baseline: ImageNet MobileNetV2 hypercolumns, correlation averaged over
 # layers (no trained parameters), kernel soft-argmax. Its weights are the one
-# ImageNet checkpoint available offline here (see docs/get_started.md).
-_base_ = ['./transformatcher_spair.py']
+# ImageNet checkpoint available offline here (see docs/get_started.md). Evaluated on
+# the embedded mini dataset (python tools/make_mini_dataset.py).
+_base_ = [
+    './_base_/models/transformatcher_r101.py',
+    './_base_/datasets/mini_spair.py',
+    './_base_/default_runtime.py',
+]
 
 model = dict(
     backbone=dict(

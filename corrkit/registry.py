@@ -18,6 +18,7 @@ import difflib
 import inspect
 from typing import Any, Callable
 
+import mmengine.registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -26,8 +27,8 @@ from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'BACKBONES', 'CORRELATIONS',
-    'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'UnknownComponentError',
-    'UnknownArgumentError',
+    'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
+    'UnknownComponentError', 'UnknownArgumentError',
 ]
 
 
@@ -131,4 +132,17 @@ ALL_REGISTRIES: dict[str, Registry] = {
     'backbone': BACKBONES, 'correlation': CORRELATIONS, 'refiner': REFINERS,
     'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
     'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS,
+}
+
+#: Empty corrkit children of the rest of mmengine's roots (loops, hooks, samplers,
+#: optimisers, visualisers, ...). The Runner builds those under the default scope;
+#: with a ``corrkit`` child in each tree it finds mmengine's classes through the
+#: parent without falling back (and warning), and corrkit can add its own later.
+RUNTIME_REGISTRIES: dict[str, Registry] = {
+    parent.name: Registry(parent.name, parent=parent, scope='corrkit')
+    for parent in (getattr(mmengine_registry, name) for name in (
+        'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'STRATEGIES', 'DATA_SAMPLERS',
+        'FUNCTIONS', 'EVALUATOR', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+        'PARAM_SCHEDULERS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
+        'WEIGHT_INITIALIZERS', 'MODEL_WRAPPERS', 'INFERENCERS', 'TASK_UTILS'))
 }

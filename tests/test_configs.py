@@ -55,3 +55,35 @@ def test_missing_config_and_broken_plugin_are_explained(tmp_path):
     bad.write_text("custom_imports = dict(imports=['no_such_plugin_pkg'])\n")
     with pytest.raises(ImportError, match=r"bad.py' could not import 'no_such_plugin_pkg'"):
         load_config(bad)
+
+
+DATA_CONFIGS = sorted((Path(__file__).resolve().parents[1] / 'configs' / '_base_' /
+                       'datasets').glob('*.py'))
+
+
+@pytest.mark.parametrize('path', DATA_CONFIGS, ids=lambda p: p.stem)
+def test_dataset_configs_build_their_loaders_pipelines_and_metrics(path):
+    """Datasets build lazily (no data needed); each evaluator spells out its protocol."""
+    from corrkit.registry import DATASETS, METRICS
+    cfg = load_config(path)
+    loaders = [k for k in ('train_dataloader', 'val_dataloader', 'test_dataloader') if k in cfg]
+    assert 'test_dataloader' in loaders
+    for key in loaders:
+        dataset = DATASETS.build(dict(cfg[key].dataset, lazy_init=True))
+        steps = [type(t).__name__ for t in dataset.pipeline.transforms]
+        assert steps[0] == 'LoadPairImages' and steps[-1] == 'PackPairInputs'
+        assert 'PairResize' in steps
+        assert ('PairPhotometricAugment' in steps) == (key == 'train_dataloader')
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
+        else [cfg.test_evaluator]
+    for spec in evaluators:
+        assert {'alphas', 'threshold', 'average'} <= set(spec)
+        METRICS.build(spec)
+
+
+def test_benchmark_protocols():
+    root = Path(__file__).resolve().parents[1] / 'configs' / '_base_' / 'datasets'
+    thresholds = {p.stem: [e.threshold for e in (c if isinstance(c, list) else [c])]
+                  for p in root.glob('*.py') for c in [load_config(p).test_evaluator]}
+    assert thresholds == {'spair': ['bbox'], 'mini_spair': ['bbox'], 'pfpascal': ['img'],
+                          'pfwillow': ['bbox-kp', 'bbox-kp-padded']}

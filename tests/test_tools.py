@@ -54,3 +54,32 @@ def test_plugin_config_builds_in_a_fresh_process_from_elsewhere(repo, tmp_path):
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == 'plugins.layer_weighted_refiner.layer_weighted'
+
+
+def test_make_mini_dataset_then_test_a_config_on_it(repo, tmp_path):
+    data = tmp_path / 'mini'
+    made = run(repo, 'tools/make_mini_dataset.py', '--out-dir', str(data), '--views-trn', '1',
+               '--views-val', '1', '--views-test', '2', '--image-size', '96')
+    assert made.returncode == 0, made.stderr
+    assert 'test 6' in made.stdout
+    work = tmp_path / 'work'
+    tested = run(repo, 'tools/test.py', 'configs/transformatcher_tiny.py',
+                 '--work-dir', str(work), '--cfg-options',
+                 f'test_dataloader.dataset.data_root={data}', 'test_dataloader.num_workers=0',
+                 'test_dataloader.persistent_workers=False', 'model.backbone.pretrained=False')
+    assert tested.returncode == 0, tested.stderr
+    assert 'PCK@0.1:' in tested.stdout
+    report = json.loads((work / 'pck_bbox.json').read_text())
+    assert report['num_pairs'] == 6 and set(report['per_category']) == {
+        'chelsea', 'grace_hopper', 'motorcycle'}
+    assert {'viewpoint_variation', 'scale_variation'} <= set(report['per_difficulty'])
+
+
+def test_test_tool_names_a_missing_dataset(repo, tmp_path):
+    out = run(repo, 'tools/test.py', 'configs/transformatcher_tiny.py', '--work-dir',
+              str(tmp_path), '--cfg-options', f'test_dataloader.dataset.data_root={tmp_path}/x',
+              'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+              'model.backbone.pretrained=False')
+    assert out.returncode == 1
+    assert 'Traceback' not in out.stderr
+    assert 'download_datasets.py' in out.stderr and str(tmp_path / 'x') in out.stderr

@@ -1,1 +1,25 @@
-"""Datasets and transforms (registries ``DATASETS`` and ``TRANSFORMS``)."""
+"""Datasets and transforms (registries ``DATASETS`` and ``TRANSFORMS``).
+
+- :class:`SPairDataset`, :class:`PFPascalDataset`, :class:`PFWillowDataset`
+  read the official layouts of the three benchmarks.
+- :mod:`corrkit.datasets.transforms` moves images, keypoints and boxes
+  together with ``torchvision.transforms.v2``.
+- :func:`make_mini_dataset` writes the embedded SPair-format mini dataset
+  from photos shipped inside installed packages.
+- :mod:`corrkit.datasets.download` fetches, verifies and extracts the
+  public archives.
+"""
+from .base import AnnotationError, PairDataset
+from .download import DatasetNotFoundError
+from .mini import make_mini_dataset
+from .pfpascal import PFPascalDataset
+from .pfwillow import PFWillowDataset
+from .spair import SPairDataset
+from .transforms import (LoadPairImages, PackPairInputs, PairFlip, PairPhotometricAugment,
+                         PairRandomCrop, PairResize)
+
+__all__ = [
+    'AnnotationError', 'DatasetNotFoundError', 'LoadPairImages', 'PFPascalDataset',
+    'PFWillowDataset', 'PackPairInputs', 'PairDataset', 'PairFlip', 'PairPhotometricAugment',
+    'PairRandomCrop', 'PairResize', 'SPairDataset', 'make_mini_dataset',
+]

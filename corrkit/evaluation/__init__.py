@@ -1,4 +1,5 @@
-"""Evaluation: functional PCK (and, later, the mmengine metric)."""
-from .functional import pck
+"""Evaluation: functional PCK, the PCK reference sizes and the mmengine ``PCKMetric``."""
+from .functional import THRESHOLD_KINDS, pck, pck_reference_sizes
+from .pck_metric import PCKMetric
 
-__all__ = ['pck']
+__all__ = ['PCKMetric', 'THRESHOLD_KINDS', 'pck', 'pck_reference_sizes']

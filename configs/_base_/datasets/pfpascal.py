@@ -1,0 +1,50 @@
+# PF-PASCAL: 20 PASCAL VOC classes, 2,940 / 308 / 299 pairs (trn / val / test).
+# Protocol: PCK in the 240x240 resized frame, threshold = max image side (alpha_img),
+# averaged per pair. The training list's flip column mirrors both images.
+dataset_type = 'PFPascalDataset'
+data_root = 'data/PF-PASCAL'
+input_size = 240  # keep equal to model.input_size (the matcher's default)
+
+train_pipeline = [
+    dict(type='LoadPairImages'),
+    dict(type='PairFlip'),
+    dict(type='PairRandomCrop', prob=0.5, padding=20),
+    dict(type='PairResize', size=input_size),
+    dict(type='PairPhotometricAugment', prob=0.2),
+    dict(type='PackPairInputs'),
+]
+test_pipeline = [
+    dict(type='LoadPairImages'),
+    dict(type='PairResize', size=input_size),
+    dict(type='PackPairInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='trn', pipeline=train_pipeline),
+)
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline),
+)
+test_dataloader = dict(
+    batch_size=16,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='test', pipeline=test_pipeline),
+)
+
+val_evaluator = dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='img', average='pair')
+test_evaluator = val_evaluator
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')

@@ -1,0 +1,103 @@
+"""PF-PASCAL (Ham et al., 2018) in the layout of the public pair lists."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ..registry import DATASETS
+from .base import AnnotationError, PairDataset, make_pair, points_field
+
+#: PASCAL VOC classes; the pair lists number them 1–20 in this order.
+PASCAL_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
+                  'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+                  'sheep', 'sofa', 'train', 'tvmonitor')
+
+
+@DATASETS.register_module()
+class PFPascalDataset(PairDataset):
+    """PF-PASCAL pairs: 20 PASCAL classes, 2,940 / 308 / 299 pairs.
+
+    Layout under ``data_root``::
+
+        JPEGImages/<name>.jpg
+        Annotations/<class>/<name>.mat     kps (N × 2, NaN rows where invisible), bbox
+        {trn,val,test}_pairs.csv           source path, target path, class 1–20[, flip]
+
+    Only the file name of the CSV's image paths is used. A keypoint is valid
+    when it is visible in both images. On the training list, a flip flag of 1
+    asks for both images to be mirrored (the ``PairFlip`` transform does it).
+    The ``.mat`` files are read with SciPy (``pip install scipy``).
+
+    See :class:`~corrkit.datasets.base.PairDataset` for the arguments.
+
+    Raises:
+        FileNotFoundError: If the split's CSV is missing.
+        AnnotationError: If a CSV row or a ``.mat`` file is malformed (the
+            message names the file, the row or the field).
+    """
+
+    source_name = 'pfpascal'
+    METAINFO = dict(classes=PASCAL_CLASSES)
+
+    def load_pairs(self, root: Path) -> list[dict]:
+        listing = root / f'{self.split}_pairs.csv'
+        if not listing.is_file():
+            raise FileNotFoundError(f"PF-PASCAL pair list '{listing}' does not exist; expected "
+                                    f"{{trn,val,test}}_pairs.csv under {root}")
+        pairs = []
+        with listing.open(newline='') as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if not row or (line == 1 and not _is_int(row[2] if len(row) > 2 else '')):
+                    continue
+                pairs.append(self._load_pair(root, listing, line, row))
+        return pairs
+
+    def _load_pair(self, root: Path, listing: Path, line: int, row: list[str]) -> dict:
+        where = f'{listing}, line {line}'
+        if len(row) < 3 or not _is_int(row[2]) or not 1 <= int(row[2]) <= len(PASCAL_CLASSES):
+            raise AnnotationError(f'{where}: expected source path, target path, class 1-20'
+                                  f'[, flip], got {row}')
+        category = PASCAL_CLASSES[int(row[2]) - 1]
+        names = [PurePosixPath(row[i].replace('\\', '/')).name for i in (0, 1)]
+        annos = [_read_annotation(root / 'Annotations' / category / f'{Path(n).stem}.mat')
+                 for n in names]
+        (src_kps, src_box), (trg_kps, trg_box) = annos
+        if len(src_kps) != len(trg_kps):
+            raise AnnotationError(f'{where}: {names[0]} has {len(src_kps)} keypoints but '
+                                  f'{names[1]} has {len(trg_kps)}')
+        flip = len(row) > 3 and _is_int(row[3]) and int(row[3]) == 1
+        return make_pair(pair_id=f'{Path(names[0]).stem}-{Path(names[1]).stem}',
+                         category=category, src_img_path=root / 'JPEGImages' / names[0],
+                         trg_img_path=root / 'JPEGImages' / names[1], src_kps=src_kps,
+                         trg_kps=trg_kps, src_bbox=src_box, trg_bbox=trg_box, flip=flip)
+
+
+def _read_annotation(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        from scipy.io import loadmat
+    except ImportError as err:
+        raise ImportError('PF-PASCAL annotations are MATLAB .mat files and need SciPy: '
+                          'pip install scipy') from err
+    if not path.is_file():
+        raise AnnotationError(f"{path}: annotation file does not exist")
+    try:
+        content = loadmat(str(path))
+    except Exception as err:  # SciPy raises several types for broken files
+        raise AnnotationError(f'{path}: not a readable .mat file ({err})') from err
+    kps = points_field(content, 'kps', path)
+    box = content.get('bbox')
+    if box is not None:
+        box = np.asarray(box, dtype=np.float64).reshape(-1)
+        if box.shape != (4,):
+            raise AnnotationError(f"{path}: field 'bbox' must have 4 numbers, got {box.size}")
+    return kps, box
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,78 @@
+"""PF-WILLOW (Ham et al., 2016): the 900 test pairs."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ..registry import DATASETS
+from .base import AnnotationError, PairDataset, inside_root, make_pair
+
+#: The ten PF-WILLOW classes, named after their folders.
+WILLOW_CLASSES = ('car(G)', 'car(M)', 'car(S)', 'duck(S)', 'motorbike(G)', 'motorbike(M)',
+                  'motorbike(S)', 'winebottle(M)', 'winebottle(wC)', 'winebottle(woC)')
+NUM_KPS = 10
+
+
+@DATASETS.register_module()
+class PFWillowDataset(PairDataset):
+    """PF-WILLOW pairs (test only): 10 classes, 10 keypoints per image, no object boxes.
+
+    Layout under ``data_root``::
+
+        <class>/<name>.png                 e.g. car(G)/car_01.png
+        test_pairs.csv                     image A, image B, 10 x_A, 10 y_A, 10 x_B, 10 y_B
+
+    The CSV's image paths start with the archive's folder (``PF-dataset/...``),
+    which is dropped; the class is the next folder. Evaluate with the
+    ``bbox-kp`` threshold (the box of the target keypoints).
+
+    See :class:`~corrkit.datasets.base.PairDataset` for the arguments.
+
+    Raises:
+        FileNotFoundError: If ``test_pairs.csv`` is missing.
+        AnnotationError: If a row is malformed (file and line named).
+    """
+
+    source_name = 'pfwillow'
+    SPLITS = {'test': 'test'}
+    METAINFO = dict(classes=WILLOW_CLASSES)
+
+    def load_pairs(self, root: Path) -> list[dict]:
+        listing = root / 'test_pairs.csv'
+        if not listing.is_file():
+            raise FileNotFoundError(f"PF-WILLOW pair list '{listing}' does not exist; expected "
+                                    f"test_pairs.csv under {root}")
+        pairs = []
+        with listing.open(newline='') as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if not row or (line == 1 and not _is_number(row[-1])):
+                    continue
+                pairs.append(self._load_pair(root, listing, line, row))
+        return pairs
+
+    def _load_pair(self, root: Path, listing: Path, line: int, row: list[str]) -> dict:
+        where = f'{listing}, line {line}'
+        if len(row) != 2 + 4 * NUM_KPS or not all(_is_number(v) for v in row[2:]):
+            raise AnnotationError(f'{where}: expected 2 image paths and {4 * NUM_KPS} '
+                                  f'coordinates, got {len(row)} fields')
+        paths = [PurePosixPath(row[i].replace('\\', '/')) for i in (0, 1)]
+        relative = [str(PurePosixPath(*p.parts[1:])) if len(p.parts) > 2 else str(p)
+                    for p in paths]
+        category = PurePosixPath(relative[0]).parts[0]
+        coords = np.asarray(row[2:], dtype=np.float64).reshape(4, NUM_KPS)
+        src_kps, trg_kps = coords[[0, 1]].T, coords[[2, 3]].T
+        return make_pair(pair_id=f'{Path(relative[0]).stem}-{Path(relative[1]).stem}',
+                         category=category,
+                         src_img_path=inside_root(root, relative[0], listing),
+                         trg_img_path=inside_root(root, relative[1], listing),
+                         src_kps=src_kps, trg_kps=trg_kps)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,136 @@
+"""Geometric pair transforms: flip, keypoint-aware random crop, resize."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
+
+from ...registry import TRANSFORMS
+from ._pair import SIDES, apply_to_side, image_size
+
+
+def resize_keypoints_exact(kps: tv_tensors.KeyPoints, size: list[int]) -> tv_tensors.KeyPoints:
+    """Resize keypoints so that they follow the resized image exactly.
+
+    corrkit puts pixel centres at integer coordinates, so resizing by a factor
+    ``s`` maps ``x`` to ``(x + 0.5) * s - 0.5``; torchvision's keypoint resize
+    computes ``x * s``. Shifting by half a pixel around torchvision's call
+    gives the exact map.
+
+    Examples:
+        >>> kps = tv_tensors.KeyPoints([[0.0, 0.0], [3.0, 1.0]], canvas_size=(2, 4))
+        >>> resize_keypoints_exact(kps, [4, 8]).tolist()
+        [[0.5, 0.5], [6.5, 2.5]]
+    """
+    shifted = tv_tensors.wrap(kps.as_subclass(Tensor) + 0.5, like=kps)
+    out = F.resize(shifted, size)
+    return tv_tensors.wrap(out.as_subclass(Tensor) - 0.5, like=out)
+
+
+@TRANSFORMS.register_module()
+class PairResize:
+    """Resize both images (and their keypoints and boxes) to the model's input size.
+
+    The aspect ratio is not kept, as in the benchmarks' protocol; PCK reference
+    sizes are computed afterwards in this frame.
+
+    Args:
+        size: Output size, one number for a square or ``(H, W)``.
+        antialias: Anti-alias when downsampling.
+    """
+
+    def __init__(self, size: int | tuple[int, int] = 240, antialias: bool = True):
+        self.size = [size, size] if isinstance(size, int) else list(size)
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f'size must be a positive int or (H, W), got {size!r}')
+        self.antialias = antialias
+
+    def __call__(self, results: dict) -> dict:
+        for side in SIDES:
+            results[f'{side}_img'] = F.resize(results[f'{side}_img'], self.size,
+                                              antialias=self.antialias)
+            results[f'{side}_kps'] = resize_keypoints_exact(results[f'{side}_kps'], self.size)
+            if results.get(f'{side}_bbox') is not None:
+                results[f'{side}_bbox'] = F.resize(results[f'{side}_bbox'], self.size)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(size={self.size}, antialias={self.antialias})'
+
+
+@TRANSFORMS.register_module()
+class PairFlip:
+    """Flip both images horizontally where the annotation asks for it.
+
+    PF-PASCAL's training list has a flip column; a flagged pair is used with
+    both images (and their keypoints and boxes) mirrored. Keypoint identities
+    are kept, so the pair stays consistent.
+
+    Args:
+        key: The boolean field of the results that requests the flip.
+    """
+
+    def __init__(self, key: str = 'flip'):
+        self.key = key
+
+    def __call__(self, results: dict) -> dict:
+        if results.get(self.key):
+            for side in SIDES:
+                apply_to_side(results, side, F.horizontal_flip)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(key={self.key!r})'
+
+
+@TRANSFORMS.register_module()
+class PairRandomCrop:
+    """Keypoint-aware random crop of each image, as in CATs' augmentation.
+
+    With probability ``prob`` (drawn per image), each image is cropped to a
+    random window that contains all of its valid keypoints and its object box
+    (when known) with ``padding`` pixels to spare (less where the image border
+    is closer). Keypoints are
+    translated, never clamped; a pipeline resizes to the input size afterwards.
+
+    Args:
+        prob: Probability of cropping each image.
+        padding: Margin in pixels kept around the valid keypoints.
+    """
+
+    def __init__(self, prob: float = 0.5, padding: int = 20):
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f'prob must lie in [0, 1], got {prob}')
+        if padding < 0:
+            raise ValueError(f'padding must be >= 0, got {padding}')
+        self.prob = prob
+        self.padding = padding
+
+    def __call__(self, results: dict) -> dict:
+        valid = results['kps_valid']
+        for side in SIDES:
+            if not valid.any() or torch.rand(()).item() >= self.prob:
+                continue
+            height, width = image_size(results, side)
+            kps = results[f'{side}_kps'].as_subclass(Tensor)[valid]
+            if results.get(f'{side}_bbox') is not None:
+                kps = torch.cat([kps, results[f'{side}_bbox'].as_subclass(Tensor).reshape(2, 2)])
+            left, right = self._window(kps[:, 0], width)
+            top, bottom = self._window(kps[:, 1], height)
+            apply_to_side(results, side,
+                          lambda x: F.crop(x, top, left, bottom - top, right - left))
+        return results
+
+    def _window(self, coords: Tensor, length: int) -> tuple[int, int]:
+        """A random ``[start, end)`` pixel range holding ``coords`` with the padding."""
+        low = max(0, math.floor(coords.min().item() - self.padding))
+        high = min(length, math.ceil(coords.max().item() + self.padding) + 1)
+        start = int(torch.randint(0, low + 1, ()).item())
+        end = int(torch.randint(high, length + 1, ()).item())
+        return start, end
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(prob={self.prob}, padding={self.padding})'

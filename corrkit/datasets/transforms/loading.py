@@ -1,0 +1,45 @@
+"""Reading the two images of a pair."""
+from __future__ import annotations
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
+
+from ...registry import TRANSFORMS
+from ...utils.image import load_image
+from ._pair import SIDES, as_box, as_keypoints, inside_image
+
+
+@TRANSFORMS.register_module()
+class LoadPairImages:
+    """Read ``src_img_path`` and ``trg_img_path`` and wrap the annotations for torchvision.
+
+    Images are read with Pillow, the EXIF orientation applied and any mode
+    converted to RGB (``uint8 (3, H, W)`` ``tv_tensors.Image``). Keypoints become
+    ``tv_tensors.KeyPoints`` and boxes ``tv_tensors.BoundingBoxes`` on their
+    image's canvas. A keypoint annotated outside its image is marked invalid in
+    ``kps_valid`` rather than clamped. Adds ``src_ori_shape`` / ``trg_ori_shape``
+    (``(H, W)`` as read).
+
+    Raises:
+        FileNotFoundError: If an image file is missing (the message names it).
+        ValueError: If a file is not a readable image (the message names it).
+    """
+
+    def __call__(self, results: dict) -> dict:
+        valid = torch.as_tensor(results['kps_valid'], dtype=torch.bool).clone()
+        for side in SIDES:
+            image = F.pil_to_tensor(load_image(results[f'{side}_img_path']))
+            height, width = image.shape[-2:]
+            results[f'{side}_img'] = tv_tensors.Image(image)
+            results[f'{side}_ori_shape'] = (height, width)
+            kps = as_keypoints(results[f'{side}_kps'], height, width)
+            valid &= inside_image(kps, height, width)
+            results[f'{side}_kps'] = kps
+            if results.get(f'{side}_bbox') is not None:
+                results[f'{side}_bbox'] = as_box(results[f'{side}_bbox'], height, width)
+        results['kps_valid'] = valid
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}()'

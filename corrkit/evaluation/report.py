@@ -1,0 +1,104 @@
+"""PCK summaries and the text tables printed after an evaluation."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+#: SPair-71k's difficulty annotations and the names of their levels. Truncation
+#: and occlusion store 0 (none), 1 (source), 2 (target), 3 (both); a pair is
+#: easy with none, medium with one image and hard with both.
+DIFFICULTY_LEVELS = {
+    'viewpoint_variation': {0: 'easy', 1: 'medium', 2: 'hard'},
+    'scale_variation': {0: 'easy', 1: 'medium', 2: 'hard'},
+    'truncation': {0: 'easy', 1: 'medium', 2: 'medium', 3: 'hard'},
+    'occlusion': {0: 'easy', 1: 'medium', 2: 'medium', 3: 'hard'},
+}
+LEVEL_ORDER = ('easy', 'medium', 'hard')
+
+
+def average_pck(records: Sequence[dict], num_alphas: int, average: str) -> list[float]:
+    """PCK in percent per alpha over pair records (``correct`` counts, ``num_valid``).
+
+    ``average='pair'`` averages each pair's fraction; ``'keypoint'`` pools all
+    keypoints. Returns NaNs when there are no records.
+
+    Examples:
+        >>> recs = [dict(correct=[1], num_valid=1), dict(correct=[0], num_valid=3)]
+        >>> average_pck(recs, 1, 'pair'), average_pck(recs, 1, 'keypoint')
+        ([50.0], [25.0])
+    """
+    if not records:
+        return [float('nan')] * num_alphas
+    if average == 'pair':
+        return [100.0 * sum(r['correct'][i] / r['num_valid'] for r in records) / len(records)
+                for i in range(num_alphas)]
+    total = sum(r['num_valid'] for r in records)
+    return [100.0 * sum(r['correct'][i] for r in records) / total for i in range(num_alphas)]
+
+
+def summarize(records: Sequence[dict], alphas: Sequence[float], average: str) -> dict:
+    """Overall, per-category and (where annotated) per-difficulty PCK.
+
+    Returns:
+        ``{'overall': {alpha: pck}, 'per_category': {category: {alpha: pck, 'pairs': n}},
+        'per_difficulty': {field: {level: {alpha: pck, 'pairs': n}}}, 'num_pairs',
+        'num_keypoints'}`` with alphas as strings (JSON keys).
+    """
+    def block(group: Sequence[dict]) -> dict:
+        values = average_pck(group, len(alphas), average)
+        return {**{str(a): v for a, v in zip(alphas, values)}, 'pairs': len(group)}
+
+    by_category = defaultdict(list)
+    by_level: dict[str, dict[str, list]] = {field: defaultdict(list) for field in DIFFICULTY_LEVELS}
+    for record in records:
+        by_category[record['category']].append(record)
+        for field, levels in DIFFICULTY_LEVELS.items():
+            if record.get(field) is not None and int(record[field]) in levels:
+                by_level[field][levels[int(record[field])]].append(record)
+    overall = block(records)
+    overall.pop('pairs')
+    return {
+        'overall': overall,
+        'per_category': {c: block(by_category[c]) for c in sorted(by_category)},
+        'per_difficulty': {field: {level: block(levels[level]) for level in LEVEL_ORDER
+                                   if level in levels}
+                           for field, levels in by_level.items() if levels},
+        'num_pairs': len(records),
+        'num_keypoints': sum(r['num_valid'] for r in records),
+    }
+
+
+def format_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain fixed-width text table; floats with one decimal.
+
+    Examples:
+        >>> print(format_table(['alpha', 'cat'], [['0.1', 52.25]]))
+        alpha   cat
+        0.1    52.2
+    """
+    cells = [list(header)] + [[f'{v:.1f}' if isinstance(v, float) else str(v) for v in row]
+                              for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [' '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                      enumerate(zip(row, widths))) for row in cells]
+    return '\n'.join(line.rstrip() for line in lines)
+
+
+def category_table(summary: dict, alphas: Sequence[float]) -> str:
+    """Categories as columns and one row per alpha, as in TransforMatcher's Table A1."""
+    categories = list(summary['per_category'])
+    header = ['alpha', *categories, 'all']
+    rows = [[str(a), *(summary['per_category'][c][str(a)] for c in categories),
+             summary['overall'][str(a)]] for a in alphas]
+    rows.append(['pairs', *(summary['per_category'][c]['pairs'] for c in categories),
+                 summary['num_pairs']])
+    return format_table(header, rows)
+
+
+def difficulty_table(summary: dict, alphas: Sequence[float]) -> str:
+    """One row per difficulty type and level, one column per alpha."""
+    rows = [[field.replace('_variation', ''), level, *(values[str(a)] for a in alphas),
+             values['pairs']]
+            for field, levels in summary['per_difficulty'].items()
+            for level, values in levels.items()]
+    return format_table(['difficulty', 'level', *(f'PCK@{a}' for a in alphas), 'pairs'], rows)

@@ -1,0 +1,129 @@
+"""Pair transforms: keypoints follow the pixels they mark; nothing is clamped."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from corrkit.datasets.transforms import (LoadPairImages, PackPairInputs, PairPhotometricAugment,
+                                         PairRandomCrop, PairResize)
+from corrkit.registry import TRANSFORMS
+
+
+def blob_image(path, width, height, points, sigma=2.5):
+    """An RGB image with a Gaussian blob of a different colour channel at each point."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    img = np.zeros((height, width, 3))
+    for c, (x, y) in enumerate(points):
+        img[..., c] += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2))
+    Image.fromarray((img * 255).round().astype(np.uint8)).save(path)
+
+
+def centroid(channel: torch.Tensor) -> torch.Tensor:
+    weight = channel.double().clamp(min=0)
+    weight = weight * (weight > 0.2 * weight.max())
+    ys, xs = torch.meshgrid(torch.arange(channel.shape[0]), torch.arange(channel.shape[1]),
+                            indexing='ij')
+    return torch.stack([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
+
+
+def results_for(tmp_path, src_points, trg_points, size=(97, 61)):
+    for name, points in (('s.png', src_points), ('t.png', trg_points)):
+        blob_image(tmp_path / name, *size, points)
+    return dict(src_img_path=str(tmp_path / 's.png'), trg_img_path=str(tmp_path / 't.png'),
+                src_kps=np.asarray(src_points, np.float32),
+                trg_kps=np.asarray(trg_points, np.float32),
+                kps_valid=np.ones(len(src_points), bool), src_bbox=None, trg_bbox=None,
+                pair_id='p')
+
+
+POINTS = [(20.0, 15.0), (70.0, 40.0), (48.0, 30.0)]
+
+
+@pytest.mark.parametrize('size', [(40, 50), (120, 200)])
+def test_resized_keypoints_land_on_their_blobs(tmp_path, size):
+    results = LoadPairImages()(results_for(tmp_path, POINTS, POINTS[::-1]))
+    out = PackPairInputs()(PairResize(size)(results))
+    sample, images = out['data_samples'], out['inputs']
+    for side, image in zip(('src_kps', 'trg_kps'), images):
+        for c in range(3):
+            torch.testing.assert_close(centroid(image[c]), getattr(sample, side)[c].double(),
+                                       atol=0.25, rtol=0)
+
+
+def test_random_crop_keeps_every_valid_keypoint_inside_and_on_its_blob(tmp_path):
+    base = LoadPairImages()(results_for(tmp_path, POINTS, POINTS))
+    crop = PairRandomCrop(prob=1.0, padding=5)
+    sizes = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        results = crop({k: (v.clone() if isinstance(v, torch.Tensor) else v)
+                        for k, v in base.items()})
+        image, kps = results['src_img'], results['src_kps']
+        height, width = image.shape[-2:]
+        sizes.add((height, width))
+        assert (kps[:, 0] >= 5 - 1e-6).all() and (kps[:, 0] <= width - 1 - 5 + 1e-6).all()
+        assert (kps[:, 1] >= 5 - 1e-6).all() and (kps[:, 1] <= height - 1 - 5 + 1e-6).all()
+        for c in range(3):
+            torch.testing.assert_close(centroid(image[c]), kps[c].double(), atol=0.1, rtol=0)
+    assert len(sizes) > 10  # the window really is random
+
+
+def test_keypoint_moved_off_the_image_becomes_invalid_not_clamped(tmp_path):
+    points = [(20.0, 15.0), (96.0, 60.0), (120.0, 30.0)]  # the last lies outside 97x61
+    results = LoadPairImages()(results_for(tmp_path, points, POINTS))
+    assert results['kps_valid'].tolist() == [True, True, False]
+    results['kps_valid'][:] = True  # pretend an annotation put it there on purpose
+    sample = PackPairInputs()(PairResize(30)(results))['data_samples']
+    assert sample.kps_valid.tolist() == [True, True, False]
+    assert sample.src_kps[2, 0] > 30  # kept where it maps, outside the frame
+
+
+def test_photometric_changes_pixels_only(tmp_path):
+    results = LoadPairImages()(results_for(tmp_path, POINTS, POINTS))
+    before = results['src_img'].clone(), results['src_kps'].clone()
+    torch.manual_seed(0)
+    out = PairPhotometricAugment(prob=1.0)(results)
+    assert not torch.equal(out['src_img'], before[0])
+    assert out['src_img'].dtype == torch.uint8 and out['src_img'].shape == before[0].shape
+    assert torch.equal(out['src_kps'], before[1])
+    same = PairPhotometricAugment(prob=0.0)(dict(out, src_img=before[0].clone()))
+    assert torch.equal(same['src_img'], before[0])
+
+
+def test_pack_refuses_images_of_different_sizes(tmp_path):
+    results = LoadPairImages()(results_for(tmp_path, POINTS, POINTS))
+    results['trg_img'] = results['trg_img'][..., :50]
+    with pytest.raises(ValueError, match='add PairResize'):
+        PackPairInputs()(results)
+
+
+@pytest.mark.parametrize('bad', [dict(type='PairResize', size=0),
+                                 dict(type='PairRandomCrop', prob=2.0),
+                                 dict(type='PairPhotometricAugment', prob=-1)])
+def test_bad_arguments_are_named(bad):
+    with pytest.raises(ValueError, match='size|prob'):
+        TRANSFORMS.build(bad)
+
+
+def transform_names():
+    TRANSFORMS.import_from_location()
+    return sorted(TRANSFORMS.module_dict)
+
+
+@pytest.mark.parametrize('name', transform_names())
+def test_every_transform_keeps_the_pair_contract(tmp_path, name):
+    """Each registered transform, in a minimal pipeline, yields a valid packed pair."""
+    transform = TRANSFORMS.build(dict(type=name))
+    results = results_for(tmp_path, POINTS, POINTS)
+    steps = [LoadPairImages(), PairResize(32), PackPairInputs()]
+    same = [i for i, step in enumerate(steps) if type(step) is type(transform)]
+    if same:
+        steps[same[0]] = transform if name != 'PairResize' else PairResize(32)
+    else:
+        steps.insert(1, transform)
+    for step in steps:
+        results = step(results)
+    assert results['inputs'].shape == (2, 3, 32, 32)
+    sample = results['data_samples']
+    assert sample.src_kps.shape == sample.trg_kps.shape == (3, 2)
+    assert sample.kps_valid.dtype == torch.bool

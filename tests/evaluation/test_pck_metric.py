@@ -1,0 +1,130 @@
+"""PCKMetric on hand-computed cases."""
+import json
+import math
+
+import pytest
+import torch
+from mmengine.evaluator import Evaluator
+
+from corrkit.evaluation import PCKMetric, pck_reference_sizes
+from corrkit.evaluation.report import category_table, difficulty_table, summarize
+from corrkit.registry import METRICS
+from corrkit.structures import PairDataSample
+
+
+def pair(errors, valid=None, category='cat', ref=None, **meta):
+    """A pair whose predictions sit ``errors`` pixels (dx, dy) from the truth."""
+    errors = torch.tensor(errors, dtype=torch.float32)
+    gt = torch.arange(len(errors) * 2, dtype=torch.float32).reshape(-1, 2) * 10
+    sample = PairDataSample(src_kps=gt.clone(), trg_kps=gt, pred_trg_kps=gt + errors,
+                            kps_valid=torch.ones(len(errors), dtype=torch.bool)
+                            if valid is None else torch.tensor(valid))
+    sample.set_metainfo(dict(category=category, pair_id=f'{category}-{len(errors)}',
+                             pck_ref_sizes=ref or {'img': 240.0, 'bbox': 100.0,
+                                                   'bbox-kp': 50.0, 'bbox-kp-padded': 80.0},
+                             **meta))
+    return sample
+
+
+def evaluate(metric, samples):
+    metric.results.clear()
+    metric.process({}, samples)
+    return metric.compute_metrics(metric.results)
+
+
+def test_boundary_is_inclusive():
+    metric = PCKMetric(alphas=(0.1,), threshold='bbox')
+    assert evaluate(metric, [pair([[6.0, 8.0]])]) == {'PCK@0.1': 100.0}  # exactly 10 px
+    assert evaluate(metric, [pair([[6.0, 8.01]])]) == {'PCK@0.1': 0.0}
+
+
+def test_invalid_keypoints_do_not_count():
+    metric = PCKMetric(alphas=(0.1,), threshold='bbox')
+    sample = pair([[0.0, 0.0], [500.0, 0.0]], valid=[True, False])
+    assert evaluate(metric, [sample]) == {'PCK@0.1': 100.0}
+
+
+@pytest.mark.parametrize('threshold, expected', [
+    ('img', [100.0, 100.0]), ('bbox', [0.0, 100.0]), ('bbox-kp', [0.0, 0.0]),
+    ('bbox-kp-padded', [0.0, 100.0])])
+def test_each_threshold_uses_its_reference_size(threshold, expected):
+    # 7 px error: correct when alpha * ref >= 7, i.e. ref >= 140 at 0.05 and >= 70 at 0.1
+    metric = PCKMetric(alphas=(0.05, 0.1), threshold=threshold)
+    result = evaluate(metric, [pair([[7.0, 0.0]])])
+    assert [result['PCK@0.05'], result['PCK@0.1']] == expected
+
+
+def test_per_pair_and_per_keypoint_averages_differ_as_computed_by_hand():
+    samples = [pair([[0.0, 0.0]]),  # 1 of 1 correct
+               pair([[0.0, 0.0], [50.0, 0.0], [50.0, 0.0]], category='dog')]  # 1 of 3
+    per_pair = evaluate(PCKMetric(alphas=(0.1,), threshold='bbox', average='pair'), samples)
+    per_kp = evaluate(PCKMetric(alphas=(0.1,), threshold='bbox', average='keypoint'), samples)
+    assert per_pair['PCK@0.1'] == pytest.approx(100 * (1 + 1 / 3) / 2)
+    assert per_kp['PCK@0.1'] == pytest.approx(100 * 2 / 4)
+
+
+def test_per_category_and_per_difficulty_tables_and_json(tmp_path):
+    samples = [
+        pair([[0.0, 0.0]], category='cat', truncation=0, occlusion=3, viewpoint_variation=2),
+        pair([[50.0, 0.0]], category='cat', truncation=1, occlusion=0, viewpoint_variation=2),
+        pair([[0.0, 0.0], [50.0, 0.0]], category='dog', truncation=2, occlusion=0,
+             viewpoint_variation=0),
+    ]
+    metric = PCKMetric(alphas=(0.1,), threshold='bbox', out_dir=str(tmp_path))
+    assert evaluate(metric, samples)['PCK@0.1'] == pytest.approx(100 * (1 + 0 + 0.5) / 3)
+    report = json.loads((tmp_path / 'pck_bbox.json').read_text())
+    assert report['threshold'] == 'bbox' and report['average'] == 'pair'
+    assert report['per_category']['cat'] == {'0.1': 50.0, 'pairs': 2}
+    assert report['per_category']['dog'] == {'0.1': 50.0, 'pairs': 1}
+    difficulty = report['per_difficulty']
+    # truncation 1 (source) and 2 (target) are both "medium"; occlusion 3 (both) is "hard"
+    assert difficulty['truncation'] == {'easy': {'0.1': 100.0, 'pairs': 1},
+                                        'medium': {'0.1': 25.0, 'pairs': 2}}
+    assert difficulty['occlusion']['hard'] == {'0.1': 100.0, 'pairs': 1}
+    assert difficulty['viewpoint_variation']['hard']['pairs'] == 2
+    assert 'scale_variation' not in difficulty
+    assert report['num_pairs'] == 3 and report['num_keypoints'] == 4
+
+
+def test_tables_have_table_a1_shape():
+    records = [dict(category=c, num_valid=2, correct=[1, 2], truncation=t)
+               for c, t in (('aeroplane', 0), ('bicycle', 3))]
+    summary = summarize(records, (0.05, 0.1), 'pair')
+    lines = category_table(summary, (0.05, 0.1)).splitlines()
+    assert lines[0].split() == ['alpha', 'aeroplane', 'bicycle', 'all']
+    assert lines[1].split() == ['0.05', '50.0', '50.0', '50.0']
+    assert lines[2].split() == ['0.1', '100.0', '100.0', '100.0']
+    rows = [line.split() for line in difficulty_table(summary, (0.05, 0.1)).splitlines()]
+    assert rows[1] == ['truncation', 'easy', '50.0', '100.0', '1']
+    assert rows[2] == ['truncation', 'hard', '50.0', '100.0', '1']
+
+
+def test_through_mmengine_evaluator_with_a_prefix():
+    evaluator = Evaluator([METRICS.build(dict(type='PCKMetric', alphas=(0.1,), threshold='img',
+                                              prefix='willow'))])
+    evaluator.process([pair([[30.0, 0.0]]), pair([[0.0, 0.0]])])
+    assert evaluator.evaluate(2) == {'willow/PCK@0.1': 50.0}
+
+
+def test_unavailable_reference_size_and_bad_settings_are_named():
+    metric = PCKMetric(threshold='bbox')
+    with pytest.raises(KeyError, match="no 'bbox' PCK reference size"):
+        metric.process({}, [pair([[0.0, 0.0]], ref={'img': 240.0})])
+    with pytest.raises(ValueError, match="unknown PCK threshold 'box'"):
+        PCKMetric(threshold='box')
+    with pytest.raises(ValueError, match="unknown PCK averaging 'image'"):
+        PCKMetric(average='image')
+
+
+def test_no_pairs_gives_nan_and_strict_json(tmp_path):
+    metric = PCKMetric(alphas=(0.1,), threshold='img', out_dir=str(tmp_path))
+    assert math.isnan(evaluate(metric, [pair([[0.0, 0.0]], valid=[False])])['PCK@0.1'])
+    assert json.loads((tmp_path / 'pck_img.json').read_text())['overall'] == {'0.1': None}
+
+
+def test_reference_sizes_of_each_kind():
+    kps = torch.tensor([[3.0, 4.0], [13.0, 30.0], [100.0, 100.0]])
+    valid = torch.tensor([True, True, False])
+    sizes = pck_reference_sizes((240, 320), kps, valid, torch.tensor([0.0, 10.0, 40.0, 30.0]))
+    assert sizes == {'img': 320.0, 'bbox': 40.0, 'bbox-kp': 26.0, 'bbox-kp-padded': 31.0}
+    assert 'bbox-kp' not in pck_reference_sizes((8, 8), kps, torch.zeros(3, dtype=torch.bool))

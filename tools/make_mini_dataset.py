@@ -1,0 +1,41 @@
+"""Write the embedded mini dataset (SPair-71k format) from photos shipped in packages.
+
+Usage:
+    python tools/make_mini_dataset.py [--out-dir data/mini-spair] [--seed 0]
+                                      [--views-trn 40] [--views-val 10] [--views-test 20]
+                                      [--image-size 320] [--overwrite]
+"""
+import argparse
+import json
+import sys
+import time
+
+from corrkit.datasets.mini import DEFAULT_VIEWS, make_mini_dataset
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out-dir', default='data/mini-spair')
+    parser.add_argument('--seed', type=int, default=0)
+    for split, count in DEFAULT_VIEWS.items():
+        parser.add_argument(f'--views-{split}', type=int, default=count,
+                            help=f'pairs per photo in the {split} split')
+    parser.add_argument('--image-size', type=int, default=320, help='longest image side')
+    parser.add_argument('--overwrite', action='store_true', help='replace a different dataset')
+    args = parser.parse_args(argv)
+    views = {split: getattr(args, f'views_{split}') for split in DEFAULT_VIEWS}
+    start = time.perf_counter()
+    try:
+        path = make_mini_dataset(args.out_dir, seed=args.seed, views=views,
+                                 image_size=args.image_size, overwrite=args.overwrite)
+    except (OSError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    pairs = json.loads((path / 'mini_dataset.json').read_text())['pairs']
+    print(f'mini dataset: {path} ({", ".join(f"{k} {v}" for k, v in pairs.items())} pairs, '
+          f'{time.perf_counter() - start:.1f} s)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

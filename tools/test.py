@@ -1,0 +1,39 @@
+"""Evaluate a matcher on a config's test split and print the PCK tables.
+
+Usage:
+    python tools/test.py CONFIG [--checkpoint CKPT] [--work-dir DIR]
+                         [--cfg-options KEY=VALUE ...]
+
+Without a checkpoint, the model is evaluated as its config builds it (e.g. the
+zero-shot baseline). Reports land in the work directory as pck_<threshold>.json.
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+from corrkit.apis import evaluate
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--checkpoint', help='weights to evaluate')
+    parser.add_argument('--work-dir', help='default: work_dirs/<config name>')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--debug', action='store_true', help='show full tracebacks')
+    args = parser.parse_args(argv)
+    try:
+        metrics = evaluate(args.config, args.checkpoint, args.work_dir, args.cfg_options)
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
+        if args.debug:
+            raise
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    for name, value in metrics.items():
+        print(f'{name}: {value:.2f}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
