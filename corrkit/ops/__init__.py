@@ -12,10 +12,13 @@ from .rotary import apply_rope_4d, grid_positions_4d, rope_4d_angles, rotate_pai
 from .soft_argmax import (expected_target, gaussian_around_argmax, kernel_soft_argmax,
                           kernel_soft_argmax_probabilities, soft_argmax,
                           soft_argmax_probabilities)
+from .tps import (ThinPlateSpline, homography_transform, invert_points, tps_fit, tps_jacobian,
+                  tps_transform, warp_image)
 from .transfer import soft_sampler_weights, transfer_keypoints
 
 __all__ = [
-    'apply_rope_4d', 'cosine_correlation_4d', 'expected_target', 'flow_to_target',
+    'ThinPlateSpline', 'apply_rope_4d', 'homography_transform', 'invert_points',
+    'tps_fit', 'tps_jacobian', 'tps_transform', 'warp_image', 'cosine_correlation_4d', 'expected_target', 'flow_to_target',
     'gaussian_around_argmax', 'grid_positions_4d', 'interpolate_4d', 'kernel_soft_argmax',
     'kernel_soft_argmax_probabilities', 'normalized_grid', 'normalized_to_pixel',
     'pixel_to_normalized', 'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'soft_argmax',
