@@ -63,3 +63,37 @@ def test_checkpoint_round_trip_and_mismatch(repo, tmp_path, tiny_matcher):
         load_weights(other, path)
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         load_weights(other, tmp_path / 'missing.pth')
+
+
+@pytest.fixture(scope='module')
+def mini_data(tmp_path_factory):
+    from corrkit.datasets import make_mini_dataset
+    return make_mini_dataset(tmp_path_factory.mktemp('data') / 'mini', image_size=64,
+                             views={'trn': 1, 'val': 1, 'test': 1}, num_keypoints=6)
+
+
+def mini_options(root):
+    return {'test_dataloader.dataset.data_root': str(root), 'test_dataloader.num_workers': 0,
+            'test_dataloader.persistent_workers': False, 'test_dataloader.batch_size': 2,
+            'test_dataloader.dataset.pipeline.1.size': 32}
+
+
+def test_evaluate_loads_the_checkpoint_it_is_given(repo, tmp_path, tiny_matcher, mini_data):
+    from corrkit.apis import evaluate
+    config = repo / 'configs' / 'transformatcher_tiny.py'
+    path = tmp_path / 'tiny.pth'
+    torch.save({'state_dict': tiny_matcher.state_dict()}, path)
+    first = evaluate(config, str(path), str(tmp_path / 'a'), mini_options(mini_data))
+    second = evaluate(config, str(path), str(tmp_path / 'b'), mini_options(mini_data))
+    assert set(first) == {'PCK@0.05', 'PCK@0.1', 'PCK@0.15'}
+    assert first == second  # same weights, same numbers
+    assert (tmp_path / 'a' / 'pck_bbox.json').is_file()
+    torch.save({'state_dict': {'refiner.nope': torch.zeros(1)}}, tmp_path / 'bad.pth')
+    with pytest.raises(RuntimeError, match='refiner.nope'):
+        evaluate(config, str(tmp_path / 'bad.pth'), str(tmp_path / 'c'), mini_options(mini_data))
+
+
+def test_evaluate_needs_a_test_split(tmp_path):
+    from corrkit.apis import evaluate
+    with pytest.raises(KeyError, match="no \\['test_dataloader', 'test_evaluator', 'test_cfg'\\]"):
+        evaluate(dict(model=dict(type='CorrelationMatcher')), work_dir=str(tmp_path))

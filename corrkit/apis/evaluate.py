@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,9 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
     for key in TRAIN_AND_VAL_KEYS:
         cfg[key] = None
     cfg.setdefault('default_scope', 'corrkit')
+    # mmengine keys its logger and visualiser by experiment name, which defaults to
+    # the second the run started: two evaluations in one second would share them.
+    cfg.experiment_name = f'{Path(cfg.work_dir).name}_test_{uuid.uuid4().hex[:8]}'
     set_report_dirs(cfg, cfg.work_dir)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:

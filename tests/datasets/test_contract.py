@@ -1,0 +1,28 @@
+"""Every registered dataset: a missing data_root ends in a message that says what to do."""
+import pytest
+
+from corrkit.datasets import DatasetNotFoundError
+from corrkit.registry import DATASETS
+
+
+def dataset_names():
+    DATASETS.import_from_location()
+    return sorted(DATASETS.module_dict)
+
+
+@pytest.mark.parametrize('name', dataset_names())
+def test_missing_data_root_names_path_layout_and_command(tmp_path, name):
+    root = tmp_path / 'absent'
+    with pytest.raises(DatasetNotFoundError) as info:
+        DATASETS.build(dict(type=name, data_root=str(root), split='test'))
+    message = str(info.value)
+    assert str(root) in message
+    assert 'tools/download_datasets.py' in message
+    assert 'Expected layout' in message or 'layout' in message.lower()
+
+
+@pytest.mark.parametrize('name', dataset_names())
+def test_lazy_init_reads_nothing(tmp_path, name):
+    dataset = DATASETS.build(dict(type=name, data_root=str(tmp_path / 'absent'), split='test',
+                                  lazy_init=True))
+    assert dataset.split == 'test'
