@@ -1,6 +1,6 @@
 """Every registry of corrkit, and nothing else.
 
-``MODELS``, ``DATASETS``, ``TRANSFORMS`` and ``METRICS`` are children of
+``MODELS``, ``DATASETS``, ``TRANSFORMS``, ``METRICS`` and ``HOOKS`` are children of
 mmengine's roots, so that ``mmengine.runner.Runner`` finds corrkit's classes
 under ``default_scope='corrkit'``. The role registries (``BACKBONES``,
 ``CORRELATIONS``, ``REFINERS``, ``FLOW_HEADS``, ``LOSSES``) are standalone
@@ -20,13 +20,14 @@ from typing import Any, Callable
 
 import mmengine.registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 
 __all__ = [
-    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'BACKBONES', 'CORRELATIONS',
+    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'BACKBONES', 'CORRELATIONS',
     'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
     'UnknownComponentError', 'UnknownArgumentError',
 ]
@@ -120,6 +121,7 @@ MODELS = _child('model', MMENGINE_MODELS, build_model_from_cfg, 'corrkit.models'
 DATASETS = _child('dataset', MMENGINE_DATASETS, build_from_cfg, 'corrkit.datasets')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, build_from_cfg, 'corrkit.datasets')
 METRICS = _child('metric', MMENGINE_METRICS, build_from_cfg, 'corrkit.evaluation')
+HOOKS = _child('hook', MMENGINE_HOOKS, build_from_cfg, 'corrkit.evaluation')
 
 BACKBONES = _root('backbone', 'corrkit.models.backbones')
 CORRELATIONS = _root('correlation', 'corrkit.models.correlation')
@@ -131,7 +133,7 @@ LOSSES = _root('loss', 'corrkit.models.losses')
 ALL_REGISTRIES: dict[str, Registry] = {
     'backbone': BACKBONES, 'correlation': CORRELATIONS, 'refiner': REFINERS,
     'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
-    'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS,
+    'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS, 'hook': HOOKS,
 }
 
 #: Empty corrkit children of the rest of mmengine's roots (loops, hooks, samplers,
@@ -141,7 +143,7 @@ ALL_REGISTRIES: dict[str, Registry] = {
 RUNTIME_REGISTRIES: dict[str, Registry] = {
     parent.name: Registry(parent.name, parent=parent, scope='corrkit')
     for parent in (getattr(mmengine_registry, name) for name in (
-        'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'STRATEGIES', 'DATA_SAMPLERS',
+        'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'STRATEGIES', 'DATA_SAMPLERS',
         'FUNCTIONS', 'EVALUATOR', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
         'PARAM_SCHEDULERS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
         'WEIGHT_INITIALIZERS', 'MODEL_WRAPPERS', 'INFERENCERS', 'TASK_UTILS'))

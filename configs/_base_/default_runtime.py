@@ -10,3 +10,6 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
+
+# PCK reports (JSON) of validation and testing land in the work directory.
+custom_hooks = [dict(type='PCKReportHook')]

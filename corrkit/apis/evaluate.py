@@ -24,19 +24,6 @@ def default_work_dir(config: str | os.PathLike | Config | dict) -> str:
     return str(Path('work_dirs') / name)
 
 
-def set_report_dirs(cfg: Config, work_dir: str) -> None:
-    """Send the PCK JSON reports of every evaluator without an ``out_dir`` to ``work_dir``."""
-    for key in ('val_evaluator', 'test_evaluator'):
-        evaluators = cfg.get(key)
-        if evaluators is None:
-            continue
-        items = evaluators.get('metrics', evaluators) if isinstance(evaluators, dict) \
-            and 'metrics' in evaluators else evaluators
-        for metric in items if isinstance(items, list) else [items]:
-            if metric.get('type') == 'PCKMetric' and metric.get('out_dir') is None:
-                metric['out_dir'] = work_dir
-
-
 def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None = None,
              work_dir: str | None = None,
              cfg_options: dict[str, Any] | None = None) -> dict[str, float]:
@@ -75,7 +62,9 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
     # mmengine keys its logger and visualiser by experiment name, which defaults to
     # the second the run started: two evaluations in one second would share them.
     cfg.experiment_name = f'{Path(cfg.work_dir).name}_test_{uuid.uuid4().hex[:8]}'
-    set_report_dirs(cfg, cfg.work_dir)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'PCKReportHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='PCKReportHook')]
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:
         load_weights(runner.model, checkpoint)

@@ -1,8 +1,9 @@
 """What the three benchmark loaders share: splits, pipelines, checks and messages."""
 from __future__ import annotations
 
+import os
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -86,8 +87,10 @@ class PairDataset(BaseDataset):
         classes = tuple(self._metainfo.get('classes') or ()) or tuple(categories)
         self._metainfo['classes'] = classes
         for pair in kept:
-            pair['category_id'] = classes.index(pair['category']) \
-                if pair['category'] in classes else -1
+            if pair['category'] not in classes:
+                raise AnnotationError(f"pair {pair['pair_id']!r} under {root} has category "
+                                      f"{pair['category']!r}, which is not one of {classes}")
+            pair['category_id'] = classes.index(pair['category'])
         return kept
 
 
@@ -116,14 +119,21 @@ def _box(box: Any) -> np.ndarray | None:
 def inside_root(root: Path, relative: str, source: Path) -> Path:
     """``root / relative``, refusing paths that leave ``root``.
 
+    The check is on the path as written (absolute paths and ``..`` are
+    refused), so datasets whose folders are symbolic links still load.
+
     Raises:
         AnnotationError: If ``relative`` (read from ``source``) escapes ``root``.
+
+    Examples:
+        >>> inside_root(Path('data'), 'cat/a.jpg', Path('x.json')).as_posix()
+        'data/cat/a.jpg'
     """
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
+    normal = os.path.normpath(str(PurePosixPath(relative.replace('\\', '/'))))
+    if os.path.isabs(normal) or normal == '..' or normal.startswith('..' + os.sep):
         raise AnnotationError(f"{source}: path {relative!r} points outside the dataset "
                               f"folder {root}")
-    return path
+    return root / normal
 
 
 def require(record: dict, field: str, source: Path) -> Any:

@@ -61,6 +61,9 @@ class PFWillowDataset(PairDataset):
         relative = [str(PurePosixPath(*p.parts[1:])) if len(p.parts) > 2 else str(p)
                     for p in paths]
         category = PurePosixPath(relative[0]).parts[0]
+        if category not in WILLOW_CLASSES:
+            raise AnnotationError(f'{where}: image path {row[0]!r} does not name one of the '
+                                  f'classes {WILLOW_CLASSES} as its folder')
         coords = np.asarray(row[2:], dtype=np.float64).reshape(4, NUM_KPS)
         src_kps, trg_kps = coords[[0, 1]].T, coords[[2, 3]].T
         return make_pair(pair_id=f'{Path(relative[0]).stem}-{Path(relative[1]).stem}',

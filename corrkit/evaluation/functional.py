@@ -51,8 +51,9 @@ def pck(pred: Tensor, gt: Tensor, valid: Tensor, ref_size: Tensor | float,
 #: Names of the PCK reference sizes, see :func:`pck_reference_sizes`.
 THRESHOLD_KINDS = ('img', 'bbox', 'bbox-kp', 'bbox-kp-padded')
 
-#: The sentinel the reference code pads keypoint arrays with before taking their box.
-REFERENCE_PAD_VALUE = -1.0
+#: The sentinel TransforMatcher's reference code pads keypoint arrays with before
+#: taking their box (DHPF's code uses -1, CATs' -1 on the source image).
+REFERENCE_PAD_VALUE = -2.0
 
 
 def pck_reference_sizes(img_shape: tuple[int, int], trg_kps: Tensor, valid: Tensor,
@@ -64,9 +65,10 @@ def pck_reference_sizes(img_shape: tuple[int, int], trg_kps: Tensor, valid: Tens
     - ``bbox-kp``: ``max(w, h)`` of the tight box around the valid target
       keypoints. PF-WILLOW's protocol.
     - ``bbox-kp-padded``: the looser variant that public code of several peers
-      reports as PF-WILLOW ``bbox``: their keypoint arrays are padded with
-      ``-1`` before the box is taken, so the box always reaches back to
-      ``(-1, -1)``. Kept, under its own name, to compare with published numbers.
+      reports as PF-WILLOW ``bbox``: their keypoint arrays are padded with a
+      sentinel (``-2`` in TransforMatcher's code) before the box is taken, so
+      the box always reaches back to ``(-2, -2)``. Kept, under its own name, to
+      compare with published numbers.
 
     Args:
         img_shape: ``(H, W)`` of the target image in the evaluation frame.
@@ -88,7 +90,7 @@ def pck_reference_sizes(img_shape: tuple[int, int], trg_kps: Tensor, valid: Tens
         >>> sizes = pck_reference_sizes((240, 200), kps, torch.tensor([True, True, False]),
         ...                             torch.tensor([5.0, 5.0, 105.0, 65.0]))
         >>> {k: round(v, 1) for k, v in sizes.items()}
-        {'img': 240.0, 'bbox': 100.0, 'bbox-kp': 40.0, 'bbox-kp-padded': 51.0}
+        {'img': 240.0, 'bbox': 100.0, 'bbox-kp': 40.0, 'bbox-kp-padded': 52.0}
     """
     sizes = {'img': float(max(img_shape))}
     if trg_bbox is not None:

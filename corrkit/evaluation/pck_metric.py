@@ -91,13 +91,13 @@ class PCKMetric(BaseMetric):
                                f"threshold the dataset supports")
             valid = torch.as_tensor(sample['kps_valid'], dtype=torch.bool).cpu()
             num_valid = int(valid.sum())
-            if num_valid == 0:
-                continue
+            # One record per pair, even without valid keypoints: distributed
+            # collection relies on it to drop the sampler's padding.
             pred = torch.as_tensor(sample['pred_trg_kps']).detach().cpu().double()[None]
             gt = torch.as_tensor(sample['trg_kps']).cpu().double()[None]
             ref = torch.tensor([float(ref_sizes[self.threshold])], dtype=torch.float64)
             correct = [round(float(pck(pred, gt, valid[None], ref, a)) * num_valid)
-                       for a in self.alphas]
+                       if num_valid else 0 for a in self.alphas]
             record = dict(pair_id=sample.get('pair_id'), category=sample.get('category', 'all'),
                           num_valid=num_valid, correct=correct)
             record.update({k: sample[k] for k in DIFFICULTY_LEVELS if sample.get(k) is not None})

@@ -4,16 +4,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Sequence
 
-#: SPair-71k's difficulty annotations and the names of their levels. Truncation
-#: and occlusion store 0 (none), 1 (source), 2 (target), 3 (both); a pair is
-#: easy with none, medium with one image and hard with both.
+#: SPair-71k's difficulty annotations and the names of their levels, as SPair-71k
+#: reports them: viewpoint and scale variation easy / medium / hard, truncation and
+#: occlusion none / source / target / both. (TransforMatcher's supplementary groups
+#: the latter as easy = none, medium = one image, hard = both.)
 DIFFICULTY_LEVELS = {
     'viewpoint_variation': {0: 'easy', 1: 'medium', 2: 'hard'},
     'scale_variation': {0: 'easy', 1: 'medium', 2: 'hard'},
-    'truncation': {0: 'easy', 1: 'medium', 2: 'medium', 3: 'hard'},
-    'occlusion': {0: 'easy', 1: 'medium', 2: 'medium', 3: 'hard'},
+    'truncation': {0: 'none', 1: 'src', 2: 'trg', 3: 'both'},
+    'occlusion': {0: 'none', 1: 'src', 2: 'trg', 3: 'both'},
 }
-LEVEL_ORDER = ('easy', 'medium', 'hard')
 
 
 def average_pck(records: Sequence[dict], num_alphas: int, average: str) -> list[float]:
@@ -27,6 +27,7 @@ def average_pck(records: Sequence[dict], num_alphas: int, average: str) -> list[
         >>> average_pck(recs, 1, 'pair'), average_pck(recs, 1, 'keypoint')
         ([50.0], [25.0])
     """
+    records = [r for r in records if r['num_valid'] > 0]
     if not records:
         return [float('nan')] * num_alphas
     if average == 'pair':
@@ -39,11 +40,16 @@ def average_pck(records: Sequence[dict], num_alphas: int, average: str) -> list[
 def summarize(records: Sequence[dict], alphas: Sequence[float], average: str) -> dict:
     """Overall, per-category and (where annotated) per-difficulty PCK.
 
+    Pairs without a valid keypoint are counted in ``pairs_without_keypoints``
+    and left out of everything else.
+
     Returns:
         ``{'overall': {alpha: pck}, 'per_category': {category: {alpha: pck, 'pairs': n}},
         'per_difficulty': {field: {level: {alpha: pck, 'pairs': n}}}, 'num_pairs',
-        'num_keypoints'}`` with alphas as strings (JSON keys).
+        'num_keypoints', 'pairs_without_keypoints'}`` with alphas as strings (JSON keys).
     """
+    empty = sum(1 for r in records if r['num_valid'] == 0)
+    records = [r for r in records if r['num_valid'] > 0]
     def block(group: Sequence[dict]) -> dict:
         values = average_pck(group, len(alphas), average)
         return {**{str(a): v for a, v in zip(alphas, values)}, 'pairs': len(group)}
@@ -60,11 +66,13 @@ def summarize(records: Sequence[dict], alphas: Sequence[float], average: str) ->
     return {
         'overall': overall,
         'per_category': {c: block(by_category[c]) for c in sorted(by_category)},
-        'per_difficulty': {field: {level: block(levels[level]) for level in LEVEL_ORDER
-                                   if level in levels}
-                           for field, levels in by_level.items() if levels},
+        'per_difficulty': {field: {level: block(by_level[field][level])
+                                   for level in dict.fromkeys(DIFFICULTY_LEVELS[field].values())
+                                   if level in by_level[field]}
+                           for field in DIFFICULTY_LEVELS if by_level[field]},
         'num_pairs': len(records),
         'num_keypoints': sum(r['num_valid'] for r in records),
+        'pairs_without_keypoints': empty,
     }
 
 

@@ -55,6 +55,13 @@ def _offsets(points: Tensor, ctrl: Tensor) -> Tensor:
     return points.double()[:, :, None, :] - ctrl.double()[:, None, :, :]
 
 
+def _squared_distances(points: Tensor, ctrl: Tensor) -> Tensor:
+    """``(B, M, N)`` squared distances, without the ``(B, M, N, 2)`` offsets (large M)."""
+    p, c = points.double(), ctrl.double()
+    return ((p[:, :, None, 0] - c[:, None, :, 0]).square() +
+            (p[:, :, None, 1] - c[:, None, :, 1]).square())
+
+
 def tps_fit(src_ctrl: Tensor, dst_ctrl: Tensor, reg: float = 0.0) -> ThinPlateSpline:
     """Fit thin-plate splines ``f`` with ``f(src_ctrl[i]) = dst_ctrl[i]``.
 
@@ -126,7 +133,7 @@ def tps_transform(tps: ThinPlateSpline, points: Tensor) -> Tensor:
         tensor([[[5., 6.]]])
     """
     _check_points('points', points, tps.ctrl.shape[0])
-    bend = _kernel(_offsets(points, tps.ctrl).pow(2).sum(-1)) @ tps.weights.double()
+    bend = _kernel(_squared_distances(points, tps.ctrl)) @ tps.weights.double()
     const, linear = tps.affine.double().split((1, 2), dim=1)
     return (const + points.double() @ linear + bend).to(points.dtype)
 

@@ -26,8 +26,10 @@ def test_reads_csv_classes_from_paths_and_keypoint_box_threshold(tmp_path):
     torch.testing.assert_close(sample.trg_kps, trg)
     span = trg.max(0).values - trg.min(0).values
     assert sample.pck_ref_sizes['bbox-kp'] == pytest.approx(float(span.max()))
-    loose = trg.max(0).values - trg.min(0).values.clamp(max=-1.0)
-    assert sample.pck_ref_sizes['bbox-kp-padded'] == pytest.approx(float(loose.max()))
+    # TransforMatcher's code pads the 10 points to 40 with -2 and takes the box of all 40
+    padded = torch.cat([trg, torch.full((30, 2), -2.0)])
+    loose = (padded.max(0).values - padded.min(0).values).max()
+    assert sample.pck_ref_sizes['bbox-kp-padded'] == pytest.approx(float(loose))
     assert sample.pck_ref_sizes['bbox-kp-padded'] > sample.pck_ref_sizes['bbox-kp']
 
 
@@ -41,4 +43,10 @@ def test_short_row_is_named(tmp_path):
     lines = (root / 'test_pairs.csv').read_text().splitlines()
     (root / 'test_pairs.csv').write_text('\n'.join([lines[0], lines[1].rsplit(',', 3)[0]]))
     with pytest.raises(AnnotationError, match='test_pairs.csv, line 2: expected 2 image paths'):
+        PFWillowDataset(root)
+
+
+def test_path_without_a_known_class_folder_is_named(tmp_path):
+    root = write_pfwillow(tmp_path, [('extra/car(G)/a.png', 'extra/car(G)/b.png', SRC, TRG)])
+    with pytest.raises(AnnotationError, match="line 2: image path .* does not name one of"):
         PFWillowDataset(root)

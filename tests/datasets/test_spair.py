@@ -113,3 +113,14 @@ def test_unreadable_image_is_named(tmp_path):
     ds = SPairDataset(root, pipeline=TEST_PIPELINE)
     with pytest.raises(ValueError, match='b.jpg.*not a readable image'):
         ds[0]
+
+
+def test_symlinked_category_folder_loads(tmp_path):
+    real = write_spair(tmp_path / 'real', [spair_pair()])
+    root = tmp_path / 'linked'
+    (root / 'JPEGImages').mkdir(parents=True)
+    (root / 'JPEGImages' / 'cat').symlink_to(real / 'JPEGImages' / 'cat')
+    for name in ('PairAnnotation', 'Layout'):
+        (root / name).symlink_to(real / name)
+    ds = SPairDataset(root, pipeline=TEST_PIPELINE)
+    assert ds[0]['inputs'].shape == (2, 3, 40, 40)

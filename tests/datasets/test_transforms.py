@@ -68,9 +68,13 @@ def test_random_crop_keeps_every_valid_keypoint_inside_and_on_its_blob(tmp_path)
     assert len(sizes) > 10  # the window really is random
 
 
-def test_keypoint_moved_off_the_image_becomes_invalid_not_clamped(tmp_path):
-    points = [(20.0, 15.0), (96.0, 60.0), (120.0, 30.0)]  # the last lies outside 97x61
-    results = LoadPairImages()(results_for(tmp_path, points, POINTS))
+def test_keypoint_moved_off_the_image_becomes_invalid_not_clamped(tmp_path, monkeypatch):
+    # on a 97x61 image: the second point is on the last pixel in 1-based pixels (tolerated),
+    # the third lies well outside
+    points = [(20.0, 15.0), (97.0, 61.0), (120.0, 30.0)]
+    monkeypatch.setattr(LoadPairImages, '_warned_outside', False)
+    with pytest.warns(UserWarning, match='outside their image were marked invalid'):
+        results = LoadPairImages()(results_for(tmp_path, points, POINTS))
     assert results['kps_valid'].tolist() == [True, True, False]
     results['kps_valid'][:] = True  # pretend an annotation put it there on purpose
     sample = PackPairInputs()(PairResize(30)(results))['data_samples']
@@ -127,3 +131,47 @@ def test_every_transform_keeps_the_pair_contract(tmp_path, name):
     sample = results['data_samples']
     assert sample.src_kps.shape == sample.trg_kps.shape == (3, 2)
     assert sample.kps_valid.dtype == torch.bool
+
+
+def test_any_image_mode_and_exif_orientation_become_upright_rgb(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (30, 50), dtype=np.uint8), 'L').save(tmp_path / 'g.png')
+    rotated = Image.fromarray(rng.integers(0, 255, (30, 50, 3), dtype=np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": stored 50 wide, shown 30 wide
+    rotated.save(tmp_path / 'r.jpg', exif=exif)
+    results = LoadPairImages()(dict(
+        src_img_path=str(tmp_path / 'g.png'), trg_img_path=str(tmp_path / 'r.jpg'),
+        src_kps=np.array([[40.0, 20.0]], np.float32), trg_kps=np.array([[20.0, 40.0]], np.float32),
+        kps_valid=np.array([True]), src_bbox=None, trg_bbox=None))
+    assert results['src_img'].shape == (3, 30, 50) and results['src_img'].dtype == torch.uint8
+    assert results['trg_img'].shape == (3, 50, 30)  # upright, as annotated
+    assert results['trg_ori_shape'] == (50, 30) and results['kps_valid'].tolist() == [True]
+
+
+def test_random_crop_follows_keypoints_and_clamps_the_box(tmp_path):
+    results = LoadPairImages()(dict(results_for(tmp_path, POINTS, POINTS),
+                                    src_bbox=np.array([0, 0, 97, 61], np.float32)))
+    box_sizes = set()
+    for seed in range(10):
+        torch.manual_seed(seed)
+        out = PairRandomCrop(prob=1.0, padding=5)({k: (v.clone() if isinstance(v, torch.Tensor)
+                                                       else v) for k, v in results.items()})
+        height, width = out['src_img'].shape[-2:]
+        box = out['src_bbox'][0].tolist()
+        assert box[0] == 0 and box[1] == 0 and box[2] == width and box[3] == height
+        box_sizes.add((height, width))
+    assert len(box_sizes) > 5  # the whole-image box did not stop the crop
+
+
+def test_random_crop_with_one_keypoint_keeps_half_the_room(tmp_path):
+    results = LoadPairImages()(results_for(tmp_path, POINTS, POINTS))
+    results['kps_valid'] = torch.tensor([True, False, False])  # only (20, 15) on 97x61
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = PairRandomCrop(prob=1.0)({k: (v.clone() if isinstance(v, torch.Tensor) else v)
+                                        for k, v in results.items()})
+        x, y = out['src_kps'][0].tolist()
+        height, width = out['src_img'].shape[-2:]
+        assert x >= 10 - 1 and y >= 7.5 - 1  # at least half of the 20 / 15 px before it
+        assert width - 1 - x >= 38 - 1 and height - 1 - y >= 22.5 - 1  # and half of 76 / 45

@@ -77,10 +77,12 @@ def test_per_category_and_per_difficulty_tables_and_json(tmp_path):
     assert report['per_category']['cat'] == {'0.1': 50.0, 'pairs': 2}
     assert report['per_category']['dog'] == {'0.1': 50.0, 'pairs': 1}
     difficulty = report['per_difficulty']
-    # truncation 1 (source) and 2 (target) are both "medium"; occlusion 3 (both) is "hard"
-    assert difficulty['truncation'] == {'easy': {'0.1': 100.0, 'pairs': 1},
-                                        'medium': {'0.1': 25.0, 'pairs': 2}}
-    assert difficulty['occlusion']['hard'] == {'0.1': 100.0, 'pairs': 1}
+    # SPair's levels: truncation / occlusion 0 none, 1 source, 2 target, 3 both
+    assert difficulty['truncation'] == {'none': {'0.1': 100.0, 'pairs': 1},
+                                        'src': {'0.1': 0.0, 'pairs': 1},
+                                        'trg': {'0.1': 50.0, 'pairs': 1}}
+    assert difficulty['occlusion'] == {'none': {'0.1': 25.0, 'pairs': 2},
+                                       'both': {'0.1': 100.0, 'pairs': 1}}
     assert difficulty['viewpoint_variation']['hard']['pairs'] == 2
     assert 'scale_variation' not in difficulty
     assert report['num_pairs'] == 3 and report['num_keypoints'] == 4
@@ -95,8 +97,8 @@ def test_tables_have_table_a1_shape():
     assert lines[1].split() == ['0.05', '50.0', '50.0', '50.0']
     assert lines[2].split() == ['0.1', '100.0', '100.0', '100.0']
     rows = [line.split() for line in difficulty_table(summary, (0.05, 0.1)).splitlines()]
-    assert rows[1] == ['truncation', 'easy', '50.0', '100.0', '1']
-    assert rows[2] == ['truncation', 'hard', '50.0', '100.0', '1']
+    assert rows[1] == ['truncation', 'none', '50.0', '100.0', '1']
+    assert rows[2] == ['truncation', 'both', '50.0', '100.0', '1']
 
 
 def test_through_mmengine_evaluator_with_a_prefix():
@@ -119,12 +121,39 @@ def test_unavailable_reference_size_and_bad_settings_are_named():
 def test_no_pairs_gives_nan_and_strict_json(tmp_path):
     metric = PCKMetric(alphas=(0.1,), threshold='img', out_dir=str(tmp_path))
     assert math.isnan(evaluate(metric, [pair([[0.0, 0.0]], valid=[False])])['PCK@0.1'])
-    assert json.loads((tmp_path / 'pck_img.json').read_text())['overall'] == {'0.1': None}
+    report = json.loads((tmp_path / 'pck_img.json').read_text())
+    assert report['overall'] == {'0.1': None} and report['pairs_without_keypoints'] == 1
+
+
+def test_one_record_per_pair_even_without_valid_keypoints():
+    # mmengine's distributed collection drops the sampler's padding by counting records
+    metric = PCKMetric(alphas=(0.1,), threshold='img')
+    metric.process({}, [pair([[0.0, 0.0]]), pair([[0.0, 0.0]], valid=[False]), pair([[99.0, 0.0]])])
+    assert len(metric.results) == 3
+    result = metric.compute_metrics(metric.results)
+    assert result == {'PCK@0.1': 50.0}
 
 
 def test_reference_sizes_of_each_kind():
     kps = torch.tensor([[3.0, 4.0], [13.0, 30.0], [100.0, 100.0]])
     valid = torch.tensor([True, True, False])
     sizes = pck_reference_sizes((240, 320), kps, valid, torch.tensor([0.0, 10.0, 40.0, 30.0]))
-    assert sizes == {'img': 320.0, 'bbox': 40.0, 'bbox-kp': 26.0, 'bbox-kp-padded': 31.0}
+    # padded: the box of the valid points and the sentinel (-2, -2): 30 - (-2)
+    assert sizes == {'img': 320.0, 'bbox': 40.0, 'bbox-kp': 26.0, 'bbox-kp-padded': 32.0}
     assert 'bbox-kp' not in pck_reference_sizes((8, 8), kps, torch.zeros(3, dtype=torch.bool))
+
+
+def test_report_hook_points_metrics_at_the_work_dir(tmp_path):
+    from types import SimpleNamespace
+
+    from corrkit.evaluation import PCKReportHook
+    val, test, kept = PCKMetric(), PCKMetric(), PCKMetric(out_dir='mine')
+    runner = SimpleNamespace(work_dir=str(tmp_path),
+                             val_loop=SimpleNamespace(evaluator=SimpleNamespace(metrics=[val])),
+                             test_loop=SimpleNamespace(evaluator=SimpleNamespace(
+                                 metrics=[test, kept])))
+    hook = PCKReportHook()
+    hook.before_val(runner)
+    hook.before_test(runner)
+    assert val.out_dir == str(tmp_path / 'val') and test.out_dir == str(tmp_path)
+    assert kept.out_dir == 'mine'

@@ -2,7 +2,7 @@
 # are trained on PF-PASCAL). Protocol: PCK in the 240x240 resized frame with the
 # box of the target keypoints (alpha_bbox-kp), averaged per pair, reported next to
 # the looser variant several peers published as PF-WILLOW "bbox" (keypoints padded
-# with -1 before taking the box), under its own name.
+# with -2 in TransforMatcher's code before taking the box), under its own name.
 dataset_type = 'PFWillowDataset'
 data_root = 'data/PF-WILLOW'
 input_size = 240  # keep equal to model.input_size (the matcher's default)

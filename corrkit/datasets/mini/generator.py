@@ -62,8 +62,7 @@ def make_mini_dataset(out_dir: str | Path = 'data/mini-spair', seed: int = 0,
     out_dir = Path(out_dir)
     settings = dict(version=FORMAT_VERSION, seed=seed, views=dict(views), image_size=image_size,
                     num_keypoints=num_keypoints, occlusion_prob=occlusion_prob)
-    if (out_dir / STAMP).is_file() and \
-            json.loads((out_dir / STAMP).read_text()).get('settings') == settings:
+    if _complete(out_dir, settings):
         return out_dir
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"'{out_dir}' exists and is not a mini dataset made with these "
@@ -79,6 +78,16 @@ def make_mini_dataset(out_dir: str | Path = 'data/mini-spair', seed: int = 0,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _complete(root: Path, settings: dict) -> bool:
+    """Whether ``root`` holds a finished dataset made with ``settings``."""
+    try:
+        stamp = json.loads((root / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp.get('settings') == settings and all(
+        (root / 'Layout' / 'large' / f'{split}.txt').is_file() for split in settings['views'])
 
 
 def _write(root: Path, settings: dict) -> dict[str, int]:

@@ -22,15 +22,25 @@ def apply_to_side(results: dict, side: str, fn: Callable[[Tensor], Tensor]) -> N
             results[key] = fn(results[key])
 
 
-def inside_image(kps: Tensor, height: int, width: int) -> Tensor:
+#: How far (pixels) outside the image an annotated keypoint may lie and still count:
+#: formats annotated in MATLAB's 1-based pixels (PF-PASCAL, PF-WILLOW) can put a
+#: point on the last row or column at ``W`` or ``H``.
+BORDER_TOLERANCE = 1.0
+
+
+def inside_image(kps: Tensor, height: int, width: int, tolerance: float = 0.0) -> Tensor:
     """Which ``(x, y)`` points (pixel centres at integers) lie on the ``height × width`` image.
+
+    A pixel covers ``[x - 0.5, x + 0.5]``; ``tolerance`` widens the image on every side.
 
     Examples:
         >>> inside_image(torch.tensor([[0.0, 0.0], [9.6, 0.0], [-0.5, 4.5]]), 5, 10)
         tensor([ True, False,  True])
     """
     x, y = kps[..., 0], kps[..., 1]
-    return (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    low = -0.5 - tolerance
+    return (x >= low) & (x <= width - 0.5 + tolerance) & (y >= low) & \
+        (y <= height - 0.5 + tolerance)
 
 
 def image_size(results: dict, side: str) -> tuple[int, int]:

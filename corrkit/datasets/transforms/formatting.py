@@ -7,7 +7,7 @@ from torch import Tensor
 from ...evaluation.functional import pck_reference_sizes
 from ...registry import TRANSFORMS
 from ...structures import PairDataSample
-from ._pair import SIDES, image_size, inside_image
+from ._pair import BORDER_TOLERANCE, SIDES, image_size, inside_image
 
 #: Annotation fields copied into the data sample's metainfo when present.
 META_KEYS = ('pair_id', 'category', 'category_id', 'src_img_path', 'trg_img_path',
@@ -19,8 +19,8 @@ META_KEYS = ('pair_id', 'category', 'category_id', 'src_img_path', 'trg_img_path
 class PackPairInputs:
     """Stack the two images and build the :class:`~corrkit.structures.PairDataSample`.
 
-    A keypoint that the transforms moved off either image is marked invalid
-    here (it was never clamped). The PCK reference sizes of every kind
+    A keypoint that the transforms moved off either image (by more than the
+    border tolerance) is marked invalid here; it was never clamped. The PCK reference sizes of every kind
     (:func:`~corrkit.evaluation.pck_reference_sizes`) are computed in the final
     frame, so the metric compares distances and thresholds in the same pixels.
 
@@ -46,7 +46,7 @@ class PackPairInputs:
         kps = {side: results[f'{side}_kps'].as_subclass(Tensor).float() for side in SIDES}
         valid = torch.as_tensor(results['kps_valid'], dtype=torch.bool).clone()
         for side in SIDES:
-            valid &= inside_image(kps[side], height, width)
+            valid &= inside_image(kps[side], height, width, BORDER_TOLERANCE)
         boxes = {side: _box_list(results.get(f'{side}_bbox')) for side in SIDES}
         sample = PairDataSample(src_kps=kps['src'], trg_kps=kps['trg'], kps_valid=valid)
         meta = {key: results[key] for key in META_KEYS if key in results}

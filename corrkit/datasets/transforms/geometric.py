@@ -88,13 +88,15 @@ class PairFlip:
 
 @TRANSFORMS.register_module()
 class PairRandomCrop:
-    """Keypoint-aware random crop of each image, as in CATs' augmentation.
+    """Keypoint-aware random crop of each image, as in CATs' and TransforMatcher's training.
 
     With probability ``prob`` (drawn per image), each image is cropped to a
-    random window that contains all of its valid keypoints and its object box
-    (when known) with ``padding`` pixels to spare (less where the image border
-    is closer). Keypoints are
-    translated, never clamped; a pipeline resizes to the input size afterwards.
+    random window that contains all of its valid keypoints with ``padding``
+    pixels to spare (less where the image border is closer; with a single
+    valid keypoint, half its distance to each border). The object box is
+    cropped with the image (clamped to the window, as torchvision does for
+    boxes); keypoints are translated, never clamped. A pipeline resizes to the
+    input size afterwards.
 
     Args:
         prob: Probability of cropping each image.
@@ -116,8 +118,6 @@ class PairRandomCrop:
                 continue
             height, width = image_size(results, side)
             kps = results[f'{side}_kps'].as_subclass(Tensor)[valid]
-            if results.get(f'{side}_bbox') is not None:
-                kps = torch.cat([kps, results[f'{side}_bbox'].as_subclass(Tensor).reshape(2, 2)])
             left, right = self._window(kps[:, 0], width)
             top, bottom = self._window(kps[:, 1], height)
             apply_to_side(results, side,
@@ -126,10 +126,14 @@ class PairRandomCrop:
 
     def _window(self, coords: Tensor, length: int) -> tuple[int, int]:
         """A random ``[start, end)`` pixel range holding ``coords`` with the padding."""
-        low = max(0, math.floor(coords.min().item() - self.padding))
-        high = min(length, math.ceil(coords.max().item() + self.padding) + 1)
-        start = int(torch.randint(0, low + 1, ()).item())
-        end = int(torch.randint(high, length + 1, ()).item())
+        low, high = coords.min().item(), coords.max().item()
+        before = after = self.padding
+        if len(coords) == 1:  # one point: keep half of the room on each side
+            before, after = max(0.0, low) / 2, max(0.0, length - 1 - high) / 2
+        first = max(0, math.floor(low - before))
+        last = min(length, math.ceil(high + after) + 1)
+        start = int(torch.randint(0, first + 1, ()).item())
+        end = int(torch.randint(last, length + 1, ()).item())
         return start, end
 
     def __repr__(self) -> str:

@@ -1,13 +1,15 @@
 """Reading the two images of a pair."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from ...registry import TRANSFORMS
 from ...utils.image import load_image
-from ._pair import SIDES, as_box, as_keypoints, inside_image
+from ._pair import BORDER_TOLERANCE, SIDES, as_box, as_keypoints, inside_image
 
 
 @TRANSFORMS.register_module()
@@ -17,14 +19,17 @@ class LoadPairImages:
     Images are read with Pillow, the EXIF orientation applied and any mode
     converted to RGB (``uint8 (3, H, W)`` ``tv_tensors.Image``). Keypoints become
     ``tv_tensors.KeyPoints`` and boxes ``tv_tensors.BoundingBoxes`` on their
-    image's canvas. A keypoint annotated outside its image is marked invalid in
-    ``kps_valid`` rather than clamped. Adds ``src_ori_shape`` / ``trg_ori_shape``
-    (``(H, W)`` as read).
+    image's canvas. A keypoint annotated outside its image (by more than
+    :data:`~corrkit.datasets.transforms._pair.BORDER_TOLERANCE`) is marked
+    invalid in ``kps_valid`` rather than clamped, and a warning says so (once).
+    Adds ``src_ori_shape`` / ``trg_ori_shape`` (``(H, W)`` as read).
 
     Raises:
         FileNotFoundError: If an image file is missing (the message names it).
         ValueError: If a file is not a readable image (the message names it).
     """
+
+    _warned_outside = False
 
     def __call__(self, results: dict) -> dict:
         valid = torch.as_tensor(results['kps_valid'], dtype=torch.bool).clone()
@@ -34,7 +39,13 @@ class LoadPairImages:
             results[f'{side}_img'] = tv_tensors.Image(image)
             results[f'{side}_ori_shape'] = (height, width)
             kps = as_keypoints(results[f'{side}_kps'], height, width)
-            valid &= inside_image(kps, height, width)
+            inside = inside_image(kps, height, width, BORDER_TOLERANCE)
+            if (valid & ~inside).any() and not LoadPairImages._warned_outside:
+                LoadPairImages._warned_outside = True
+                warnings.warn('annotated keypoints outside their image were marked invalid '
+                              f'(first in {results[f"{side}_img_path"]}); this warning is '
+                              'shown once per process', stacklevel=2)
+            valid &= inside
             results[f'{side}_kps'] = kps
             if results.get(f'{side}_bbox') is not None:
                 results[f'{side}_bbox'] = as_box(results[f'{side}_bbox'], height, width)

@@ -11,9 +11,13 @@ from ._pair import SIDES
 class PairPhotometricAugment:
     """CATs' photometric augmentations, each applied with probability ``prob``.
 
-    The operations, drawn independently for the source and the target image:
-    grey-scale, posterize (4 bits), equalize, sharpen, brightness/contrast,
-    solarize and colour jitter. Geometry is untouched, so keypoints stay put.
+    The operations of CATs' and TransforMatcher's training recipe (there with
+    albumentations), drawn independently for the source and the target image,
+    with torchvision's nearest equivalents: grey-scale, posterize (4 bits),
+    equalize, sharpen (fixed factor 2 where albumentations draws a blend),
+    brightness/contrast (±0.2), solarize (threshold 128) and colour jitter
+    (±0.2 each, as albumentations' defaults). Geometry is untouched, so
+    keypoints stay put.
 
     Args:
         prob: Probability of each operation.
@@ -24,7 +28,7 @@ class PairPhotometricAugment:
     """
 
     def __init__(self, prob: float = 0.2, brightness: float = 0.2, contrast: float = 0.2,
-                 saturation: float = 0.2, hue: float = 0.1):
+                 saturation: float = 0.2, hue: float = 0.2):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f'prob must lie in [0, 1], got {prob}')
         self.prob = prob
