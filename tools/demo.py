@@ -12,6 +12,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis.demo import read_keypoints, run_demo
+from corrkit.utils.cli import user_errors
 from corrkit.utils.sample_data import ASTRONAUT_KPS, sample_pair
 
 
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if len(args.images) not in (0, 2):
         parser.error('give two images (source and target) or none for the bundled pair')
-    try:
+    with user_errors(args.debug):
         if args.images:
             src, trg = args.images
             kps = read_keypoints(args.kps) if args.kps else None
@@ -37,11 +38,6 @@ def main(argv=None) -> int:
                                               else ASTRONAUT_KPS)
         paths = run_demo(src, trg, args.config, args.checkpoint, kps, args.out_dir,
                          args.cfg_options, args.device)
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
-        if args.debug:
-            raise
-        print(f'error: {err}', file=sys.stderr)
-        return 1
     for kind, path in paths.items():
         print(f'{kind}: {path}')
     return 0

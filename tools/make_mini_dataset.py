@@ -11,6 +11,7 @@ import sys
 import time
 
 from corrkit.datasets.mini import DEFAULT_VIEWS, make_mini_dataset
+from corrkit.utils.cli import user_errors
 
 
 def main(argv=None) -> int:
@@ -22,15 +23,13 @@ def main(argv=None) -> int:
                             help=f'pairs per photo in the {split} split')
     parser.add_argument('--image-size', type=int, default=320, help='longest image side')
     parser.add_argument('--overwrite', action='store_true', help='replace a different dataset')
+    parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
     views = {split: getattr(args, f'views_{split}') for split in DEFAULT_VIEWS}
     start = time.perf_counter()
-    try:
+    with user_errors(args.debug):
         path = make_mini_dataset(args.out_dir, seed=args.seed, views=views,
                                  image_size=args.image_size, overwrite=args.overwrite)
-    except (OSError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
     pairs = json.loads((path / 'mini_dataset.json').read_text())['pairs']
     print(f'mini dataset: {path} ({", ".join(f"{k} {v}" for k, v in pairs.items())} pairs, '
           f'{time.perf_counter() - start:.1f} s)')

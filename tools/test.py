@@ -13,6 +13,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis import evaluate
+from corrkit.utils.cli import user_errors
 
 
 def main(argv=None) -> int:
@@ -23,13 +24,8 @@ def main(argv=None) -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
-    try:
+    with user_errors(args.debug):
         metrics = evaluate(args.config, args.checkpoint, args.work_dir, args.cfg_options)
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
-        if args.debug:
-            raise
-        print(f'error: {err}', file=sys.stderr)
-        return 1
     for name, value in metrics.items():
         print(f'{name}: {value:.2f}')
     return 0

@@ -1,10 +1,11 @@
 """What the three benchmark loaders share: splits, pipelines, checks and messages."""
 from __future__ import annotations
 
+import csv
 import os
 import warnings
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 from mmengine.dataset import BaseDataset
@@ -171,3 +172,17 @@ def box_field(record: dict, field: str, source: Path) -> np.ndarray:
         raise AnnotationError(f"{source}: field {field!r} must have 4 numbers "
                               f"[x1, y1, x2, y2], got {box.size}")
     return box
+
+
+def csv_rows(path: Path, is_header: Callable[[list[str]], bool]) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, fields)`` of a pair list, skipping empty lines and a header row.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist (the message names it).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"pair list '{path}' does not exist")
+    with path.open(newline='') as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if row and not (line == 1 and is_header(row)):
+                yield line, row

@@ -17,7 +17,6 @@ files are only checked to unpack into the expected layout.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shlex
@@ -30,6 +29,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Container, Iterable, Optional
+
+from ..utils.offline_weights import sha256_of
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called about every tenth of a download.
 Progress = Callable[[int, Optional[int]], None]
@@ -179,15 +180,6 @@ def missing_dataset_message(name: str | DatasetSource, path: str | os.PathLike) 
     return '\n'.join(lines)
 
 
-def sha256sum(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_file(path: str | os.PathLike, sha256: str | None = None,
                 size: int | None = None) -> Path:
     """Check that a file exists and, where given, has the expected size and SHA-256.
@@ -212,7 +204,7 @@ def _verify(path: Path, sha256: str | None, size: int | None, label: str) -> Pat
     if size is not None and path.stat().st_size != size:
         raise DownloadError(f'{label} has {path.stat().st_size} bytes, expected {size} bytes')
     if sha256 is not None:
-        actual = sha256sum(path)
+        actual = sha256_of(path)
         if actual != sha256.lower():
             raise DownloadError(f'{label} has sha256 {actual}, expected {sha256}')
     return path

@@ -1,13 +1,12 @@
 """PF-PASCAL (Ham et al., 2018) in the layout of the public pair lists."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..registry import DATASETS
-from .base import AnnotationError, PairDataset, make_pair, points_field
+from .base import AnnotationError, PairDataset, csv_rows, make_pair, points_field
 
 #: PASCAL VOC classes; the pair lists number them 1–20 in this order.
 PASCAL_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -43,16 +42,8 @@ class PFPascalDataset(PairDataset):
 
     def load_pairs(self, root: Path) -> list[dict]:
         listing = root / f'{self.split}_pairs.csv'
-        if not listing.is_file():
-            raise FileNotFoundError(f"PF-PASCAL pair list '{listing}' does not exist; expected "
-                                    f"{{trn,val,test}}_pairs.csv under {root}")
-        pairs = []
-        with listing.open(newline='') as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if not row or (line == 1 and not _is_int(row[2] if len(row) > 2 else '')):
-                    continue
-                pairs.append(self._load_pair(root, listing, line, row))
-        return pairs
+        rows = csv_rows(listing, lambda row: not _is_int(row[2] if len(row) > 2 else ''))
+        return [self._load_pair(root, listing, line, row) for line, row in rows]
 
     def _load_pair(self, root: Path, listing: Path, line: int, row: list[str]) -> dict:
         where = f'{listing}, line {line}'

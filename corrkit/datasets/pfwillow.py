@@ -1,13 +1,12 @@
 """PF-WILLOW (Ham et al., 2016): the 900 test pairs."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..registry import DATASETS
-from .base import AnnotationError, PairDataset, inside_root, make_pair
+from .base import AnnotationError, PairDataset, csv_rows, inside_root, make_pair
 
 #: The ten PF-WILLOW classes, named after their folders.
 WILLOW_CLASSES = ('car(G)', 'car(M)', 'car(S)', 'duck(S)', 'motorbike(G)', 'motorbike(M)',
@@ -41,16 +40,8 @@ class PFWillowDataset(PairDataset):
 
     def load_pairs(self, root: Path) -> list[dict]:
         listing = root / 'test_pairs.csv'
-        if not listing.is_file():
-            raise FileNotFoundError(f"PF-WILLOW pair list '{listing}' does not exist; expected "
-                                    f"test_pairs.csv under {root}")
-        pairs = []
-        with listing.open(newline='') as handle:
-            for line, row in enumerate(csv.reader(handle), start=1):
-                if not row or (line == 1 and not _is_number(row[-1])):
-                    continue
-                pairs.append(self._load_pair(root, listing, line, row))
-        return pairs
+        rows = csv_rows(listing, lambda row: not _is_number(row[-1]))
+        return [self._load_pair(root, listing, line, row) for line, row in rows]
 
     def _load_pair(self, root: Path, listing: Path, line: int, row: list[str]) -> dict:
         where = f'{listing}, line {line}'

@@ -11,7 +11,7 @@ import pytest
 from corrkit.datasets.download import (DATASETS_SOURCES, DatasetNotFoundError, DatasetSource,
                                        DownloadError, RemoteFile, arrange, download_file,
                                        missing_dataset_message, prepare_dataset, safe_extract,
-                                       sha256sum, verify_file)
+                                       sha256_of, verify_file)
 
 LAYOUT = 'JPEGImages/<category>/<name>.jpg\n{trn,test}_pairs.csv\nmeta.txt'
 
@@ -92,7 +92,7 @@ def test_second_call_needs_no_network(served, tmp_path):
 
 def test_wrong_sha256_names_expected_and_actual(served, tmp_path):
     _, images, _ = served
-    actual = sha256sum(images)
+    actual = sha256_of(images)
     source = fake_source(RemoteFile(images.as_uri(), images.name, sha256='0' * 64))
     with pytest.raises(DownloadError) as err:
         prepare_dataset(source, tmp_path / 'data', verbose=False)
@@ -120,7 +120,7 @@ def test_download_file_reports_progress_and_skips_verified_file(tmp_path):
     assert dest.read_bytes() == src.read_bytes()
     assert calls[-1] == (3 << 20, 3 << 20) and len(calls) == 3
     src.unlink()
-    assert download_file(src.as_uri(), dest, sha256=sha256sum(dest), progress=None) == dest
+    assert download_file(src.as_uri(), dest, sha256=sha256_of(dest), progress=None) == dest
 
 
 def test_unreachable_url_names_url_path_and_layout(tmp_path):

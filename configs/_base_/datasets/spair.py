@@ -34,14 +34,7 @@ val_dataloader = dict(
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline),
 )
-test_dataloader = dict(
-    batch_size=16,
-    num_workers=2,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(type=dataset_type, data_root=data_root, split='test', pipeline=test_pipeline),
-)
+test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 
 val_evaluator = dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='bbox', average='pair')
 test_evaluator = val_evaluator
