@@ -107,9 +107,9 @@ def _checked(build: Callable) -> Callable:
     return build_func
 
 
-def _child(name: str, parent: Registry, build: Callable, location: str) -> Registry:
+def _child(name: str, parent: Registry, build: Callable, *locations: str) -> Registry:
     return Registry(name, parent=parent, scope='corrkit', build_func=_checked(build),
-                    locations=[location])
+                    locations=list(locations))
 
 
 def _root(name: str, location: str) -> Registry:
@@ -121,7 +121,7 @@ MODELS = _child('model', MMENGINE_MODELS, build_model_from_cfg, 'corrkit.models'
 DATASETS = _child('dataset', MMENGINE_DATASETS, build_from_cfg, 'corrkit.datasets')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, build_from_cfg, 'corrkit.datasets')
 METRICS = _child('metric', MMENGINE_METRICS, build_from_cfg, 'corrkit.evaluation')
-HOOKS = _child('hook', MMENGINE_HOOKS, build_from_cfg, 'corrkit.evaluation')
+HOOKS = _child('hook', MMENGINE_HOOKS, build_from_cfg, 'corrkit.evaluation', 'corrkit.engine')
 
 BACKBONES = _root('backbone', 'corrkit.models.backbones')
 CORRELATIONS = _root('correlation', 'corrkit.models.correlation')

@@ -6,10 +6,26 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
 )
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),  # progress, losses and ETA
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # latest checkpoint every epoch, plus the best one by validation PCK@0.1
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                    save_best='PCK@0.1', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+# add dict(type='TensorboardVisBackend') to also log to TensorBoard (pip install tensorboard)
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
 
-# PCK reports (JSON) of validation and testing land in the work directory.
-custom_hooks = [dict(type='PCKReportHook')]
+custom_hooks = [
+    dict(type='PCKReportHook'),  # PCK reports (JSON) land in the work directory
+    dict(type='SafeCheckpointHook'),  # checkpoints load with torch.load(weights_only=True)
+    dict(type='EpochSeedHook'),  # per-epoch seeds: a resumed run repeats an uninterrupted one
+]

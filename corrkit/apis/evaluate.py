@@ -24,6 +24,27 @@ def default_work_dir(config: str | os.PathLike | Config | dict) -> str:
     return str(Path('work_dirs') / name)
 
 
+#: Hooks every corrkit run needs, added to ``custom_hooks`` when a config lacks them.
+REQUIRED_HOOKS = ('PCKReportHook', 'SafeCheckpointHook', 'EpochSeedHook')
+
+
+def unique_experiment_name(work_dir: str, mode: str) -> str:
+    """A fresh experiment name for a Runner.
+
+    mmengine keys its logger, visualiser and message hub by experiment name,
+    which defaults to the second the run started: two runs started in the same
+    second in one process would share them.
+    """
+    return f'{Path(work_dir).name}_{mode}_{uuid.uuid4().hex[:8]}'
+
+
+def ensure_hooks(cfg: Config) -> None:
+    """Add the :data:`REQUIRED_HOOKS` missing from ``cfg.custom_hooks``."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') for h in hooks}
+    cfg.custom_hooks = hooks + [dict(type=t) for t in REQUIRED_HOOKS if t not in present]
+
+
 def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None = None,
              work_dir: str | None = None,
              cfg_options: dict[str, Any] | None = None) -> dict[str, float]:
@@ -59,12 +80,8 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
     for key in TRAIN_AND_VAL_KEYS:
         cfg[key] = None
     cfg.setdefault('default_scope', 'corrkit')
-    # mmengine keys its logger and visualiser by experiment name, which defaults to
-    # the second the run started: two evaluations in one second would share them.
-    cfg.experiment_name = f'{Path(cfg.work_dir).name}_test_{uuid.uuid4().hex[:8]}'
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'PCKReportHook' for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='PCKReportHook')]
+    cfg.experiment_name = unique_experiment_name(cfg.work_dir, 'test')
+    ensure_hooks(cfg)
     runner = Runner.from_cfg(cfg)
     if checkpoint is not None:
         load_weights(runner.model, checkpoint)
