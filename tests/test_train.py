@@ -83,3 +83,45 @@ def test_bad_requests_are_named(repo, monkeypatch, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match='--amp needs a GPU'):
             build_runner(CONFIG, str(tmp_path), amp=True)
+
+
+def test_two_processes_match_one_with_the_same_global_batch(repo, mini, tmp_path):
+    """DDP over 2 CPU processes (gloo) vs 1 process, global batch 4, no random augmentation.
+
+    The backbone is frozen (BatchNorm statistics would differ between a batch of 4 and
+    two of 2); gradients are averaged over ranks, which equals the 1-process batch mean
+    because the loss is a mean over equally sized per-rank batches. SGD keeps updates
+    proportional to gradients (Adam's first steps are about lr * sign(g), which turns
+    rounding noise on near-zero gradients into lr-sized differences). Tolerance: 1e-5.
+    """
+    config = tmp_path / 'ddp.py'
+    config.write_text(
+        f"_base_ = ['{repo / CONFIG}']\n"
+        "test_pipeline = [dict(type='LoadPairImages'), dict(type='PairResize', size=32),\n"
+        "                 dict(type='PackPairInputs')]\n"
+        "train_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n"
+        "model = dict(backbone=dict(freeze=True, norm_eval=True))\n"
+        "optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.05))\n")
+    opts = {k: v for k, v in options(mini, 2).items() if 'pipeline' not in k}
+    opts['val_dataloader.dataset.pipeline.1.size'] = 32
+
+    def run(nproc, batch):
+        work = tmp_path / f'p{nproc}'
+        args = as_args(dict(opts, **{'train_dataloader.batch_size': batch}))
+        if nproc == 1:
+            cmd = [sys.executable, 'tools/train.py', str(config)]
+        else:
+            cmd = ['bash', 'tools/dist_train.sh', str(nproc), str(config)]
+        result = subprocess.run([*cmd, '--work-dir', str(work), '--cfg-options', *args],
+                                cwd=repo, capture_output=True, text=True, timeout=600,
+                                env={**__import__('os').environ, 'PYTHON': sys.executable,
+                                     'PORT': '29533', 'OMP_NUM_THREADS': '1'})
+        assert result.returncode == 0, result.stderr[-3000:]
+        return torch.load(work / 'epoch_2.pth', weights_only=True)['state_dict']
+
+    one, two = run(1, 4), run(2, 2)
+    assert one.keys() == two.keys()
+    trained = [k for k in one if k.startswith('refiner.')]
+    assert trained
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], atol=1e-5, rtol=1e-5)

@@ -58,8 +58,11 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
     if resume is not None:
         cfg.resume = True
         cfg.load_from = None if resume == 'auto' else resume
-    if launcher != 'none' and not torch.cuda.is_available():
-        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'  # NCCL needs GPUs
+    if launcher == 'pytorch' and not torch.cuda.is_available():
+        _init_cpu_process_group()
+        # mmengine hands DDP the local rank as a CUDA device id; CPU modules take none
+        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+        cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
     ensure_hooks(cfg)
     return Runner.from_cfg(cfg)
 
@@ -76,3 +79,14 @@ def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None
     runner = build_runner(config, work_dir, cfg_options, resume, amp, launcher)
     runner.train()
     return runner
+
+
+def _init_cpu_process_group() -> None:
+    """Join torchrun's process group over gloo when there is no GPU.
+
+    mmengine's own ``init_dist`` selects a CUDA device per rank, which fails on
+    CPU-only machines; the Runner skips it when a group already exists.
+    """
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
