@@ -9,7 +9,7 @@ STAMP := $(VENV)/.corrkit-installed
 .PHONY: help venv test test-all docs docs-serve weights mini-data demo clean
 
 help:
-	@echo "make demo      zero-shot matching demo, pictures in work_dirs/demo/"
+	@echo "make demo      train on the embedded mini dataset, evaluate, draw (work_dirs/demo/)"
 	@echo "make test      create .venv if needed, run the tests and the strict docs build"
 	@echo "make test-all  the tests including the slow ones"
 	@echo "make docs      build the documentation into site/"
@@ -41,8 +41,24 @@ weights: $(STAMP)
 mini-data: $(STAMP)
 	$(PY) tools/make_mini_dataset.py --out-dir data/mini-spair
 
-demo: weights
-	$(PY) tools/demo.py --config configs/zeroshot_mobilenetv2.py --out-dir work_dirs/demo
+DEMO := work_dirs/demo
+DEMO_CONFIG := configs/transformatcher_mobilenetv2_mini.py
+DEMO_PAIR := data/mini-spair/JPEGImages/grace_hopper/grace_hopper_00.jpg \
+             data/mini-spair/JPEGImages/grace_hopper/grace_hopper_03.jpg
+
+# The main job on the embedded default: train TransforMatcher (MobileNetV2 hypercolumns)
+# on the mini dataset, evaluate it and the zero-shot baseline, draw a test pair.
+demo: weights mini-data
+	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO)/train --resume  # a rerun continues
+	$(PY) tools/test.py $(DEMO_CONFIG) --checkpoint $$(ls $(DEMO)/train/best_*.pth) \
+		--work-dir $(DEMO)/trained
+	$(PY) tools/test.py configs/zeroshot_mobilenetv2.py --work-dir $(DEMO)/zeroshot
+	$(PY) tools/demo.py $(DEMO_PAIR) --config $(DEMO_CONFIG) \
+		--checkpoint $$(ls $(DEMO)/train/best_*.pth) \
+		--out-dir $(DEMO)
+	$(PY) tools/compare_pck.py zero-shot=$(DEMO)/zeroshot/pck_bbox.json \
+		trained=$(DEMO)/trained/pck_bbox.json
+	@echo "pictures: $(DEMO)/matches.png $(DEMO)/warp.png"
 
 clean:
 	rm -rf site work_dirs .pytest_cache

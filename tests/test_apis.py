@@ -97,3 +97,13 @@ def test_evaluate_needs_a_test_split(tmp_path):
     from corrkit.apis import evaluate
     with pytest.raises(KeyError, match="no \\['test_dataloader', 'test_evaluator', 'test_cfg'\\]"):
         evaluate(dict(model=dict(type='CorrelationMatcher')), work_dir=str(tmp_path))
+
+
+def test_checkpoint_may_be_a_training_work_dir(tmp_path):
+    from corrkit.apis import resolve_checkpoint
+    (tmp_path / 'epoch_3.pth').write_bytes(b'')
+    (tmp_path / 'last_checkpoint').write_text('/elsewhere/run/epoch_3.pth')
+    assert resolve_checkpoint(tmp_path) == tmp_path / 'epoch_3.pth'  # the folder moved
+    assert resolve_checkpoint(tmp_path / 'epoch_3.pth') == tmp_path / 'epoch_3.pth'
+    with pytest.raises(FileNotFoundError, match="without a 'last_checkpoint'"):
+        resolve_checkpoint(tmp_path / 'x' if (tmp_path / 'x').mkdir() is None else None)

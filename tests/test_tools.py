@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -21,20 +22,35 @@ def test_list_components_includes_plugins_of_a_config(repo):
     assert 'LayerWeightedRefiner' in with_plugin.stdout
 
 
-def test_demo_writes_matches_for_user_images(repo, tmp_path):
+@pytest.mark.parametrize('src_spec, trg_spec, with_kps', [
+    (((60, 80, 4), 'RGBA', 'png'), ((45, 45), 'L', 'jpg'), True),
+    (((200, 3000, 3), 'RGB', 'jpg'), ((70, 50, 3), 'P', 'png'), False),
+], ids=['rgba-to-grey-with-kps', 'strip-to-palette-grid'])
+def test_demo_writes_its_three_files_for_odd_images(repo, tmp_path, src_spec, trg_spec, with_kps):
     rng = np.random.default_rng(1)
-    src, trg = tmp_path / 'a.png', tmp_path / 'b.jpg'
-    Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(src)
-    Image.fromarray(rng.integers(0, 255, (45, 45), dtype=np.uint8)).convert('L').save(trg)
-    kps = tmp_path / 'kps.csv'
-    kps.write_text('x,y\n10,10\n70,50\n')
+    paths = []
+    for name, (shape, mode, ext) in (('a', src_spec), ('b', trg_spec)):
+        array = rng.integers(0, 255, shape, dtype=np.uint8)
+        image = Image.fromarray(array) if mode != 'P' else Image.fromarray(array).convert('P')
+        paths.append(tmp_path / f'{name}.{ext}')
+        image.convert(mode).save(paths[-1])
     out = tmp_path / 'out'
-    res = run(repo, 'tools/demo.py', str(src), str(trg), '--config',
-              'configs/transformatcher_tiny.py', '--kps', str(kps), '--out-dir', str(out))
+    extra = []
+    if with_kps:
+        (tmp_path / 'kps.csv').write_text('x,y\n10,10\n70,50\n')
+        extra = ['--kps', str(tmp_path / 'kps.csv')]
+    res = run(repo, 'tools/demo.py', *map(str, paths), '--config',
+              'configs/transformatcher_tiny.py', *extra, '--out-dir', str(out))
     assert res.returncode == 0, res.stderr
     data = json.loads((out / 'matches.json').read_text())
-    assert data['src_kps'] == [[10.0, 10.0], [70.0, 50.0]] and len(data['trg_kps']) == 2
+    if with_kps:
+        assert data['src_kps'] == [[10.0, 10.0], [70.0, 50.0]] and len(data['trg_kps']) == 2
+    else:
+        assert len(data['src_kps']) == 64  # the default 8 x 8 grid
     assert Image.open(out / 'matches.png').size[1] == 480
+    trg = Image.open(paths[1])
+    warp = Image.open(out / 'warp.png')
+    assert warp.size == (2 * trg.width + 8, trg.height)  # warped source | target
 
 
 def test_demo_reports_user_errors_without_traceback(repo, tmp_path):

@@ -12,7 +12,8 @@ import sys
 
 from mmengine.config import DictAction
 
-from corrkit.apis.train import LAUNCHERS, train
+from corrkit.apis.runtime import LAUNCHERS
+from corrkit.apis.train import train
 from corrkit.utils.cli import user_errors
 
 

@@ -1,5 +1,7 @@
-"""High-level API: build a matcher from a config, match images, evaluate."""
+"""High-level API: build a matcher from a config, match images, train, evaluate."""
 from .evaluate import evaluate
-from .inference import MatchResult, init_matcher, load_weights, match_pair
+from .inference import MatchResult, init_matcher, load_weights, match_pair, resolve_checkpoint
+from .train import train
 
-__all__ = ['MatchResult', 'evaluate', 'init_matcher', 'load_weights', 'match_pair']
+__all__ = ['MatchResult', 'evaluate', 'init_matcher', 'load_weights', 'match_pair',
+           'resolve_checkpoint', 'train']

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from ..utils.image import load_image
-from ..visualization import draw_matches
+from ..visualization import draw_matches, tps_warp
 from .inference import MatchResult, init_matcher, match_pair
 
 
@@ -60,7 +61,12 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
              checkpoint: str | None = None, kps: Sequence | np.ndarray | None = None,
              out_dir: str | os.PathLike = 'work_dirs/demo', cfg_options: dict | None = None,
              device: str = 'cpu') -> dict[str, Path]:
-    """Match ``src`` to ``trg`` and write ``matches.png`` and ``matches.json`` to ``out_dir``.
+    """Match ``src`` to ``trg`` and write the matches and the warped source to ``out_dir``.
+
+    Writes ``matches.png`` (both images side by side, a line per match),
+    ``warp.png`` (the source warped onto the target by a thin-plate spline
+    through the matches of a 12 x 12 source grid, beside the target) and
+    ``matches.json`` (points, predictions, confidences).
 
     Args:
         src: Source image path.
@@ -73,19 +79,34 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
         device: Device to run on.
 
     Returns:
-        Paths of the written files, by kind (``'matches'``, ``'json'``).
+        Paths of the written files, by kind (``'matches'``, ``'warp'``, ``'json'``).
     """
     model = init_matcher(config, checkpoint, device=device, cfg_options=cfg_options)
     src_img, trg_img = load_image(src), load_image(trg)
     points = source_grid(src_img.height, src_img.width) if kps is None else np.asarray(kps)
-    result: MatchResult = match_pair(model, src_img, trg_img, points)
+    dense = source_grid(src_img.height, src_img.width, n=12, margin=0.02)
+    both: MatchResult = match_pair(model, src_img, trg_img, np.concatenate([points, dense]))
+    result = MatchResult(both.src_kps[:len(points)], both.trg_kps[:len(points)],
+                         both.confidence[:len(points)], both.flow, both.src_size, both.trg_size)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {'matches': out / 'matches.png', 'json': out / 'matches.json'}
+    paths = {'matches': out / 'matches.png', 'warp': out / 'warp.png',
+             'json': out / 'matches.json'}
     draw_matches(src_img, trg_img, result.src_kps, result.trg_kps).save(paths['matches'])
+    warped = tps_warp(src_img, trg_img, both.src_kps[len(points):], both.trg_kps[len(points):])
+    side_by_side(warped, trg_img).save(paths['warp'])
     with open(paths['json'], 'w') as f:
         json.dump({'source': os.fspath(src), 'target': os.fspath(trg),
                    'config': os.fspath(config), 'checkpoint': checkpoint,
                    'src_kps': result.src_kps.tolist(), 'trg_kps': result.trg_kps.tolist(),
                    'confidence': result.confidence.tolist()}, f, indent=1)
     return paths
+
+
+def side_by_side(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
+    """Two images of the same size next to each other on white."""
+    canvas = Image.new('RGB', (left.width + gap + right.width, max(left.height, right.height)),
+                       'white')
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + gap, 0))
+    return canvas

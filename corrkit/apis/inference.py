@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,18 +49,37 @@ def init_matcher(config: str | os.PathLike | Config | dict, checkpoint: str | No
     return model.to(device).eval()
 
 
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the newest checkpoint of a training work directory.
+
+    Raises:
+        FileNotFoundError: If the path does not exist, or a directory has no
+            ``last_checkpoint`` file (mmengine writes it after each save).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    pointer = path / 'last_checkpoint'
+    if not pointer.is_file():
+        raise FileNotFoundError(f"'{path}' is a directory without a 'last_checkpoint' file; "
+                                f"pass a checkpoint file or a training work directory")
+    newest = Path(pointer.read_text().strip())
+    return newest if newest.is_file() else path / newest.name  # the folder may have moved
+
+
 def load_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
     """Load a checkpoint's weights into ``model`` strictly, without executing code.
 
     Args:
         model: The model.
-        checkpoint: Path of an mmengine checkpoint or a bare state dict.
+        checkpoint: Path of an mmengine checkpoint or a bare state dict, or a
+            training work directory (see :func:`resolve_checkpoint`).
 
     Raises:
         FileNotFoundError: If the file does not exist.
         RuntimeError: If keys do not match; the message lists them.
     """
-    path = os.fspath(checkpoint)
+    path = os.fspath(resolve_checkpoint(checkpoint))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
     ckpt = torch.load(path, map_location='cpu', weights_only=True)

@@ -9,9 +9,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..utils.config import load_config
-from .evaluate import default_work_dir, ensure_hooks, unique_experiment_name
+from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
 
-LAUNCHERS = ('none', 'pytorch', 'slurm')
 TRAIN_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
 
 
@@ -38,8 +37,6 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
         ValueError: If ``launcher`` is unknown.
         RuntimeError: If ``amp`` is asked for without a GPU.
     """
-    if launcher not in LAUNCHERS:
-        raise ValueError(f'unknown launcher {launcher!r}; expected one of {LAUNCHERS}')
     cfg = load_config(config, cfg_options)
     missing = [k for k in TRAIN_KEYS if cfg.get(k) is None]
     if missing:
@@ -47,7 +44,7 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
                        f"dataset base and a schedule base such as "
                        f"configs/_base_/schedules/adam_10e.py")
     cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
-    cfg.launcher = launcher
+    set_launcher(cfg, launcher)
     cfg.setdefault('default_scope', 'corrkit')
     cfg.experiment_name = unique_experiment_name(cfg.work_dir, 'train')
     if amp:
@@ -58,11 +55,6 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
     if resume is not None:
         cfg.resume = True
         cfg.load_from = None if resume == 'auto' else resume
-    if launcher == 'pytorch' and not torch.cuda.is_available():
-        _init_cpu_process_group()
-        # mmengine hands DDP the local rank as a CUDA device id; CPU modules take none
-        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
-        cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
     ensure_hooks(cfg)
     return Runner.from_cfg(cfg)
 
@@ -81,12 +73,4 @@ def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None
     return runner
 
 
-def _init_cpu_process_group() -> None:
-    """Join torchrun's process group over gloo when there is no GPU.
 
-    mmengine's own ``init_dist`` selects a CUDA device per rank, which fails on
-    CPU-only machines; the Runner skips it when a group already exists.
-    """
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')

@@ -110,3 +110,31 @@ def difficulty_table(summary: dict, alphas: Sequence[float]) -> str:
             for field, levels in summary['per_difficulty'].items()
             for level, values in levels.items()]
     return format_table(['difficulty', 'level', *(f'PCK@{a}' for a in alphas), 'pairs'], rows)
+
+
+def comparison_table(reports: dict[str, dict]) -> str:
+    """Overall PCK of several reports side by side (one row per model).
+
+    Args:
+        reports: Model name → a report as :class:`~corrkit.evaluation.PCKMetric` writes it.
+
+    Raises:
+        ValueError: If the reports differ in threshold, averaging or alphas.
+
+    Examples:
+        >>> base = dict(threshold='bbox', average='pair', alphas=[0.1], num_pairs=2,
+        ...             overall={'0.1': 50.0})
+        >>> print(comparison_table({'zero-shot': base,
+        ...                         'trained': dict(base, overall={'0.1': 75.0})}))
+        model     PCK@0.1 pairs
+        zero-shot    50.0     2
+        trained      75.0     2
+    """
+    protocols = {(r['threshold'], r['average'], tuple(r['alphas'])) for r in reports.values()}
+    if len(protocols) != 1:
+        raise ValueError(f'the reports follow different protocols {sorted(protocols)}; '
+                         f'compare like with like')
+    alphas = next(iter(protocols))[2]
+    rows = [[name, *(r['overall'][str(a)] for a in alphas), r['num_pairs']]
+            for name, r in reports.items()]
+    return format_table(['model', *(f'PCK@{a}' for a in alphas), 'pairs'], rows)

@@ -157,3 +157,11 @@ def test_report_hook_points_metrics_at_the_work_dir(tmp_path):
     hook.before_test(runner)
     assert val.out_dir == str(tmp_path / 'val') and test.out_dir == str(tmp_path)
     assert kept.out_dir == 'mine'
+
+
+def test_comparison_refuses_reports_with_other_protocols():
+    from corrkit.evaluation.report import comparison_table
+    base = dict(threshold='bbox', average='pair', alphas=[0.1], num_pairs=1,
+                overall={'0.1': 1.0})
+    with pytest.raises(ValueError, match='different protocols'):
+        comparison_table({'a': base, 'b': dict(base, threshold='img')})

@@ -151,3 +151,14 @@ def test_training_works_after_an_inference_mode_pass():
         model(inputs)
     model(inputs, samples((3,)), mode='loss')['loss_kps'].backward()
     assert model.refiner.embed.weight.grad is not None
+
+
+def test_residual_mean_refiner_starts_as_the_mean_refiner():
+    from corrkit.registry import REFINERS
+    corr = torch.rand(2, 5, 3, 3, 4, 4)
+    refiner = REFINERS.build(dict(type='MatchToMatchRefiner', in_channels=5, depth=1,
+                                  num_heads=2, head_dims=4, residual_mean=True))
+    mean = REFINERS.build(dict(type='MeanRefiner', in_channels=5))
+    torch.testing.assert_close(refiner(corr), mean(corr))
+    refiner.readout.bias.data.fill_(0.5)  # once trained, the read-out adds its correction
+    torch.testing.assert_close(refiner(corr), mean(corr) + 0.5)

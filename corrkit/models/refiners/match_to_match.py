@@ -28,6 +28,11 @@ class MatchToMatchRefiner(Refiner):
             at least 8 for the 4D rotary embedding).
         mlp_ratio: MLP hidden size relative to ``embed_dims``.
         rope_base: Base of the rotary frequency ladder.
+        residual_mean: Add the mean of the input channels to the read-out, which
+            starts at zero: the untrained refiner then equals
+            :class:`~corrkit.models.refiners.MeanRefiner` (a zero-shot baseline)
+            and training learns a correction to it. Useful for short CPU
+            schedules; off in the paper's recipe.
 
     Shape:
         - input: ``(B, L, Hs, Ws, Ht, Wt)``
@@ -43,7 +48,7 @@ class MatchToMatchRefiner(Refiner):
 
     def __init__(self, in_channels: int, embed_dims: int = 16, depth: int = 6,
                  num_heads: int = 8, head_dims: int = 4, mlp_ratio: float = 4.0,
-                 rope_base: float = 100.0):
+                 rope_base: float = 100.0, residual_mean: bool = False):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = 1
@@ -56,6 +61,10 @@ class MatchToMatchRefiner(Refiner):
             for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dims)
         self.readout = nn.Linear(embed_dims, self.out_channels)
+        self.residual_mean = residual_mean
+        if residual_mean:
+            nn.init.zeros_(self.readout.weight)
+            nn.init.zeros_(self.readout.bias)
 
     def forward(self, corr: Tensor) -> Tensor:
         """Refine ``corr``; every match attends to a summary of all matches."""
@@ -65,4 +74,5 @@ class MatchToMatchRefiner(Refiner):
             x = block(x, grid)
         x = self.readout(self.norm(x))
         hs, ws, ht, wt = grid
-        return rearrange(x, 'b (hs ws ht wt) l -> b l hs ws ht wt', hs=hs, ws=ws, ht=ht, wt=wt)
+        out = rearrange(x, 'b (hs ws ht wt) l -> b l hs ws ht wt', hs=hs, ws=ws, ht=ht, wt=wt)
+        return out + corr.mean(1, keepdim=True) if self.residual_mean else out

@@ -1,0 +1,55 @@
+"""Warping the source onto the target through predicted correspondences."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..ops.tps import tps_fit, tps_transform, warp_image
+from ..utils.image import ImageLike, image_to_tensor, load_image
+
+
+def tps_warp(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, trg_kps: Sequence,
+             smoothing: float = 5.0) -> Image.Image:
+    """The source image warped onto the target by a thin-plate spline through the matches.
+
+    As in TransforMatcher's qualitative figures: a spline maps each target pixel to the
+    source (fitted on the predicted pairs, ``trg_kps[i] -> src_kps[i]``), and the source
+    is sampled there. Points are normalised to ``[-1, 1]`` before fitting, so
+    ``smoothing`` (the spline's regulariser) does not depend on the image sizes; a
+    larger value trusts single matches less.
+
+    Args:
+        src_image: Source image.
+        trg_image: Target image (gives the output size).
+        src_kps: ``(N, 2)`` source points in source pixels, ``N >= 3``.
+        trg_kps: ``(N, 2)`` their matches in target pixels.
+        smoothing: Regulariser of the spline.
+
+    Returns:
+        An RGB image of the target's size; target pixels that map outside the source are black.
+
+    Raises:
+        ValueError: If fewer than 3 pairs are given or the shapes differ.
+    """
+    src_img, trg_img = load_image(src_image), load_image(trg_image)
+    src = torch.as_tensor(np.asarray(src_kps, dtype=np.float64)).reshape(-1, 2)
+    trg = torch.as_tensor(np.asarray(trg_kps, dtype=np.float64)).reshape(-1, 2)
+    if src.shape != trg.shape or len(src) < 3:
+        raise ValueError(f'need N >= 3 matching point pairs, got {len(src)} source and '
+                         f'{len(trg)} target points')
+    src_scale = torch.tensor([src_img.width - 1, src_img.height - 1], dtype=torch.float64)
+    trg_scale = torch.tensor([trg_img.width - 1, trg_img.height - 1], dtype=torch.float64)
+    src_n, trg_n = 2 * src / src_scale.clamp(min=1) - 1, 2 * trg / trg_scale.clamp(min=1) - 1
+    backward = tps_fit(trg_n[None], src_n[None], reg=smoothing)
+
+    def to_source(points: torch.Tensor) -> torch.Tensor:
+        normal = 2 * points.double() / trg_scale.clamp(min=1) - 1
+        return ((tps_transform(backward, normal) + 1) / 2 * src_scale).to(points.dtype)
+
+    image = image_to_tensor(src_img)[None]
+    warped = warp_image(image, to_source, (trg_img.height, trg_img.width), padding_mode='zeros')
+    array = warped[0].clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(array)
