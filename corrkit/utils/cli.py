@@ -28,3 +28,26 @@ def user_errors(debug: bool = False) -> Iterator[None]:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f'error: {message}', file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def add_runner_arguments(parser, launchers: tuple[str, ...]) -> None:
+    """The arguments every Runner tool takes: config, work dir, overrides, launcher, debug.
+
+    Examples:
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser()
+        >>> add_runner_arguments(parser, ('none', 'pytorch'))
+        >>> parser.parse_args(['c.py', '--cfg-options', 'a.b=1']).cfg_options
+        {'a.b': 1}
+    """
+    import argparse
+
+    from mmengine.config import DictAction
+    parser.add_argument('config')
+    parser.add_argument('--work-dir', help='default: work_dirs/<config name>')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        metavar='KEY=VALUE', help='override config keys (dotted paths)')
+    parser.add_argument('--launcher', choices=launchers, default='none')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                        help=argparse.SUPPRESS)  # set by torch.distributed.launch
+    parser.add_argument('--debug', action='store_true', help='show full tracebacks')
