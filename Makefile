@@ -50,11 +50,11 @@ DEMO_PAIR := data/mini-spair/JPEGImages/grace_hopper/grace_hopper_00.jpg \
 # on the mini dataset, evaluate it and the zero-shot baseline, draw a test pair.
 demo: weights mini-data
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO)/train --resume  # a rerun continues
-	$(PY) tools/test.py $(DEMO_CONFIG) --checkpoint $$(ls $(DEMO)/train/best_*.pth) \
+	$(PY) tools/test.py $(DEMO_CONFIG) --checkpoint $$(ls -t $(DEMO)/train/best_*.pth | head -n1) \
 		--work-dir $(DEMO)/trained
 	$(PY) tools/test.py configs/zeroshot_mobilenetv2.py --work-dir $(DEMO)/zeroshot
 	$(PY) tools/demo.py $(DEMO_PAIR) --config $(DEMO_CONFIG) \
-		--checkpoint $$(ls $(DEMO)/train/best_*.pth) \
+		--checkpoint $$(ls -t $(DEMO)/train/best_*.pth | head -n1) \
 		--out-dir $(DEMO)
 	$(PY) tools/compare_pck.py zero-shot=$(DEMO)/zeroshot/pck_bbox.json \
 		trained=$(DEMO)/trained/pck_bbox.json

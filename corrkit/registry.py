@@ -1,6 +1,6 @@
 """Every registry of corrkit, and nothing else.
 
-``MODELS``, ``DATASETS``, ``TRANSFORMS``, ``METRICS`` and ``HOOKS`` are children of
+``MODELS``, ``DATASETS``, ``TRANSFORMS``, ``METRICS``, ``HOOKS`` and ``FUNCTIONS`` are children of
 mmengine's roots, so that ``mmengine.runner.Runner`` finds corrkit's classes
 under ``default_scope='corrkit'``. The role registries (``BACKBONES``,
 ``CORRELATIONS``, ``REFINERS``, ``FLOW_HEADS``, ``LOSSES``) are standalone
@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import mmengine.registry as mmengine_registry
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -27,7 +28,7 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 
 __all__ = [
-    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'BACKBONES', 'CORRELATIONS',
+    'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'FUNCTIONS', 'BACKBONES', 'CORRELATIONS',
     'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
     'UnknownComponentError', 'UnknownArgumentError',
 ]
@@ -122,6 +123,7 @@ DATASETS = _child('dataset', MMENGINE_DATASETS, build_from_cfg, 'corrkit.dataset
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, build_from_cfg, 'corrkit.datasets')
 METRICS = _child('metric', MMENGINE_METRICS, build_from_cfg, 'corrkit.evaluation')
 HOOKS = _child('hook', MMENGINE_HOOKS, build_from_cfg, 'corrkit.evaluation', 'corrkit.engine')
+FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, build_from_cfg, 'corrkit.datasets')
 
 BACKBONES = _root('backbone', 'corrkit.models.backbones')
 CORRELATIONS = _root('correlation', 'corrkit.models.correlation')
@@ -134,6 +136,7 @@ ALL_REGISTRIES: dict[str, Registry] = {
     'backbone': BACKBONES, 'correlation': CORRELATIONS, 'refiner': REFINERS,
     'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
     'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS, 'hook': HOOKS,
+    'function': FUNCTIONS,
 }
 
 #: Empty corrkit children of the rest of mmengine's roots (loops, hooks, samplers,
@@ -144,7 +147,7 @@ RUNTIME_REGISTRIES: dict[str, Registry] = {
     parent.name: Registry(parent.name, parent=parent, scope='corrkit')
     for parent in (getattr(mmengine_registry, name) for name in (
         'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'STRATEGIES', 'DATA_SAMPLERS',
-        'FUNCTIONS', 'EVALUATOR', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+        'EVALUATOR', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
         'PARAM_SCHEDULERS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
         'WEIGHT_INITIALIZERS', 'MODEL_WRAPPERS', 'INFERENCERS', 'TASK_UTILS'))
 }

@@ -1,4 +1,5 @@
 """Training through mmengine's Runner: the tool as typed, checkpoints, exact resume."""
+import json
 import subprocess
 import sys
 
@@ -58,12 +59,17 @@ def test_train_tool_as_typed_then_test_tool_on_its_checkpoint(repo, mini, tmp_pa
     assert 'PCK@0.1:' in tested.stdout
 
 
+@pytest.mark.parametrize('workers', [0, 2], ids=['main-process', 'two-workers'])
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(repo, mini, tmp_path,
-                                                                    monkeypatch):
+                                                                    monkeypatch, workers):
+    """Random crop and photometric augmentation on, in the main process or in workers
+    started as the dataset configs start them (non-persistent, seeded per epoch)."""
     monkeypatch.chdir(repo)
-    straight = train(CONFIG, str(tmp_path / 'straight'), options(mini, 4))
-    train(CONFIG, str(tmp_path / 'broken'), options(mini, 2))
-    resumed = train(CONFIG, str(tmp_path / 'broken'), options(mini, 4), resume='auto')
+    opts = lambda epochs: dict(options(mini, epochs),  # noqa: E731
+                               **{'train_dataloader.num_workers': workers})
+    straight = train(CONFIG, str(tmp_path / 'straight'), opts(4))
+    train(CONFIG, str(tmp_path / 'broken'), opts(2))
+    resumed = train(CONFIG, str(tmp_path / 'broken'), opts(4), resume='auto')
     assert resumed.train_loop.epoch == straight.train_loop.epoch == 4
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()
@@ -117,11 +123,25 @@ def test_two_processes_match_one_with_the_same_global_batch(repo, mini, tmp_path
                                 env={**__import__('os').environ, 'PYTHON': sys.executable,
                                      'PORT': '29533', 'OMP_NUM_THREADS': '1'})
         assert result.returncode == 0, result.stderr[-3000:]
-        return torch.load(work / 'epoch_2.pth', weights_only=True)['state_dict']
+        return [torch.load(work / f'epoch_{e}.pth', weights_only=True)['state_dict']
+                for e in (1, 2)]
 
-    one, two = run(1, 4), run(2, 2)
+    (one_before, one), (_, two) = run(1, 4), run(2, 2)
     assert one.keys() == two.keys()
     trained = [k for k in one if k.startswith('refiner.')]
-    assert trained
+    assert any(not torch.equal(one_before[k], one[k]) for k in trained)  # it did learn
     for key in one:
         torch.testing.assert_close(two[key], one[key], atol=1e-5, rtol=1e-5)
+    # distributed evaluation of a checkpoint: the weights go into the model inside DDP
+    tested = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         '--master_port=29534', 'tools/test.py', str(config), '--launcher', 'pytorch',
+         '--checkpoint', str(tmp_path / 'p2' / 'epoch_2.pth'), '--work-dir', str(tmp_path / 't'),
+         '--cfg-options', 'model.backbone.pretrained=False', 'test_dataloader.num_workers=0',
+         f'test_dataloader.dataset.data_root={mini}', 'test_dataloader.persistent_workers=False',
+         'test_dataloader.dataset.pipeline.1.size=32'],
+        cwd=repo, capture_output=True, text=True, timeout=600,
+        env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'})
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    report = json.loads((tmp_path / 't' / 'pck_bbox.json').read_text())
+    assert report['num_pairs'] == 3  # every test pair once, gathered from both processes

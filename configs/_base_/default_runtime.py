@@ -15,9 +15,9 @@ default_hooks = dict(
                     save_best='PCK@0.1', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
-# add dict(type='TensorboardVisBackend') to also log to TensorBoard (pip install tensorboard)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+# to also log to TensorBoard (pip install tensorboard), a child config sets
+# visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None

@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from mmengine.config import Config
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from ..utils.config import load_config
@@ -59,7 +60,8 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
     cfg.experiment_name = unique_experiment_name(cfg.work_dir, 'test')
     ensure_hooks(cfg)
     runner = Runner.from_cfg(cfg)
-    if checkpoint is not None:
-        load_weights(runner.model, checkpoint)
+    if checkpoint is not None:  # into the model itself, not a distributed wrapper around it
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_weights(model, checkpoint)
     return runner.test()
 

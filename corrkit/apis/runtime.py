@@ -50,9 +50,13 @@ def set_launcher(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     if launcher == 'pytorch' and not torch.cuda.is_available():
         _init_cpu_process_group()
-        # mmengine hands DDP the local rank as a CUDA device id; CPU modules take none
-        wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
-        cfg.model_wrapper_cfg = dict(wrapper, device_ids=None)
+        # mmengine hands DDP the local rank as a CUDA device id; CPU modules take none.
+        # A wrapper config takes mmengine's other branch: restate its defaults.
+        wrapper = dict(type='MMDistributedDataParallel', broadcast_buffers=False,
+                       find_unused_parameters=cfg.get('find_unused_parameters', False))
+        cfg.model_wrapper_cfg = {**wrapper, **(cfg.get('model_wrapper_cfg') or {}),
+                                 'device_ids': None}
+
 
 def _init_cpu_process_group() -> None:
     """Join torchrun's process group over gloo when there is no GPU.

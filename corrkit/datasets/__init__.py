@@ -17,9 +17,10 @@ from .pfwillow import PFWillowDataset
 from .spair import SPairDataset
 from .transforms import (LoadPairImages, PackPairInputs, PairFlip, PairPhotometricAugment,
                          PairRandomCrop, PairResize)
+from .worker import seed_worker_from_torch
 
 __all__ = [
     'AnnotationError', 'DatasetNotFoundError', 'LoadPairImages', 'PFPascalDataset',
     'PFWillowDataset', 'PackPairInputs', 'PairDataset', 'PairFlip', 'PairPhotometricAugment',
-    'PairRandomCrop', 'PairResize', 'SPairDataset', 'make_mini_dataset',
+    'PairRandomCrop', 'PairResize', 'SPairDataset', 'make_mini_dataset', 'seed_worker_from_torch',
 ]

@@ -18,8 +18,10 @@ class EpochSeedHook(Hook):
     The seed is a function of the run's seed, the epoch and the rank, so the
     random augmentations of epoch ``e`` are the same whether the run got there
     without a break or was resumed from a checkpoint, and whatever happened in
-    between (validation draws random numbers too). Without a run seed
-    (``randomness.seed=None``) it does nothing.
+    between (validation draws random numbers too). mmengine always has a run
+    seed (it draws one when ``randomness.seed`` is ``None``). DataLoader workers
+    follow when they are started per epoch with
+    :func:`~corrkit.datasets.seed_worker_from_torch`, as the dataset configs do.
 
     ``configs/_base_/default_runtime.py`` enables it for every corrkit config.
     """

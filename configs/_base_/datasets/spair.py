@@ -21,7 +21,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=16,
     num_workers=2,
-    persistent_workers=True,
+    # fresh workers each epoch, seeded from the per-epoch seed: exact resume (EpochSeedHook)
+    persistent_workers=False,
+    worker_init_fn=dict(type='corrkit.seed_worker_from_torch'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='trn', pipeline=train_pipeline),
