@@ -186,3 +186,17 @@ def csv_rows(path: Path, is_header: Callable[[list[str]], bool]) -> Iterator[tup
         for line, row in enumerate(csv.reader(handle), start=1):
             if row and not (line == 1 and is_header(row)):
                 yield line, row
+
+
+def parses_as(text: str, kind: type = float) -> bool:
+    """Whether a CSV field parses as ``kind`` (``int`` or ``float``).
+
+    Examples:
+        >>> parses_as('3', int), parses_as('3.5', int), parses_as('3.5'), parses_as('x')
+        (True, False, True, False)
+    """
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True

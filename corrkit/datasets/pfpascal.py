@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..registry import DATASETS
-from .base import AnnotationError, PairDataset, csv_rows, make_pair, points_field
+from .base import AnnotationError, PairDataset, csv_rows, make_pair, parses_as, points_field
 
 #: PASCAL VOC classes; the pair lists number them 1–20 in this order.
 PASCAL_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -42,12 +42,13 @@ class PFPascalDataset(PairDataset):
 
     def load_pairs(self, root: Path) -> list[dict]:
         listing = root / f'{self.split}_pairs.csv'
-        rows = csv_rows(listing, lambda row: not _is_int(row[2] if len(row) > 2 else ''))
+        rows = csv_rows(listing, lambda row: not parses_as(row[2] if len(row) > 2 else '', int))
         return [self._load_pair(root, listing, line, row) for line, row in rows]
 
     def _load_pair(self, root: Path, listing: Path, line: int, row: list[str]) -> dict:
         where = f'{listing}, line {line}'
-        if len(row) < 3 or not _is_int(row[2]) or not 1 <= int(row[2]) <= len(PASCAL_CLASSES):
+        if (len(row) < 3 or not parses_as(row[2], int)
+                or not 1 <= int(row[2]) <= len(PASCAL_CLASSES)):
             raise AnnotationError(f'{where}: expected source path, target path, class 1-20'
                                   f'[, flip], got {row}')
         category = PASCAL_CLASSES[int(row[2]) - 1]
@@ -58,7 +59,7 @@ class PFPascalDataset(PairDataset):
         if len(src_kps) != len(trg_kps):
             raise AnnotationError(f'{where}: {names[0]} has {len(src_kps)} keypoints but '
                                   f'{names[1]} has {len(trg_kps)}')
-        flip = len(row) > 3 and _is_int(row[3]) and int(row[3]) == 1
+        flip = len(row) > 3 and parses_as(row[3], int) and int(row[3]) == 1
         return make_pair(pair_id=f'{Path(names[0]).stem}-{Path(names[1]).stem}',
                          category=category, src_img_path=root / 'JPEGImages' / names[0],
                          trg_img_path=root / 'JPEGImages' / names[1], src_kps=src_kps,
@@ -85,10 +86,3 @@ def _read_annotation(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             raise AnnotationError(f"{path}: field 'bbox' must have 4 numbers, got {box.size}")
     return kps, box
 
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..registry import DATASETS
-from .base import AnnotationError, PairDataset, csv_rows, inside_root, make_pair
+from .base import AnnotationError, PairDataset, csv_rows, inside_root, make_pair, parses_as
 
 #: The ten PF-WILLOW classes, named after their folders.
 WILLOW_CLASSES = ('car(G)', 'car(M)', 'car(S)', 'duck(S)', 'motorbike(G)', 'motorbike(M)',
@@ -40,12 +40,12 @@ class PFWillowDataset(PairDataset):
 
     def load_pairs(self, root: Path) -> list[dict]:
         listing = root / 'test_pairs.csv'
-        rows = csv_rows(listing, lambda row: not _is_number(row[-1]))
+        rows = csv_rows(listing, lambda row: not parses_as(row[-1]))
         return [self._load_pair(root, listing, line, row) for line, row in rows]
 
     def _load_pair(self, root: Path, listing: Path, line: int, row: list[str]) -> dict:
         where = f'{listing}, line {line}'
-        if len(row) != 2 + 4 * NUM_KPS or not all(_is_number(v) for v in row[2:]):
+        if len(row) != 2 + 4 * NUM_KPS or not all(parses_as(v) for v in row[2:]):
             raise AnnotationError(f'{where}: expected 2 image paths and {4 * NUM_KPS} '
                                   f'coordinates, got {len(row)} fields')
         paths = [PurePosixPath(row[i].replace('\\', '/')) for i in (0, 1)]
@@ -63,10 +63,3 @@ class PFWillowDataset(PairDataset):
                          trg_img_path=inside_root(root, relative[1], listing),
                          src_kps=src_kps, trg_kps=trg_kps)
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

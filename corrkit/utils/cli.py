@@ -1,9 +1,12 @@
 """What every command-line tool shares: user errors end in one line, not a traceback."""
 from __future__ import annotations
 
+import argparse
 import sys
 from contextlib import contextmanager
 from typing import Iterator
+
+from mmengine.config import DictAction
 
 #: Exceptions that mean "the user asked for something that cannot be done":
 #: a missing file, a bad value or key, an unreadable checkpoint, a broken plugin.
@@ -30,7 +33,7 @@ def user_errors(debug: bool = False) -> Iterator[None]:
         raise SystemExit(1) from None
 
 
-def add_runner_arguments(parser, launchers: tuple[str, ...]) -> None:
+def add_runner_arguments(parser: argparse.ArgumentParser, launchers: tuple[str, ...]) -> None:
     """The arguments every Runner tool takes: config, work dir, overrides, launcher, debug.
 
     Examples:
@@ -40,9 +43,6 @@ def add_runner_arguments(parser, launchers: tuple[str, ...]) -> None:
         >>> parser.parse_args(['c.py', '--cfg-options', 'a.b=1']).cfg_options
         {'a.b': 1}
     """
-    import argparse
-
-    from mmengine.config import DictAction
     parser.add_argument('config')
     parser.add_argument('--work-dir', help='default: work_dirs/<config name>')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
