@@ -51,9 +51,8 @@ class PackPairInputs:
         sample = PairDataSample(src_kps=kps['src'], trg_kps=kps['trg'], kps_valid=valid)
         meta = {key: results[key] for key in META_KEYS if key in results}
         meta.update(img_shape=(height, width), src_bbox=boxes['src'], trg_bbox=boxes['trg'],
-                    pck_ref_sizes=pck_reference_sizes(
-                        (height, width), kps['trg'], valid,
-                        None if boxes['trg'] is None else torch.tensor(boxes['trg'])))
+                    pck_ref_sizes=pck_reference_sizes((height, width), kps['trg'], valid,
+                                                      results.get('trg_bbox')))
         sample.set_metainfo(meta)
         inputs = torch.stack([results['src_img'].as_subclass(Tensor),
                               results['trg_img'].as_subclass(Tensor)])
