@@ -51,6 +51,19 @@ def test_backbone_freeze_and_norm_eval(name):
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
 
 
+@pytest.mark.parametrize('name', names(BACKBONES))
+def test_frozen_backbone_stays_in_eval_mode(name):
+    """``freeze`` alone fixes the features: no gradients, no BatchNorm statistic updates."""
+    net = build(BACKBONES, name, freeze=True).train()
+    assert not any(m.training for m in net.modules())
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before = [m.running_mean.clone() for m in norms]
+    net(torch.rand(2, 3, 32, 32))
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    trainable = build(BACKBONES, name, norm_eval=True).train()
+    assert trainable.training and all(p.requires_grad for p in trainable.parameters())
+
+
 @pytest.mark.parametrize('name', names(CORRELATIONS))
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 def test_correlation_contract(name, dtype):

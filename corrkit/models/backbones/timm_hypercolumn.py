@@ -28,7 +28,8 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
         stages: Residual stages to tap, 1-based (``layer1`` … ``layer4``).
         pretrained: ``False`` (random init), ``True`` (timm / Hugging Face hub) or
             the path of a local checkpoint file (``.pth``, ``.bin``, ``.safetensors``).
-        freeze: Stop gradients to every backbone parameter.
+        freeze: Use the backbone as a fixed feature extractor: no gradients, and it
+            stays in eval mode (BatchNorm statistics unchanged) when the model trains.
         norm_eval: Keep BatchNorm layers in eval mode (running statistics frozen)
             even when the model trains.
 

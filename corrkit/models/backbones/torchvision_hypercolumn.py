@@ -33,7 +33,8 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
         weights: ``None`` (random init), a weights enum name of that model such as
             ``'IMAGENET1K_V1'`` or ``'DEFAULT'`` (loaded through torch hub's cache,
             ``$TORCH_HOME/hub/checkpoints``), or the path of a local state dict.
-        freeze: Stop gradients to every backbone parameter.
+        freeze: Use the backbone as a fixed feature extractor: no gradients, and it
+            stays in eval mode (BatchNorm statistics unchanged) when the model trains.
         norm_eval: Keep BatchNorm layers in eval mode while training.
 
     Shape:
