@@ -13,7 +13,8 @@ from mmengine.structures import BaseDataElement
 
 from ..registry import METRICS
 from .functional import THRESHOLD_KINDS, pck
-from .report import DIFFICULTY_LEVELS, category_table, difficulty_table, summarize
+from .report import (DIFFICULTY_LEVELS, category_table, difficulty_table, pairs_digest,
+                     summarize)
 
 AVERAGES = ('pair', 'keypoint')
 
@@ -107,7 +108,7 @@ class PCKMetric(BaseMetric):
         """Summarise, print the tables, write the JSON report and return overall PCK."""
         summary = summarize(results, self.alphas, self.average)
         report = dict(threshold=self.threshold, average=self.average,
-                      alphas=list(self.alphas), **summary)
+                      alphas=list(self.alphas), **summary, pairs_digest=pairs_digest(results))
         title = (f'PCK (%) with threshold {self.threshold!r}, averaged per {self.average}, '
                  f'{summary["num_pairs"]} pairs, {summary["num_keypoints"]} keypoints')
         text = [title, 'per category:', category_table(summary, self.alphas)]

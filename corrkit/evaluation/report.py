@@ -1,6 +1,7 @@
 """PCK summaries and the text tables printed after an evaluation."""
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from typing import Iterable, Sequence
 
@@ -112,6 +113,12 @@ def difficulty_table(summary: dict, alphas: Sequence[float]) -> str:
     return format_table(['difficulty', 'level', *(f'PCK@{a}' for a in alphas), 'pairs'], rows)
 
 
+def pairs_digest(records: Sequence[dict]) -> str:
+    """A short fingerprint of the evaluated pairs (their sorted ids), to tell splits apart."""
+    ids = sorted(str(r.get('pair_id')) for r in records)
+    return hashlib.sha256('\n'.join(ids).encode()).hexdigest()[:16]
+
+
 def comparison_table(reports: dict[str, dict]) -> str:
     """Overall PCK of several reports side by side (one row per model).
 
@@ -119,7 +126,8 @@ def comparison_table(reports: dict[str, dict]) -> str:
         reports: Model name → a report as :class:`~corrkit.evaluation.PCKMetric` writes it.
 
     Raises:
-        ValueError: If the reports differ in threshold, averaging or alphas.
+        ValueError: If the reports differ in threshold, averaging or alphas, or were
+            measured on different pairs (``pairs_digest``, where both reports have one).
 
     Examples:
         >>> base = dict(threshold='bbox', average='pair', alphas=[0.1], num_pairs=2,
@@ -134,6 +142,10 @@ def comparison_table(reports: dict[str, dict]) -> str:
     if len(protocols) != 1:
         raise ValueError(f'the reports follow different protocols {sorted(protocols)}; '
                          f'compare like with like')
+    digests = {name: r['pairs_digest'] for name, r in reports.items() if r.get('pairs_digest')}
+    if len(set(digests.values())) > 1:
+        raise ValueError(f'the reports were measured on different pairs (pairs_digest '
+                         f'{digests}); evaluate every model on the same split')
     alphas = next(iter(protocols))[2]
     rows = [[name, *(r['overall'][str(a)] for a in alphas), r['num_pairs']]
             for name, r in reports.items()]

@@ -74,6 +74,7 @@ def test_per_category_and_per_difficulty_tables_and_json(tmp_path):
     assert evaluate(metric, samples)['PCK@0.1'] == pytest.approx(100 * (1 + 0 + 0.5) / 3)
     report = json.loads((tmp_path / 'pck_bbox.json').read_text())
     assert report['threshold'] == 'bbox' and report['average'] == 'pair'
+    assert len(report['pairs_digest']) == 16
     assert report['per_category']['cat'] == {'0.1': 50.0, 'pairs': 2}
     assert report['per_category']['dog'] == {'0.1': 50.0, 'pairs': 1}
     difficulty = report['per_difficulty']
@@ -165,3 +166,15 @@ def test_comparison_refuses_reports_with_other_protocols():
                 overall={'0.1': 1.0})
     with pytest.raises(ValueError, match='different protocols'):
         comparison_table({'a': base, 'b': dict(base, threshold='img')})
+
+
+def test_comparison_refuses_reports_of_different_pairs():
+    from corrkit.evaluation.report import comparison_table, pairs_digest
+    one = pairs_digest([{'pair_id': 'a'}, {'pair_id': 'b'}])
+    assert one == pairs_digest([{'pair_id': 'b'}, {'pair_id': 'a'}])  # order-free
+    other = pairs_digest([{'pair_id': 'a'}, {'pair_id': 'c'}])
+    base = dict(threshold='bbox', average='pair', alphas=[0.1], num_pairs=2,
+                overall={'0.1': 1.0}, pairs_digest=one)
+    assert 'trained' in comparison_table({'zero-shot': base, 'trained': base})
+    with pytest.raises(ValueError, match='different pairs'):
+        comparison_table({'zero-shot': base, 'trained': dict(base, pairs_digest=other)})
