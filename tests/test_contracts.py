@@ -16,6 +16,7 @@ CASES = {
     'TorchvisionHypercolumnBackbone': dict(model_name='mobilenet_v2', weights=None,
                                            return_nodes=['features.4', 'features.7']),
     'MatchToMatchRefiner': dict(depth=2, num_heads=2, head_dims=4),
+    'NCNetRefiner': dict(channels=(4, 1), kernel_sizes=(3, 3)),
 }
 
 

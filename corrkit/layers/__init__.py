@@ -1,7 +1,8 @@
 """Reusable ``nn`` blocks that components are made of."""
 from .additive_attention import AdditiveAttention
+from .conv4d import Conv4d
 from .mlp import Mlp
 from .rotary import Rotary4D
 from .transformer_block import PreNormBlock
 
-__all__ = ['AdditiveAttention', 'Mlp', 'PreNormBlock', 'Rotary4D']
+__all__ = ['AdditiveAttention', 'Conv4d', 'Mlp', 'PreNormBlock', 'Rotary4D']

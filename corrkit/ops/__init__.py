@@ -6,6 +6,7 @@ where it makes sense, and documented with its tensor shapes.
 from .coords import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
                      rescale_points,
                      target_to_flow)
+from .conv4d import conv4d, mutual_nn_filter, swap_source_target
 from .correlation import cosine_correlation_4d, resize_features
 from .interpolate import interpolate_4d
 from .rotary import apply_rope_4d, grid_positions_4d, rope_4d_angles, rotate_pairs
@@ -17,10 +18,12 @@ from .tps import (ThinPlateSpline, homography_transform, invert_points, tps_fit,
 from .transfer import soft_sampler_weights, transfer_keypoints
 
 __all__ = [
-    'ThinPlateSpline', 'apply_rope_4d', 'homography_transform', 'invert_points',
-    'tps_fit', 'tps_jacobian', 'tps_transform', 'warp_image', 'cosine_correlation_4d', 'expected_target', 'flow_to_target',
-    'gaussian_around_argmax', 'grid_positions_4d', 'interpolate_4d', 'kernel_soft_argmax',
-    'kernel_soft_argmax_probabilities', 'normalized_grid', 'normalized_to_pixel',
-    'pixel_to_normalized', 'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'soft_argmax',
-    'soft_argmax_probabilities', 'soft_sampler_weights', 'target_to_flow', 'transfer_keypoints',
+    'apply_rope_4d', 'conv4d', 'cosine_correlation_4d', 'expected_target', 'flow_to_target',
+    'gaussian_around_argmax', 'grid_positions_4d', 'homography_transform', 'interpolate_4d',
+    'invert_points', 'kernel_soft_argmax', 'kernel_soft_argmax_probabilities',
+    'mutual_nn_filter', 'normalized_grid', 'normalized_to_pixel', 'pixel_to_normalized',
+    'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'soft_argmax',
+    'soft_argmax_probabilities', 'soft_sampler_weights', 'swap_source_target',
+    'target_to_flow', 'ThinPlateSpline', 'tps_fit', 'tps_jacobian', 'tps_transform',
+    'transfer_keypoints', 'warp_image',
 ]
