@@ -1,7 +1,6 @@
 """4D convolution and soft mutual nearest-neighbour filtering on correlation tensors."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
