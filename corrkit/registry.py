@@ -3,7 +3,7 @@
 ``MODELS``, ``DATASETS``, ``TRANSFORMS``, ``METRICS``, ``HOOKS`` and ``FUNCTIONS`` are children of
 mmengine's roots, so that ``mmengine.runner.Runner`` finds corrkit's classes
 under ``default_scope='corrkit'``. The role registries (``BACKBONES``,
-``CORRELATIONS``, ``REFINERS``, ``FLOW_HEADS``, ``LOSSES``) are standalone
+``CORRELATIONS``, ``REFINERS``, ``ATTENTIONS``, ``FLOW_HEADS``, ``LOSSES``) are standalone
 roots: only corrkit's matchers build from them. Registration is lazy: a
 registry imports its ``locations`` the first time it is searched.
 
@@ -29,7 +29,7 @@ from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'FUNCTIONS', 'BACKBONES', 'CORRELATIONS',
-    'REFINERS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
+    'REFINERS', 'ATTENTIONS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
     'UnknownComponentError', 'UnknownArgumentError',
 ]
 
@@ -128,13 +128,14 @@ FUNCTIONS = _child('function', MMENGINE_FUNCTIONS, build_from_cfg, 'corrkit.data
 BACKBONES = _root('backbone', 'corrkit.models.backbones')
 CORRELATIONS = _root('correlation', 'corrkit.models.correlation')
 REFINERS = _root('refiner', 'corrkit.models.refiners')
+ATTENTIONS = _root('attention', 'corrkit.layers')
 FLOW_HEADS = _root('flow_head', 'corrkit.models.heads')
 LOSSES = _root('loss', 'corrkit.models.losses')
 
 #: Every corrkit registry by name, in pipeline order.
 ALL_REGISTRIES: dict[str, Registry] = {
     'backbone': BACKBONES, 'correlation': CORRELATIONS, 'refiner': REFINERS,
-    'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
+    'attention': ATTENTIONS, 'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
     'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS, 'hook': HOOKS,
     'function': FUNCTIONS,
 }

@@ -3,6 +3,8 @@ from .additive_attention import AdditiveAttention
 from .conv4d import Conv4d
 from .mlp import Mlp
 from .rotary import Rotary4D
+from .softmax_attention import AttentionMemoryError, SoftmaxAttention
 from .transformer_block import PreNormBlock
 
-__all__ = ['AdditiveAttention', 'Conv4d', 'Mlp', 'PreNormBlock', 'Rotary4D']
+__all__ = ['AdditiveAttention', 'AttentionMemoryError', 'Conv4d', 'Mlp', 'PreNormBlock',
+           'Rotary4D', 'SoftmaxAttention']

@@ -5,9 +5,11 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..registry import ATTENTIONS
 from .rotary import Rotary4D
 
 
+@ATTENTIONS.register_module()
 class AdditiveAttention(nn.Module):
     """Match-to-match additive attention (TransforMatcher Eq. 5–7).
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 
-from ...layers import AdditiveAttention, PreNormBlock, Rotary4D
-from ...registry import REFINERS
+from ...layers import PreNormBlock, Rotary4D
+from ...registry import ATTENTIONS, REFINERS
 from ..base import Refiner
 
 
@@ -14,10 +14,11 @@ class MatchToMatchRefiner(Refiner):
     """Global match-to-match attention over every entry of the 4D correlation.
 
     Each match ``(ys, xs, yt, xt)`` is a token whose features are its ``L``
-    correlation scores. A linear embedding, ``depth`` pre-LN blocks of additive
-    attention (with 4D rotary position embedding on queries and keys) and a GELU
-    MLP, a final LayerNorm and a linear read-out to one channel give the
-    refined correlation. Cost is linear in the number of matches.
+    correlation scores. A linear embedding, ``depth`` pre-LN blocks of attention
+    (additive by default, with 4D rotary position embedding on queries and keys)
+    and a GELU MLP, a final LayerNorm and a linear read-out to one channel give
+    the refined correlation. With additive attention the cost is linear in the
+    number of matches.
 
     Args:
         in_channels: Correlation channels ``L`` (injected by the matcher).
@@ -28,6 +29,10 @@ class MatchToMatchRefiner(Refiner):
             at least 8 for the 4D rotary embedding).
         mlp_ratio: MLP hidden size relative to ``embed_dims``.
         rope_base: Base of the rotary frequency ladder.
+        attention: Config of the token mixer in ``ATTENTIONS`` (``embed_dims``,
+            ``num_heads``, ``head_dims`` and the rotary module are injected):
+            ``AdditiveAttention`` (the paper's, linear in the number of matches)
+            or ``SoftmaxAttention`` (vanilla, quadratic, for small grids).
         residual_mean: Add the mean of the input channels to the read-out, which
             starts at zero: the untrained refiner then equals
             :class:`~corrkit.models.refiners.MeanRefiner` (a zero-shot baseline)
@@ -48,15 +53,18 @@ class MatchToMatchRefiner(Refiner):
 
     def __init__(self, in_channels: int, embed_dims: int = 16, depth: int = 6,
                  num_heads: int = 8, head_dims: int = 4, mlp_ratio: float = 4.0,
-                 rope_base: float = 100.0, residual_mean: bool = False):
+                 rope_base: float = 100.0,
+                 attention: dict = dict(type='AdditiveAttention'),
+                 residual_mean: bool = False):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = 1
         self.embed = nn.Linear(in_channels, embed_dims)
         self.blocks = nn.ModuleList(
             PreNormBlock(embed_dims,
-                         AdditiveAttention(embed_dims, num_heads, head_dims,
-                                           rope=Rotary4D(num_heads * head_dims, rope_base)),
+                         ATTENTIONS.build(dict(attention, embed_dims=embed_dims,
+                                               num_heads=num_heads, head_dims=head_dims,
+                                               rope=Rotary4D(num_heads * head_dims, rope_base))),
                          mlp_ratio)
             for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dims)

@@ -1,0 +1,64 @@
+"""Every registered attention against the token-mixer contract; the softmax memory guard."""
+import pytest
+import torch
+
+from corrkit.layers import AttentionMemoryError, Rotary4D, SoftmaxAttention
+from corrkit.models.refiners import MatchToMatchRefiner
+from corrkit.registry import ATTENTIONS
+
+
+def names():
+    ATTENTIONS.import_from_location()
+    return sorted(ATTENTIONS.module_dict)
+
+
+def test_the_papers_attentions_are_registered():
+    assert {'AdditiveAttention', 'SoftmaxAttention'} <= set(names())
+
+
+@pytest.mark.parametrize('name', names())
+@pytest.mark.parametrize('rope', [True, False])
+def test_attention_contract(name, rope):
+    torch.manual_seed(0)
+    attn = ATTENTIONS.build(dict(type=name, embed_dims=16, num_heads=2, head_dims=4,
+                                 rope=Rotary4D(8) if rope else None))
+    grid = (2, 3, 2, 2)
+    x = torch.randn(2, 24, 16, requires_grad=True)
+    out = attn(x, grid)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0
+    # tokens interact: changing one token changes another token's output
+    y = x.detach().clone()
+    y[:, 5] += 1.0
+    assert not torch.allclose(attn(y, grid)[:, 0], out.detach()[:, 0])
+
+
+def test_softmax_attention_equals_explicit_scores():
+    torch.manual_seed(0)
+    attn = SoftmaxAttention(8, num_heads=2, head_dims=4).double()
+    x = torch.randn(1, 16, 8, dtype=torch.float64)
+    q, k, v = attn.qkv(x).chunk(3, dim=-1)
+    heads = [torch.softmax(q[..., h * 4:(h + 1) * 4] @ k[..., h * 4:(h + 1) * 4].mT / 2, -1)
+             @ v[..., h * 4:(h + 1) * 4] for h in range(2)]
+    torch.testing.assert_close(attn(x, (2, 2, 2, 2)), attn.proj(torch.cat(heads, -1)))
+
+
+def test_softmax_attention_refuses_a_large_grid_before_allocating():
+    attn = SoftmaxAttention(16, num_heads=8, head_dims=4)  # default budget: 2 GiB
+    grid = (15, 15, 15, 15)
+    # a (1, T, 16) view of 16 floats: the input itself costs nothing, the scores 76 GiB
+    x = torch.zeros(16).expand(1, 15 ** 4, 16)
+    with pytest.raises(AttentionMemoryError, match=r'50625 matches .* 76\.4 GiB'):
+        attn(x, grid)
+    small = SoftmaxAttention(16, num_heads=2, head_dims=4, max_score_bytes=1000)
+    with pytest.raises(AttentionMemoryError, match='max_score_bytes=1000'):
+        small(torch.randn(1, 16, 16), (2, 2, 2, 2))
+
+
+def test_refiner_takes_its_attention_from_the_config():
+    refiner = MatchToMatchRefiner(in_channels=3, depth=2, num_heads=2, head_dims=4,
+                                  attention=dict(type='SoftmaxAttention'))
+    assert all(isinstance(b.attn, SoftmaxAttention) for b in refiner.blocks)
+    out = refiner(torch.rand(1, 3, 2, 3, 2, 2))
+    assert out.shape == (1, 1, 2, 3, 2, 2)
