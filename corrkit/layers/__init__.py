@@ -1,4 +1,5 @@
 """Reusable ``nn`` blocks that components are made of."""
+from .absolute_position import AbsolutePosition4D
 from .additive_attention import AdditiveAttention
 from .conv4d import Conv4d
 from .mlp import Mlp
@@ -7,5 +8,5 @@ from .rotary import Rotary4D
 from .softmax_attention import AttentionMemoryError, SoftmaxAttention
 from .transformer_block import PreNormBlock
 
-__all__ = ['AdditiveAttention', 'AttentionMemoryError', 'Conv4d', 'Mlp', 'PerformerAttention',
+__all__ = ['AbsolutePosition4D', 'AdditiveAttention', 'AttentionMemoryError', 'Conv4d', 'Mlp', 'PerformerAttention',
            'PreNormBlock', 'Rotary4D', 'SoftmaxAttention']

@@ -82,3 +82,27 @@ def test_performer_approximates_softmax_attention():
             errors.append(float((performer(x, (3, 3, 3, 3)) - exact).norm() / exact.norm()))
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.03
+
+
+def test_position_choices_decide_whether_the_refiner_sees_the_grid():
+    """Without positions the refiner is equivariant to reordering the grid; with them not."""
+    corr = torch.rand(1, 3, 3, 2, 3, 2, dtype=torch.float64)
+    flip = lambda c: c.flip(2)  # noqa: E731  reorder source rows
+    for position, equivariant in (('none', True), ('rope', False), ('absolute', False)):
+        torch.manual_seed(0)
+        refiner = MatchToMatchRefiner(in_channels=3, depth=1, num_heads=2, head_dims=4,
+                                      position=position).double()
+        if position == 'absolute':
+            torch.nn.init.normal_(refiner.absolute.tables, std=1.0)
+        same = torch.allclose(refiner(flip(corr)), flip(refiner(corr)))
+        assert same == equivariant, position
+    none = MatchToMatchRefiner(in_channels=3, depth=1, position='none')
+    assert none.blocks[0].attn.rope is None and none.absolute is None
+
+
+def test_position_errors_are_named():
+    with pytest.raises(ValueError, match="position must be one of .*'sinusoidal'"):
+        MatchToMatchRefiner(in_channels=3, depth=1, position='sinusoidal')
+    refiner = MatchToMatchRefiner(in_channels=3, depth=1, position='absolute', max_grid=2)
+    with pytest.raises(ValueError, match='exceeds max_size=2'):
+        refiner(torch.rand(1, 3, 3, 2, 2, 2))

@@ -4,9 +4,12 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 
-from ...layers import PreNormBlock, Rotary4D
+from ...layers import AbsolutePosition4D, PreNormBlock, Rotary4D
 from ...registry import ATTENTIONS, REFINERS
 from ..base import Refiner
+
+
+POSITIONS = ('rope', 'absolute', 'none')
 
 
 @REFINERS.register_module()
@@ -33,6 +36,11 @@ class MatchToMatchRefiner(Refiner):
             ``num_heads``, ``head_dims`` and the rotary module are injected):
             ``AdditiveAttention`` (the paper's, linear in the number of matches)
             or ``SoftmaxAttention`` (vanilla, quadratic, for small grids).
+        position: ``'rope'`` (4D rotary embedding of queries and keys in every
+            block, the paper's), ``'absolute'`` (a learnable
+            :class:`~corrkit.layers.AbsolutePosition4D` added to the embedded
+            tokens) or ``'none'`` (Table 2's rows).
+        max_grid: Largest grid extent for ``position='absolute'``.
         residual_mean: Add the mean of the input channels to the read-out, which
             starts at zero: the untrained refiner then equals
             :class:`~corrkit.models.refiners.MeanRefiner` (a zero-shot baseline)
@@ -54,19 +62,25 @@ class MatchToMatchRefiner(Refiner):
     def __init__(self, in_channels: int, embed_dims: int = 16, depth: int = 6,
                  num_heads: int = 8, head_dims: int = 4, mlp_ratio: float = 4.0,
                  rope_base: float = 100.0,
-                 attention: dict = dict(type='AdditiveAttention'),
-                 residual_mean: bool = False):
+                 attention: dict = dict(type='AdditiveAttention'), position: str = 'rope',
+                 max_grid: int = 32, residual_mean: bool = False):
         super().__init__()
+        if position not in POSITIONS:
+            raise ValueError(f'position must be one of {POSITIONS}, got {position!r}')
         self.in_channels = in_channels
         self.out_channels = 1
+        self.position = position
         self.embed = nn.Linear(in_channels, embed_dims)
         self.blocks = nn.ModuleList(
             PreNormBlock(embed_dims,
                          ATTENTIONS.build(dict(attention, embed_dims=embed_dims,
                                                num_heads=num_heads, head_dims=head_dims,
-                                               rope=Rotary4D(num_heads * head_dims, rope_base))),
+                                               rope=(Rotary4D(num_heads * head_dims, rope_base)
+                                                     if position == 'rope' else None))),
                          mlp_ratio)
             for _ in range(depth))
+        self.absolute = (AbsolutePosition4D(embed_dims, max_grid) if position == 'absolute'
+                         else None)
         self.norm = nn.LayerNorm(embed_dims)
         self.readout = nn.Linear(embed_dims, self.out_channels)
         self.residual_mean = residual_mean
@@ -78,6 +92,8 @@ class MatchToMatchRefiner(Refiner):
         """Refine ``corr``; every match attends to a summary of all matches."""
         grid = tuple(corr.shape[2:])
         x = self.embed(rearrange(corr, 'b l hs ws ht wt -> b (hs ws ht wt) l'))
+        if self.absolute is not None:
+            x = self.absolute(x, grid)
         for block in self.blocks:
             x = block(x, grid)
         x = self.readout(self.norm(x))
