@@ -4,9 +4,11 @@ from .additive_attention import AdditiveAttention
 from .conv4d import Conv4d
 from .mlp import Mlp
 from .performer_attention import PerformerAttention
+from .qkv_attention import QKVAttention
 from .rotary import Rotary4D
 from .softmax_attention import AttentionMemoryError, SoftmaxAttention
 from .transformer_block import PreNormBlock
 
-__all__ = ['AbsolutePosition4D', 'AdditiveAttention', 'AttentionMemoryError', 'Conv4d', 'Mlp', 'PerformerAttention',
-           'PreNormBlock', 'Rotary4D', 'SoftmaxAttention']
+__all__ = ['AbsolutePosition4D', 'AdditiveAttention', 'AttentionMemoryError', 'Conv4d', 'Mlp',
+           'PerformerAttention', 'PreNormBlock', 'QKVAttention', 'Rotary4D',
+           'SoftmaxAttention']

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import torch
-from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..registry import ATTENTIONS
+from .qkv_attention import QKVAttention
 from .rotary import Rotary4D
 
 
@@ -31,7 +31,7 @@ def positive_features(x: Tensor, projection: Tensor, is_query: bool) -> Tensor:
 
 
 @ATTENTIONS.register_module()
-class PerformerAttention(nn.Module):
+class PerformerAttention(QKVAttention):
     """Performer's FAVOR+ attention (Choromanski et al., ICLR 2021), linear in the tokens.
 
     ``softmax(Q K^T / sqrt(D_h))`` is approximated by ``φ(Q) φ(K)^T`` with
@@ -60,26 +60,15 @@ class PerformerAttention(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int = 8, head_dims: int = 4,
                  rope: Rotary4D | None = None, num_features: int = 64, seed: int = 0):
-        super().__init__()
-        inner = num_heads * head_dims
-        self.num_heads = num_heads
-        self.head_dims = head_dims
-        self.qkv = nn.Linear(embed_dims, 3 * inner)
-        self.proj = nn.Linear(inner, embed_dims)
-        self.rope = rope
+        super().__init__(embed_dims, num_heads, head_dims, rope)
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer('projection', orthogonal_gaussian(num_features, head_dims, generator))
 
-    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
-        """Linear attention of every token of ``x`` (the flattened ``grid``) to all tokens."""
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        if self.rope is not None:
-            q, k = self.rope(q, grid), self.rope(k, grid)
-        q, k, v = (rearrange(z, 'b t (h d) -> b h t d', h=self.num_heads) for z in (q, k, v))
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """``φ(q) (φ(k)^T v) / (φ(q) φ(k)^T 1)`` per head, without the ``T × T`` scores."""
         scale = self.head_dims ** -0.25  # splits 1/sqrt(D_h) between queries and keys
         phi_q = positive_features(q * scale, self.projection, is_query=True)
         phi_k = positive_features(k * scale, self.projection, is_query=False)
         context = torch.einsum('bhtm,bhtd->bhmd', phi_k, v)
         norm = torch.einsum('bhtm,bhm->bht', phi_q, phi_k.sum(dim=2))
-        out = torch.einsum('bhtm,bhmd->bhtd', phi_q, context) / norm[..., None]
-        return self.proj(rearrange(out, 'b h t d -> b t (h d)'))
+        return torch.einsum('bhtm,bhmd->bhtd', phi_q, context) / norm[..., None]

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from einops import rearrange
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..registry import ATTENTIONS
+from .qkv_attention import QKVAttention
 from .rotary import Rotary4D
 
 
@@ -14,7 +14,7 @@ class AttentionMemoryError(MemoryError):
 
 
 @ATTENTIONS.register_module()
-class SoftmaxAttention(nn.Module):
+class SoftmaxAttention(QKVAttention):
     """Vanilla attention ``softmax(Q K^T / sqrt(D_h)) V`` per head (the paper's Table 3 row).
 
     Every match attends to every other match, so the scores take ``T × T`` entries
@@ -43,13 +43,7 @@ class SoftmaxAttention(nn.Module):
 
     def __init__(self, embed_dims: int, num_heads: int = 8, head_dims: int = 4,
                  rope: Rotary4D | None = None, max_score_bytes: int = 2 * 1024 ** 3):
-        super().__init__()
-        inner = num_heads * head_dims
-        self.num_heads = num_heads
-        self.head_dims = head_dims
-        self.qkv = nn.Linear(embed_dims, 3 * inner)
-        self.proj = nn.Linear(inner, embed_dims)
-        self.rope = rope
+        super().__init__(embed_dims, num_heads, head_dims, rope)
         self.max_score_bytes = int(max_score_bytes)
 
     def score_bytes(self, batch: int, tokens: int, element_size: int) -> int:
@@ -67,9 +61,8 @@ class SoftmaxAttention(nn.Module):
                 f'scores, above max_score_bytes={self.max_score_bytes} '
                 f'({self.max_score_bytes / 1024 ** 3:.1f} GiB). Use a linear attention '
                 f'(AdditiveAttention), a smaller grid, or raise max_score_bytes.')
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        if self.rope is not None:
-            q, k = self.rope(q, grid), self.rope(k, grid)
-        q, k, v = (rearrange(z, 'b t (h d) -> b h t d', h=self.num_heads) for z in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(rearrange(out, 'b h t d -> b t (h d)'))
+        return super().forward(x, grid)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """``softmax(q k^T / sqrt(D_h)) v`` per head."""
+        return F.scaled_dot_product_attention(q, k, v)

@@ -1,0 +1,43 @@
+"""The projections shared by attentions that mix heads of queries, keys and values."""
+from __future__ import annotations
+
+from einops import rearrange
+from torch import Tensor, nn
+
+from .rotary import Rotary4D
+
+
+class QKVAttention(nn.Module):
+    """Base of attentions over ``(B, heads, T, D_h)`` queries, keys and values.
+
+    Holds the joint ``qkv`` projection, the optional rotary embedding and the output
+    projection; subclasses implement :meth:`attend`.
+
+    Args:
+        embed_dims: Token size.
+        num_heads: Number of heads.
+        head_dims: Size of each head.
+        rope: Rotary embedding applied to queries and keys, or ``None``.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int = 8, head_dims: int = 4,
+                 rope: Rotary4D | None = None):
+        super().__init__()
+        inner = num_heads * head_dims
+        self.num_heads = num_heads
+        self.head_dims = head_dims
+        self.qkv = nn.Linear(embed_dims, 3 * inner)
+        self.proj = nn.Linear(inner, embed_dims)
+        self.rope = rope
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Mix ``(B, heads, T, D_h)`` values; returns the same shape."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
+        """Project, rotate, split heads, :meth:`attend`, merge heads and project back."""
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        if self.rope is not None:
+            q, k = self.rope(q, grid), self.rope(k, grid)
+        q, k, v = (rearrange(z, 'b t (h d) -> b h t d', h=self.num_heads) for z in (q, k, v))
+        return self.proj(rearrange(self.attend(q, k, v), 'b h t d -> b t (h d)'))
