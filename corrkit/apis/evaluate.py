@@ -64,4 +64,3 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         load_weights(model, checkpoint)
     return runner.test()
-

@@ -71,6 +71,3 @@ def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None
     runner = build_runner(config, work_dir, cfg_options, resume, amp, launcher)
     runner.train()
     return runner
-
-
-

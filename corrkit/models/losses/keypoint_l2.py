@@ -43,13 +43,13 @@ class KeypointL2Loss(nn.Module):
 
     def forward(self, pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
         """Return the weighted mean (squared) distance over valid keypoints."""
-        sq = (pred - target).pow(2).sum(-1)
+        dist = (pred - target).pow(2).sum(-1)
         if not self.squared:  # the epsilon keeps the gradient finite at zero error
-            sq = (sq + 1e-12).sqrt()
-        sq = sq * valid
+            dist = (dist + 1e-12).sqrt()
+        dist = dist * valid
         count = valid.sum(-1)
         has_kps = count > 0
-        per_pair = sq.sum(-1) / count.clamp(min=1)
+        per_pair = dist.sum(-1) / count.clamp(min=1)
         if not has_kps.any():
             return pred.sum() * 0.0
         return self.loss_weight * per_pair[has_kps].mean()
