@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from corrkit.apis import init_matcher
+from corrkit.layers import AttentionMemoryError
 from corrkit.utils.config import load_config
 
 from .conftest import offline_options
@@ -19,11 +20,22 @@ def test_configs_are_found():
             'plugin_layer_weighted_refiner.py'} <= names
 
 
+# Configs whose model refuses its own input size by design (the paper's out-of-memory row);
+# they must refuse with AttentionMemoryError and run on a smaller input.
+REFUSES_FULL_SIZE = {'transformatcher_softmax_spair'}
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
 def test_config_builds_and_runs(path):
     cfg = load_config(path)
     assert cfg.default_scope == 'corrkit'
-    model = init_matcher(path, cfg_options=offline_options(cfg))
+    options = offline_options(cfg)
+    model = init_matcher(path, cfg_options=options)
+    if path.stem in REFUSES_FULL_SIZE:
+        x = torch.zeros(1, 2, 3, *model.input_size)
+        with torch.no_grad(), pytest.raises(AttentionMemoryError, match='GiB for its T x T'):
+            model(x)
+        model = init_matcher(path, cfg_options={**options, 'model.input_size': 64})
     with torch.no_grad():
         flow = model(torch.randn(1, 2, 3, *model.input_size))
     grid = max(model.backbone.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])

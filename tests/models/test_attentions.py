@@ -7,13 +7,18 @@ from corrkit.models.refiners import MatchToMatchRefiner
 from corrkit.registry import ATTENTIONS
 
 
+# Arguments beyond the injected sizes, per attention (the contract grid has 24 tokens).
+CASES = {'LinformerAttention': dict(num_tokens=24, proj_dims=8)}
+
+
 def names():
     ATTENTIONS.import_from_location()
     return sorted(ATTENTIONS.module_dict)
 
 
 def test_the_papers_attentions_are_registered():
-    assert {'AdditiveAttention', 'SoftmaxAttention'} <= set(names())
+    assert {'AdditiveAttention', 'LinformerAttention', 'PerformerAttention',
+            'SoftmaxAttention'} <= set(names())
 
 
 @pytest.mark.parametrize('name', names())
@@ -21,7 +26,7 @@ def test_the_papers_attentions_are_registered():
 def test_attention_contract(name, rope):
     torch.manual_seed(0)
     attn = ATTENTIONS.build(dict(type=name, embed_dims=16, num_heads=2, head_dims=4,
-                                 rope=Rotary4D(8) if rope else None))
+                                 rope=Rotary4D(8) if rope else None, **CASES.get(name, {})))
     grid = (2, 3, 2, 2)
     x = torch.randn(2, 24, 16, requires_grad=True)
     out = attn(x, grid)
@@ -82,6 +87,63 @@ def test_performer_approximates_softmax_attention():
             errors.append(float((performer(x, (3, 3, 3, 3)) - exact).norm() / exact.norm()))
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.03
+
+
+def linformer_and_softmax(num_tokens, proj_dims, projection):
+    """A Linformer with the given ``(proj_dims, num_tokens)`` projection and a softmax
+    attention with the same query/key/value and output weights (fp64)."""
+    from corrkit.layers import LinformerAttention
+    torch.manual_seed(0)
+    linformer = LinformerAttention(16, num_heads=2, head_dims=4, num_tokens=num_tokens,
+                                   proj_dims=proj_dims).double()
+    with torch.no_grad():
+        linformer.key_proj.copy_(projection)
+    softmax = SoftmaxAttention(16, num_heads=2, head_dims=4).double()
+    softmax.load_state_dict({k: v for k, v in linformer.state_dict().items() if k != 'key_proj'})
+    return linformer, softmax
+
+
+def test_linformer_with_identity_projections_is_softmax_attention():
+    linformer, softmax = linformer_and_softmax(81, 81, torch.eye(81, dtype=torch.float64))
+    x = torch.randn(2, 81, 16, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(linformer(x, (3, 3, 3, 3)), softmax(x, (3, 3, 3, 3)),
+                                   atol=1e-12, rtol=0)
+
+
+def test_linformer_approximates_softmax_attention_on_low_rank_tokens():
+    """81 tokens in 9 equal groups, each token its group's centre plus noise of scale eps;
+    Linformer projects to the 9 group means. Relative error to vanilla attention
+    (same weights, fp64): ~1e-16 / 9e-6 / 9e-4 / 9e-3 at eps = 0 / 0.01 / 0.1 / 0.3."""
+    groups = torch.arange(81) % 9
+    pooling = torch.nn.functional.one_hot(groups, 9).T.double() / 9
+    linformer, softmax = linformer_and_softmax(81, 9, pooling)
+    torch.manual_seed(1)
+    centres = torch.randn(2, 9, 16, dtype=torch.float64)
+    noise = torch.randn(2, 81, 16, dtype=torch.float64)
+    errors = []
+    for eps in (0.0, 0.01, 0.1, 0.3):
+        x = centres[:, groups] + eps * noise
+        with torch.no_grad():
+            exact = softmax(x, (3, 3, 3, 3))
+            errors.append(float((linformer(x, (3, 3, 3, 3)) - exact).norm() / exact.norm()))
+    assert errors[0] < 1e-12
+    assert errors[1] < errors[2] < errors[3] < 0.02
+    assert errors[2] < 2e-3
+
+
+def test_linformer_is_tied_to_its_number_of_matches():
+    from corrkit.layers import LinformerAttention
+    with pytest.raises(ValueError, match='needs num_tokens'):
+        LinformerAttention(16, num_heads=2, head_dims=4)
+    attn = LinformerAttention(16, num_heads=2, head_dims=4, num_tokens=16, proj_dims=4)
+    with pytest.raises(ValueError, match=r'num_tokens=16 matches but got 24 \(grid \(2, 3, 2, 2\)'):
+        attn(torch.randn(1, 24, 16), (2, 3, 2, 2))
+    separate = LinformerAttention(16, num_heads=2, head_dims=4, num_tokens=16, proj_dims=4,
+                                  share_kv=False)
+    assert attn.value_proj is None and separate.value_proj.shape == (4, 16)
+    assert sum(p.numel() for p in separate.parameters()) == \
+        sum(p.numel() for p in attn.parameters()) + 4 * 16
 
 
 def test_position_choices_decide_whether_the_refiner_sees_the_grid():

@@ -48,8 +48,9 @@ class MultiChannelCorrelation(CorrelationBuilder):
 
     def forward(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> Tensor:
         """Correlate layer ``i`` of the source with layer ``i`` of the target, for every ``i``."""
-        if len(src_feats) != self.out_channels or len(trg_feats) != self.out_channels:
-            raise ValueError(f'expected {self.out_channels} source and target maps, got '
+        n = len(self.in_channels)
+        if len(src_feats) != n or len(trg_feats) != n:
+            raise ValueError(f'expected {n} source and target maps, got '
                              f'{len(src_feats)} and {len(trg_feats)}')
         src_size = finest_size(src_feats)
         trg_size = finest_size(trg_feats)
