@@ -13,6 +13,7 @@ from corrkit.registry import BACKBONES, CORRELATIONS, FLOW_HEADS, LOSSES, REFINE
 # Constructor arguments that keep each component tiny; injected sizes are added by the tests.
 CASES = {
     'TimmHypercolumnBackbone': dict(model_name='test_resnet', stages=(2, 3, 4)),
+    'TimmViTHypercolumnBackbone': dict(model_name='test_vit', blocks=(1, 3)),  # 6 blocks, p 16
     'TorchvisionHypercolumnBackbone': dict(model_name='mobilenet_v2', weights=None,
                                            return_nodes=['features.4', 'features.7']),
     'MatchToMatchRefiner': dict(depth=2, num_heads=2, head_dims=4),
@@ -46,10 +47,15 @@ def test_backbone_freeze_and_norm_eval(name):
     net = build(BACKBONES, name, freeze=True, norm_eval=True).train()
     assert not any(p.requires_grad for p in net.parameters())
     norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    assert norms and not any(m.training for m in norms)
-    before = [m.running_mean.clone() for m in norms]
-    net(torch.rand(2, 3, 32, 32))
-    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    images = torch.rand(2, 3, 32, 32)
+    if norms:  # BatchNorm backbones: statistics stay frozen
+        assert not any(m.training for m in norms)
+        before = [m.running_mean.clone() for m in norms]
+        net(images)
+        assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    else:  # no BatchNorm (vision transformers): a training-mode forward changes nothing
+        feats = net(images)
+        assert all(torch.equal(a, b) for a, b in zip(feats, net.eval()(images)))
 
 
 @pytest.mark.parametrize('name', names(BACKBONES))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import timm
 from torch import Tensor, nn
@@ -83,12 +83,15 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
         return feats
 
 
-def create_timm_model(model_name: str, pretrained: bool | str) -> nn.Module:
+def create_timm_model(model_name: str, pretrained: bool | str,
+                      **model_kwargs: Any) -> nn.Module:
     """``timm.create_model`` with local-file weights and an actionable offline error.
 
     Args:
         model_name: timm model name, optionally with a pretrained tag.
         pretrained: ``False``, ``True`` (hub) or a local checkpoint path.
+        **model_kwargs: Passed on to the model's constructor (e.g.
+            ``dynamic_img_size=True`` for a vision transformer).
 
     Returns:
         The timm model.
@@ -103,11 +106,11 @@ def create_timm_model(model_name: str, pretrained: bool | str) -> nn.Module:
             raise FileNotFoundError(f"pretrained checkpoint '{path}' for timm model "
                                     f"'{model_name}' does not exist")
         return timm.create_model(model_name, pretrained=True,
-                                 pretrained_cfg_overlay=dict(file=path))
+                                 pretrained_cfg_overlay=dict(file=path), **model_kwargs)
     if not pretrained:
-        return timm.create_model(model_name, pretrained=False)
+        return timm.create_model(model_name, pretrained=False, **model_kwargs)
     try:
-        return timm.create_model(model_name, pretrained=True)
+        return timm.create_model(model_name, pretrained=True, **model_kwargs)
     except (OSError, RuntimeError, ConnectionError) as err:
         raise RuntimeError(
             f"could not load pretrained weights for timm model '{model_name}' "
