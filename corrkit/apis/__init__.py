@@ -1,7 +1,8 @@
 """High-level API: build a matcher from a config, match images, train, evaluate."""
 from .evaluate import evaluate
 from .inference import MatchResult, init_matcher, load_weights, match_pair, resolve_checkpoint
+from .nonlocality import nonlocality_report
 from .train import train
 
 __all__ = ['MatchResult', 'evaluate', 'init_matcher', 'load_weights', 'match_pair',
-           'resolve_checkpoint', 'train']
+           'nonlocality_report', 'resolve_checkpoint', 'train']

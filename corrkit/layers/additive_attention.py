@@ -52,13 +52,21 @@ class AdditiveAttention(nn.Module):
         nn.init.trunc_normal_(self.query_weight, std=0.02)
         nn.init.trunc_normal_(self.key_weight, std=0.02)
 
-    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
-        """Attend over all tokens of ``x``, which flatten the 4D ``grid``."""
+    def project(self, x: Tensor, grid: tuple[int, int, int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys (rotated when ``rope`` is set) and values, ``(B, T, heads, D_h)``."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         if self.rope is not None:
             q, k = self.rope(q, grid), self.rope(k, grid)
-        q, k, v = (rearrange(t, 'b t (h d) -> b t h d', h=self.num_heads) for t in (q, k, v))
-        alpha = torch.softmax(torch.einsum('bthd,hd->bth', q, self.query_weight) * self.scale, 1)
+        return tuple(rearrange(t, 'b t (h d) -> b t h d', h=self.num_heads) for t in (q, k, v))
+
+    def query_weights(self, q: Tensor) -> Tensor:
+        """``α = softmax_T(τ Q w_q)`` of Eq. 5, ``(B, T, heads)``."""
+        return torch.softmax(torch.einsum('bthd,hd->bth', q, self.query_weight) * self.scale, 1)
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
+        """Attend over all tokens of ``x``, which flatten the 4D ``grid``."""
+        q, k, v = self.project(x, grid)
+        alpha = self.query_weights(q)
         global_query = torch.einsum('bth,bthd->bhd', alpha, q)
         key_logits = torch.einsum('bthd,bhd->bth', k, global_query * self.key_weight)
         beta = torch.softmax(key_logits * self.scale, dim=1)

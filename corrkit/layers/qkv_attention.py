@@ -34,10 +34,13 @@ class QKVAttention(nn.Module):
         """Mix ``(B, heads, T, D_h)`` values; returns the same shape."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
-        """Project, rotate, split heads, :meth:`attend`, merge heads and project back."""
+    def project(self, x: Tensor, grid: tuple[int, int, int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys (rotated when ``rope`` is set) and values, ``(B, heads, T, D_h)``."""
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         if self.rope is not None:
             q, k = self.rope(q, grid), self.rope(k, grid)
-        q, k, v = (rearrange(z, 'b t (h d) -> b h t d', h=self.num_heads) for z in (q, k, v))
-        return self.proj(rearrange(self.attend(q, k, v), 'b h t d -> b t (h d)'))
+        return tuple(rearrange(z, 'b t (h d) -> b h t d', h=self.num_heads) for z in (q, k, v))
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
+        """Project, rotate, split heads, :meth:`attend`, merge heads and project back."""
+        return self.proj(rearrange(self.attend(*self.project(x, grid)), 'b h t d -> b t (h d)'))

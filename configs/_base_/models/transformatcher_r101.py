@@ -19,6 +19,8 @@ model = dict(
         num_heads=8,
         head_dims=4,
         mlp_ratio=4.0,
+        attention=dict(type='AdditiveAttention'),  # or any ATTENTIONS entry (Table 3)
+        position='rope',  # 'absolute' or 'none' (Table 2)
     ),
     head=dict(type='KernelSoftArgmaxHead', upsample_factor=2, sigma=10.0, temperature=1.0),
     loss=dict(type='KeypointL2Loss'),

@@ -1,0 +1,34 @@
+"""The component catalogue covers every registered name and points at configs that exist."""
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROW = re.compile(r'^\| (\w+) \| `(\w+)` \|.*\| (`configs/[^`]+`|every [a-z ]+) \|$')
+
+
+def catalogue_rows():
+    text = (ROOT / 'docs' / 'api' / 'components.md').read_text()
+    section = text.split('## Catalogue', 1)[1].split('\n## ', 1)[0]
+    return [ROW.match(line) for line in section.splitlines() if line.startswith('| ')
+            and not line.startswith('| registry') and not line.startswith('|---')]
+
+
+def test_catalogue_lists_every_registered_name_once():
+    rows = catalogue_rows()
+    assert all(rows), [r for r in rows if not r]
+    listed = sorted((m.group(1), m.group(2)) for m in rows)
+    snapshot = json.loads((ROOT / 'tests' / 'snapshots' / 'registered_names.json').read_text())
+    registered = sorted((registry, name) for registry, names in snapshot.items()
+                        for name in names)
+    assert listed == registered
+
+
+def test_catalogue_configs_exist_and_use_the_component():
+    from corrkit.utils.config import load_config
+    for match in catalogue_rows():
+        used_by = match.group(3)
+        if used_by.startswith('`'):
+            path = ROOT / used_by.strip('`')
+            assert path.is_file(), used_by
+            assert match.group(2) in load_config(path).pretty_text, (match.group(2), used_by)
