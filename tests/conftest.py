@@ -41,9 +41,5 @@ def tiny_matcher():
 
 def offline_options(cfg) -> dict:
     """cfg_options that make a config build without any pretrained weights."""
-    backbone = cfg.model.backbone
-    if backbone.type == 'TorchvisionHypercolumnBackbone':
-        return {'model.backbone.weights': None}
-    if 'pretrained' in backbone or backbone.type == 'TimmHypercolumnBackbone':
-        return {'model.backbone.pretrained': False}
-    return {}
+    from corrkit.utils.config import random_weights_options
+    return random_weights_options(cfg)

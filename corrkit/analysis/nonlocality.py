@@ -160,7 +160,7 @@ def attention_queries_keys(attn: nn.Module, x: Tensor, grid: Sequence[int],
     grid = tuple(grid)
     if isinstance(attn, AdditiveAttention):
         q, k, _ = attn.project(x, grid)
-        alpha = attn.query_weights(q)[..., None]
+        alpha = attn.query_weights(q).transpose(1, 2)[..., None]  # (B, T, heads, 1)
         if scores == 'relative':
             alpha = alpha * q.shape[1] * attn.scale
         return (q * alpha).transpose(1, 2), k.transpose(1, 2)

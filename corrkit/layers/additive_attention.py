@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 from torch import Tensor, nn
 
 from ..registry import ATTENTIONS
@@ -57,21 +56,57 @@ class AdditiveAttention(nn.Module):
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         if self.rope is not None:
             q, k = self.rope(q, grid), self.rope(k, grid)
-        return tuple(rearrange(t, 'b t (h d) -> b t h d', h=self.num_heads) for t in (q, k, v))
+        return tuple(t.unflatten(-1, (self.num_heads, self.head_dims)) for t in (q, k, v))
 
     def query_weights(self, q: Tensor) -> Tensor:
-        """``α = softmax_T(τ Q w_q)`` of Eq. 5, ``(B, T, heads)``."""
-        return torch.softmax(torch.einsum('bthd,hd->bth', q, self.query_weight) * self.scale, 1)
+        """``α = softmax_T(τ Q w_q)`` of Eq. 5, ``(B, heads, T)``."""
+        return torch.softmax(head_scores(q.flatten(-2), self.query_weight) * self.scale, -1)
 
     def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
         """Attend over all tokens of ``x``, which flatten the 4D ``grid``."""
-        q, k, v = self.project(x, grid)
-        alpha = self.query_weights(q)
-        global_query = torch.einsum('bth,bthd->bhd', alpha, q)
-        key_logits = torch.einsum('bthd,bhd->bth', k, global_query * self.key_weight)
-        beta = torch.softmax(key_logits * self.scale, dim=1)
-        global_key = global_query * torch.einsum('bth,bthd->bhd', beta, k)
-        out = v * global_key[:, None]
+        q, k, v = (t.flatten(-2) for t in self.project(x, grid))  # (B, T, heads * D_h)
+        alpha = torch.softmax(head_scores(q, self.query_weight) * self.scale, -1)
+        global_query = head_pool(alpha, q)
+        key_logits = head_scores(k, global_query * self.key_weight)
+        beta = torch.softmax(key_logits * self.scale, dim=-1)
+        global_key = global_query * head_pool(beta, k)
+        out = v * global_key.flatten(-2)[:, None]
         if self.query_residual:
             out = out + q
-        return self.proj(rearrange(out, 'b t h d -> b t (h d)'))
+        return self.proj(out)
+
+
+def head_scores(x: Tensor, weight: Tensor) -> Tensor:
+    """Per head, the dot product of every token with that head's weight vector.
+
+    One matrix product of the ``(B, T, heads · D)`` tokens, as they come out of
+    the projection, with a block-diagonal ``(heads · D, heads)`` matrix: no copy of
+    the tokens into a per-head layout.
+
+    Args:
+        x: Tokens ``(B, T, heads · D)``.
+        weight: ``(heads, D)`` or per sample ``(B, heads, D)``.
+
+    Returns:
+        Scores ``(B, heads, T)``.
+    """
+    heads = weight.shape[-2]
+    eye = torch.eye(heads, dtype=weight.dtype, device=weight.device)
+    blocks = (weight[..., None] * eye[:, None, :]).flatten(-3, -2)  # (..., heads·D, heads)
+    return (x @ blocks).transpose(-1, -2)
+
+
+def head_pool(probs: Tensor, x: Tensor) -> Tensor:
+    """Per head, the ``probs``-weighted sum of that head's slice of the tokens.
+
+    Args:
+        probs: ``(B, heads, T)``.
+        x: Tokens ``(B, T, heads · D)``.
+
+    Returns:
+        ``(B, heads, D)``. One batched product gives every head's weights
+        applied to every head's slice; the diagonal blocks are kept.
+    """
+    heads = probs.shape[1]
+    pooled = (probs @ x).unflatten(-1, (heads, -1))  # (B, heads, heads, D)
+    return pooled.diagonal(dim1=1, dim2=2).transpose(1, 2)

@@ -86,3 +86,23 @@ def _make_importable(top: str, config_file: str | None) -> None:
         if os.path.isdir(os.path.join(folder, top)) or os.path.isfile(os.path.join(folder, top + '.py')):
             sys.path.insert(0, folder)
             return
+
+
+def random_weights_options(cfg: Config) -> dict[str, Any]:
+    """``cfg_options`` that build a config's backbone with random weights (nothing fetched).
+
+    For measurements whose outcome does not depend on the weights (speed,
+    memory, shapes), and for building any config offline.
+
+    Examples:
+        >>> random_weights_options(Config(dict(model=dict(backbone=dict(
+        ...     type='TimmHypercolumnBackbone', pretrained=True)))))
+        {'model.backbone.pretrained': False}
+    """
+    backbone = cfg.model.backbone
+    if backbone.type == 'TorchvisionHypercolumnBackbone':
+        return {'model.backbone.weights': None}
+    if 'pretrained' in backbone or backbone.type in ('TimmHypercolumnBackbone',
+                                                     'TimmViTHypercolumnBackbone'):
+        return {'model.backbone.pretrained': False}
+    return {}

@@ -80,7 +80,7 @@ def test_additive_attention_scores_paper_and_relative():
     q, k, _ = attn.project(x, grid)
     alpha = attn.query_weights(q)
     paper_q, paper_k = attention_queries_keys(attn, x, grid, 'paper')
-    torch.testing.assert_close(paper_q, (q * alpha[..., None]).transpose(1, 2))
+    torch.testing.assert_close(paper_q, (q * alpha.transpose(1, 2)[..., None]).transpose(1, 2))
     torch.testing.assert_close(paper_k, k.transpose(1, 2))
     relative_q, _ = attention_queries_keys(attn, x, grid, 'relative')
     torch.testing.assert_close(relative_q, paper_q * 81 * 4 ** -0.5)

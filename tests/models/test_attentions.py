@@ -168,3 +168,25 @@ def test_position_errors_are_named():
     refiner = MatchToMatchRefiner(in_channels=3, depth=1, position='absolute', max_grid=2)
     with pytest.raises(ValueError, match='exceeds max_size=2'):
         refiner(torch.rand(1, 3, 3, 2, 2, 2))
+
+
+def test_additive_attention_equals_the_papers_equations():
+    """Eq. 5-7 written out, with H = K * q-bar materialised, against the layer (fp64)."""
+    from corrkit.layers import AdditiveAttention
+    torch.manual_seed(0)
+    attn = AdditiveAttention(16, num_heads=2, head_dims=4, rope=Rotary4D(8)).double()
+    x = torch.randn(2, 36, 16, dtype=torch.float64)
+    grid = (3, 2, 3, 2)
+    q, k, v = attn.qkv(x).chunk(3, dim=-1)
+    q, k = attn.rope(q, grid), attn.rope(k, grid)
+    heads = []
+    for h in range(2):
+        qh, kh, vh = (z[..., 4 * h:4 * h + 4] for z in (q, k, v))
+        alpha = torch.softmax(qh @ attn.query_weight[h] / 2, dim=1)           # (B, T)
+        q_bar = (alpha[..., None] * qh).sum(1, keepdim=True)                 # (B, 1, 4)
+        hidden = kh * q_bar                                                   # H = K * q-bar
+        beta = torch.softmax(hidden @ attn.key_weight[h] / 2, dim=1)
+        k_bar = (beta[..., None] * hidden).sum(1, keepdim=True)
+        heads.append(vh * k_bar + qh)
+    expected = attn.proj(torch.cat(heads, -1))
+    torch.testing.assert_close(attn(x, grid), expected, atol=1e-12, rtol=0)

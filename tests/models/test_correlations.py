@@ -46,3 +46,26 @@ def test_single_channel_builders_give_the_refiner_one_channel():
         assert model.refiner.in_channels == 1 and model.refiner.embed.in_features == 1
         with torch.no_grad():
             assert model(torch.randn(1, 2, 3, 64, 64)).shape == (1, 2, 8, 8)
+
+
+def reference_multi_channel(src_feats, trg_feats, eps=1e-5):
+    """The definition, step by step: normalise, resize, cosine (normalising again), ReLU."""
+    from corrkit.ops import cosine_correlation_4d, resize_features
+    size = lambda fs: max((f.shape[-2:] for f in fs), key=lambda hw: hw[0] * hw[1])  # noqa
+    src = [resize_features(F.normalize(f, dim=1, eps=eps), tuple(size(src_feats)))
+           for f in src_feats]
+    trg = [resize_features(F.normalize(f, dim=1, eps=eps), tuple(size(trg_feats)))
+           for f in trg_feats]
+    return torch.stack([cosine_correlation_4d(s, t, eps).clamp(min=0)
+                        for s, t in zip(src, trg)], 1)
+
+
+def test_fast_multi_channel_correlation_equals_the_definition():
+    """Scores scaled by inverse norms instead of divided features: same result, fp64 and
+    fp32, zero feature vectors included."""
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6)):
+        src, trg = feats(4), feats(5)
+        src, trg = [f.to(dtype) for f in src], [f.to(dtype) for f in trg]
+        src[0][:, :, 2, 3] = 0  # a position with all-zero features
+        out = MultiChannelCorrelation(in_channels=[8, 16])(src, trg)
+        torch.testing.assert_close(out, reference_multi_channel(src, trg), atol=tol, rtol=0)

@@ -162,3 +162,17 @@ def test_residual_mean_refiner_starts_as_the_mean_refiner():
     torch.testing.assert_close(refiner(corr), mean(corr))
     refiner.readout.bias.data.fill_(0.5)  # once trained, the read-out adds its correction
     torch.testing.assert_close(refiner(corr), mean(corr) + 0.5)
+
+
+def test_channels_last_backbone_gives_the_same_matches():
+    from corrkit.apis import init_matcher
+    torch.manual_seed(0)
+    fast = init_matcher('configs/transformatcher_tiny.py')
+    plain = init_matcher('configs/transformatcher_tiny.py',
+                         cfg_options={'model.channels_last': False})
+    plain.load_state_dict(fast.state_dict())
+    conv = next(p for p in fast.backbone.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    x = torch.randn(2, 2, 3, *fast.input_size)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), atol=1e-5, rtol=1e-5)

@@ -67,3 +67,20 @@ def test_rotary_module_matches_functional_and_validates():
         Rotary4D(6)
     with pytest.raises(ValueError, match='do not match'):
         rope(x, (2, 2, 3, 4))
+
+
+def test_rotary_module_complex_path_equals_rotate_pairs():
+    """The module rotates float32/64 as complex products; bfloat16 through rotate_pairs."""
+    from corrkit.layers import Rotary4D
+    from corrkit.ops import grid_positions_4d, rope_4d_angles, rotate_pairs
+    grid = (2, 3, 2, 3)
+    angles = rope_4d_angles(grid_positions_4d(*grid, dtype=torch.float64), 16, 100.0)
+    rope = Rotary4D(16)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+        x = torch.randn(2, 36, 48, dtype=torch.float64)[..., 8:24].to(dtype)  # strided view
+        expected = rotate_pairs(x.double(), angles.cos(), angles.sin())
+        out = rope(x, grid)
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.double(), expected, atol=tol, rtol=tol)
+    odd = torch.randn(1, 36, 17)[..., 1:]  # odd strides: copied before the complex view
+    torch.testing.assert_close(rope(odd, grid), rope(odd.contiguous(), grid))

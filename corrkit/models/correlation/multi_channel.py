@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...ops import cosine_correlation_4d, resize_features
+from ...ops import resize_features
 from ...registry import CORRELATIONS
 from ..base import CorrelationBuilder
 
@@ -18,8 +18,9 @@ class MultiChannelCorrelation(CorrelationBuilder):
 
     Every map is L2-normalised over channels and bilinearly resized
     (``align_corners=True``) to the finest grid among the maps; the cosine scores
-    of each layer pair pass a ReLU and are stacked as channels. Maps of equal
-    shape are correlated in one batched matrix product.
+    of each layer pair pass a ReLU and are stacked as channels. Features are
+    never divided: each layer is one matrix product of the raw maps, scaled by
+    the inverse norms of its rows and columns.
 
     Args:
         in_channels: Channels of each feature map (injected from the backbone).
@@ -54,26 +55,30 @@ class MultiChannelCorrelation(CorrelationBuilder):
                              f'{len(src_feats)} and {len(trg_feats)}')
         src_size = finest_size(src_feats)
         trg_size = finest_size(trg_feats)
-        src = [resize_features(F.normalize(f, dim=1, eps=self.eps), src_size) for f in src_feats]
-        trg = [resize_features(F.normalize(f, dim=1, eps=self.eps), trg_size) for f in trg_feats]
-        channels: list[Tensor | None] = [None] * len(src)
-        for group in group_by_channels(src):
-            b = src[group[0]].shape[0]
-            corr = cosine_correlation_4d(torch.cat([src[i] for i in group]),
-                                         torch.cat([trg[i] for i in group]), eps=self.eps)
-            for i, c in zip(group, corr.split(b)):
-                channels[i] = c
-        return torch.stack(channels, dim=1).clamp(min=0)
+        channels = []
+        for src, trg in zip(src_feats, trg_feats):
+            src, src_scale = self._unit_scale(src, src_size)
+            trg, trg_scale = self._unit_scale(trg, trg_size)
+            dots = torch.matmul(src.flatten(2).mT, trg.flatten(2))  # (B, HsWs, HtWt)
+            channels.append((dots * src_scale[:, :, None] * trg_scale[:, None, :]).clamp_(min=0))
+        return torch.stack(channels, dim=1).unflatten(2, src_size).unflatten(-1, trg_size)
+
+    def _unit_scale(self, feats: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """The map at ``size`` and, per position, the factor that makes it unit length.
+
+        Normalising, resizing and normalising again (the definition) is applied as
+        a factor on the scores instead of a division of the features: a map
+        already at ``size`` is never rewritten. Unresized, the two normalisations
+        (``F.normalize``, then ``x / (|x| + eps)``) amount to ``1 / (n + eps ·
+        max(n, eps))`` for a feature of norm ``n``.
+        """
+        if tuple(feats.shape[-2:]) != tuple(size):
+            feats = resize_features(F.normalize(feats, dim=1, eps=self.eps), size)
+            return feats, 1 / (feats.norm(dim=1).flatten(1) + self.eps)
+        norm = feats.norm(dim=1).flatten(1)
+        return feats, 1 / (norm + self.eps * norm.clamp(min=self.eps))
 
 
 def finest_size(feats: Sequence[Tensor]) -> tuple[int, int]:
     """The largest ``(H, W)`` among feature maps (the grid every layer is resized to)."""
     return max((tuple(f.shape[-2:]) for f in feats), key=lambda hw: hw[0] * hw[1])
-
-
-def group_by_channels(feats: Sequence[Tensor]) -> list[list[int]]:
-    """Indices of maps grouped by channel count, so each group is one batched product."""
-    groups: dict[int, list[int]] = {}
-    for i, f in enumerate(feats):
-        groups.setdefault(f.shape[1], []).append(i)
-    return list(groups.values())

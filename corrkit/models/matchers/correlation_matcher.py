@@ -119,6 +119,9 @@ class CorrelationMatcher(BaseModel):
             images to it.
         train_tau: Soft-sampler threshold (normalised units) in ``loss`` mode.
         test_tau: Soft-sampler threshold in ``predict`` mode.
+        channels_last: Run the backbone in channels-last memory format (about a
+            quarter faster for convolutional backbones on CPU; same results up to
+            floating-point rounding).
         data_preprocessor: Config of the data preprocessor.
         init_cfg: mmengine initialisation config.
 
@@ -130,7 +133,7 @@ class CorrelationMatcher(BaseModel):
     def __init__(self, backbone: ComponentCfg, correlation: ComponentCfg, refiner: ComponentCfg,
                  head: ComponentCfg, loss: ComponentCfg = dict(type='KeypointL2Loss'),
                  input_size: int | Sequence[int] = 240, train_tau: float = 0.1,
-                 test_tau: float = 0.05,
+                 test_tau: float = 0.05, channels_last: bool = True,
                  data_preprocessor: dict | None = dict(type='PairDataPreprocessor'),
                  init_cfg: dict | None = None):
         if isinstance(data_preprocessor, dict):  # corrkit's registry, whatever the default scope
@@ -148,6 +151,9 @@ class CorrelationMatcher(BaseModel):
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f'input_size must be an int or (H, W), got {input_size!r}')
         self.input_size: tuple[int, int] = (int(size[0]), int(size[1]))
+        self.channels_last = channels_last
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         self.train_tau = train_tau
         self.test_tau = test_tau
 
@@ -167,7 +173,10 @@ class CorrelationMatcher(BaseModel):
             raise ValueError(f'a matcher takes RGB image pairs of shape (B, 2, 3, H, W), '
                              f'got {tuple(inputs.shape)}')
         b, _, _, h, w = inputs.shape
-        feats = self.backbone(inputs.flatten(0, 1))
+        images = inputs.flatten(0, 1)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        feats = self.backbone(images)
         self._check_features(feats, b, h, w)
         src_feats = [f.unflatten(0, (b, 2))[:, 0] for f in feats]
         trg_feats = [f.unflatten(0, (b, 2))[:, 1] for f in feats]

@@ -1,0 +1,261 @@
+"""Speed, memory and FLOPs of matchers, stage by stage, with in-run references.
+
+Every time is the median of ``repeats`` calls after ``warmup`` calls, with the
+interquartile range as its spread; CUDA work is synchronised before a clock is
+read. Every figure is also reported against two references measured in the same
+run on the same machine: the bare backbone on the same images (forward, or
+forward + backward for training) and a large fp32 matrix product (the machine's
+attainable throughput). Ratios within one run are what to compare across
+machines; absolute milliseconds are not.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..ops import flow_to_target, transfer_keypoints
+from ..structures import PairDataSample
+
+STAGES = ('backbone', 'correlation', 'refiner', 'head', 'transfer')
+
+
+@dataclass
+class Timing:
+    """Milliseconds per call: median and interquartile range over ``runs`` calls."""
+
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    runs: int
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued work on ``device`` (a no-op on CPU)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, warmup: int = 2,
+              repeats: int = 10) -> Timing:
+    """Median and quartiles of the wall time of ``fn()``, after ``warmup`` calls.
+
+    Examples:
+        >>> time_call(lambda: sum(range(100)), torch.device('cpu'), 1, 5).runs
+        5
+    """
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1000)
+    quartiles = statistics.quantiles(times, n=4) if len(times) > 1 else times * 3
+    return Timing(statistics.median(times), quartiles[0], quartiles[2], len(times))
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
+    """Peak bytes of tensors ``fn()`` allocates and holds at once.
+
+    CUDA: growth of ``max_memory_allocated``. CPU: the allocations and frees that
+    ``torch.profiler`` records (``profile_memory=True``), summed in time order,
+    which counts memory freed inside the call once it is reused. The resident set
+    size would not: after a first large call the process keeps the pages, and
+    later calls appear to need nothing.
+    """
+    if device.type == 'cuda':
+        synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        synchronize(device)
+        return max(0, torch.cuda.max_memory_allocated(device) - base)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == '[memory]' and e.device_type() == DeviceType.CPU)
+    current = peak = 0
+    for _, nbytes in events:
+        current += nbytes
+        peak = max(peak, current)
+    return peak
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of ``fn()`` as ``torch.utils.flop_counter`` counts them (2 per multiply-add)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """Attained fp32 GFLOP/s of a ``size × size`` matrix product: the throughput reference."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    timing = time_call(lambda: a @ b, device, warmup=2, repeats=repeats)
+    return 2 * size ** 3 / (timing.median_ms / 1000) / 1e9
+
+
+def random_pairs(model: nn.Module, batch: int, num_keypoints: int = 20,
+                 device: torch.device | str = 'cpu',
+                 seed: int = 0) -> tuple[Tensor, list[PairDataSample]]:
+    """Random image pairs at the model's input size with random keypoints in pixels."""
+    generator = torch.Generator().manual_seed(seed)
+    h, w = model.input_size
+    inputs = torch.randn(batch, 2, 3, h, w, generator=generator)
+    scale = torch.tensor([w - 1.0, h - 1.0])
+    samples = [PairDataSample(src_kps=torch.rand(num_keypoints, 2, generator=generator) * scale,
+                              trg_kps=torch.rand(num_keypoints, 2, generator=generator) * scale)
+               for _ in range(batch)]
+    return inputs.to(device), samples
+
+
+def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], object]]:
+    """One call per pipeline stage, each fed the previous stage's real output.
+
+    The stages are those of ``CorrelationMatcher.extract`` plus the soft-sampler
+    keypoint transfer of 20 keypoints per pair.
+    """
+    b = inputs.shape[0]
+    images = _backbone_input(model, inputs)
+    feats = model.backbone(images)
+    src = [f.unflatten(0, (b, 2))[:, 0] for f in feats]
+    trg = [f.unflatten(0, (b, 2))[:, 1] for f in feats]
+    corr = model.correlation(src, trg)
+    refined = model.refiner(corr)
+    flow = model.head(refined).flow
+    kps = torch.rand(b, 20, 2, device=inputs.device) * 2 - 1
+    valid = torch.ones(b, 20, dtype=torch.bool, device=inputs.device)
+    return {
+        'backbone': lambda: model.backbone(images),
+        'correlation': lambda: model.correlation(src, trg),
+        'refiner': lambda: model.refiner(corr),
+        'head': lambda: model.head(refined),
+        'transfer': lambda: transfer_keypoints(flow_to_target(flow), kps, valid,
+                                               model.test_tau),
+    }
+
+
+def _backbone_input(model: nn.Module, inputs: Tensor) -> Tensor:
+    """The image batch as the matcher hands it to its backbone (memory format included)."""
+    images = inputs.flatten(0, 1)
+    if getattr(model, 'channels_last', False):
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train: bool = True,
+                    warmup: int = 2, repeats: int = 10) -> dict:
+    """Parameters, FLOPs, time, memory and stage breakdown of one matcher.
+
+    Args:
+        model: A :class:`~corrkit.models.matchers.CorrelationMatcher`.
+        batch_sizes: Pairs per call.
+        train: Also time a training step (forward + loss + backward, every
+            parameter that requires gradients included) and the bare backbone's
+            forward + backward.
+        warmup: Untimed calls before each measurement.
+        repeats: Timed calls per measurement.
+
+    Returns:
+        ``{'params', 'input_size', 'batches': {batch: {...}}}``; per batch the
+        GFLOPs of a forward, ms per pair for the full forward, the bare backbone and
+        every stage, the ratio of the forward to the backbone, peak memory, and with
+        ``train`` the same for a training step.
+    """
+    device = next(model.parameters()).device
+    result = dict(params=sum(p.numel() for p in model.parameters()),
+                  input_size=list(model.input_size), batches={})
+    for batch in batch_sizes:
+        inputs, samples = random_pairs(model, batch, device=device)
+        entry: dict = {}
+        model.eval()
+        with torch.inference_mode():
+            entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
+            entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
+            calls = stage_calls(model, inputs)
+            stages = {name: time_call(call, device, warmup, repeats)
+                      for name, call in calls.items()}
+            forward = time_call(lambda: model(inputs), device, warmup, repeats)
+        entry['stages_ms'] = {k: v.median_ms / batch for k, v in stages.items()}
+        entry['forward'] = _per_pair(forward, batch)
+        entry['backbone'] = _per_pair(stages['backbone'], batch)
+        entry['forward_over_backbone'] = forward.median_ms / stages['backbone'].median_ms
+        if train:
+            entry.update(_train_step(model, inputs, samples, device, warmup, repeats))
+        result['batches'][batch] = entry
+    model.eval()
+    return result
+
+
+def _per_pair(timing: Timing, batch: int) -> dict:
+    return {k: (v / batch if k.endswith('_ms') else v) for k, v in asdict(timing).items()}
+
+
+def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.device,
+                warmup: int, repeats: int) -> dict:
+    """Time a training step and the bare backbone's forward + backward."""
+    model.train()
+    images = _backbone_input(model, inputs)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        loss = sum(model(inputs, samples, mode='loss').values())
+        loss.backward()
+
+    def backbone_step() -> None:
+        model.zero_grad(set_to_none=True)
+        sum(f.mean() for f in model.backbone(images)).backward()
+
+    peak = peak_memory(step, device) / 2 ** 20
+    full = time_call(step, device, warmup, repeats)
+    bare = time_call(backbone_step, device, warmup, repeats)
+    model.zero_grad(set_to_none=True)
+    batch = inputs.shape[0]
+    return {'train_step': _per_pair(full, batch), 'backbone_train': _per_pair(bare, batch),
+            'train_over_backbone': full.median_ms / bare.median_ms, 'train_peak_mb': peak}
+
+
+def sweep_refiner(refiner: nn.Module, sides: Sequence[int], device: torch.device,
+                  warmup: int = 1, repeats: int = 3) -> list[dict]:
+    """Time and memory of the refiner alone on ``side⁴`` match grids, batch 1.
+
+    Returns:
+        One ``{'side', 'matches', 'ms', 'peak_mb'}`` per side.
+    """
+    refiner.eval()
+    rows = []
+    with torch.inference_mode():
+        for side in sides:
+            corr = torch.rand(1, refiner.in_channels, side, side, side, side, device=device)
+            peak = peak_memory(lambda: refiner(corr), device) / 2 ** 20
+            timing = time_call(lambda: refiner(corr), device, warmup, repeats)
+            rows.append(dict(side=side, matches=side ** 4, ms=timing.median_ms, peak_mb=peak))
+    return rows
+
+
+def scaling_exponent(rows: Sequence[dict], key: str = 'ms') -> float:
+    """Least-squares slope of ``log(key)`` against ``log(matches)`` (1.0 = linear).
+
+    Examples:
+        >>> scaling_exponent([dict(matches=10, ms=2.0), dict(matches=100, ms=20.0)])
+        1.0
+    """
+    points = [(math.log(r['matches']), math.log(r[key])) for r in rows if r[key] > 0]
+    if len(points) < 2:
+        return float('nan')
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    return (sum((x - mx) * (y - my) for x, y in points)
+            / sum((x - mx) ** 2 for x, _ in points))

@@ -1,0 +1,182 @@
+"""Benchmark configs side by side: the tables, JSON and scaling plot of ``tools/benchmark.py``."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..analysis.benchmark import (STAGES, _backbone_input, benchmark_model, count_flops, matmul_gflops,
+                                  random_pairs, scaling_exponent, sweep_refiner, time_call)
+from ..layers import AttentionMemoryError
+from ..utils.config import load_config, random_weights_options
+from .inference import init_matcher
+
+
+def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                      batch_sizes: Sequence[int] = (1, 8), train: bool = True,
+                      sweep_sides: Sequence[int] = (), device: str = 'cpu', warmup: int = 2,
+                      repeats: int = 10, cfg_options: dict[str, Any] | None = None,
+                      threads: int | None = None) -> dict:
+    """Measure every config in one run and write ``benchmark.json`` and ``benchmark.md``.
+
+    Models are built with random weights (speed does not depend on them, and
+    nothing is downloaded). The references, a large fp32 matrix product and each
+    model's bare backbone, are measured in the same run, so every figure can be
+    read as a ratio. With ``sweep_sides`` the first config's refiner is also run
+    alone on ``side⁴`` grids, and ``refiner_scaling.png`` shows time and memory
+    against the number of matches on log-log axes with the fitted exponent.
+
+    Args:
+        configs: Config paths.
+        out_dir: Where the JSON, markdown and plot go.
+        batch_sizes: Pairs per call.
+        train: Also time training steps.
+        sweep_sides: Grid sides for the refiner sweep (e.g. ``range(10, 31, 5)``).
+        device: ``'cpu'`` or ``'cuda'`` (timings synchronised).
+        warmup: Untimed calls before each measurement.
+        repeats: Timed calls per measurement.
+        cfg_options: Overrides applied to every config.
+        threads: ``torch.set_num_threads`` for the run (CPU).
+
+    Returns:
+        The report written to ``benchmark.json``, with the markdown under ``'markdown'``.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict = dict(
+        device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else cpu_name(),
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        matmul_gflops=matmul_gflops(dev), models={})
+    first = None
+    for config in configs:
+        cfg = load_config(config, cfg_options)
+        options = {**random_weights_options(cfg), **(cfg_options or {})}
+        model = init_matcher(config, device=device, cfg_options=options)
+        try:
+            result = benchmark_model(model, batch_sizes, train, warmup, repeats)
+        except AttentionMemoryError as err:  # the paper's "out of memory" row, refused early
+            report['models'][Path(config).stem] = dict(
+                params=sum(p.numel() for p in model.parameters()), refused=str(err))
+            continue
+        images = _backbone_input(model, random_pairs(model, 1, device=dev)[0])
+        with torch.inference_mode():
+            flops = count_flops(lambda: model.backbone(images))
+            bare = time_call(lambda: model.backbone(images), dev, warmup, repeats)
+        result['backbone_gflops_per_s'] = flops / (bare.median_ms / 1000) / 1e9
+        result['backbone_over_matmul'] = result['backbone_gflops_per_s'] / report['matmul_gflops']
+        report['models'][Path(config).stem] = result
+        first = first or model
+    if sweep_sides and first is not None:
+        rows = sweep_refiner(first.refiner, sweep_sides, dev)
+        report['sweep'] = dict(config=Path(configs[0]).stem, rows=rows,
+                               time_exponent=scaling_exponent(rows, 'ms'),
+                               memory_exponent=scaling_exponent(rows, 'peak_mb'))
+        plot_sweep(report['sweep'], out / 'refiner_scaling.png')
+    report['markdown'] = markdown_report(report)
+    (out / 'benchmark.json').write_text(json.dumps(report, indent=1))
+    (out / 'benchmark.md').write_text(report['markdown'])
+    return report
+
+
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo``, else what ``platform`` knows."""
+    try:
+        with open('/proc/cpuinfo') as handle:
+            for line in handle:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def markdown_report(report: dict) -> str:
+    """The benchmark as markdown: a summary table (one row per config), the stage
+    breakdown, the references and, when run, the refiner sweep."""
+    refused = {name: m for name, m in report['models'].items() if 'refused' in m}
+    models = {name: m for name, m in report['models'].items() if 'refused' not in m}
+    batches = sorted({int(b) for m in models.values() for b in m['batches']})
+    header = ['config', 'params (M)', 'GFLOPs / pair']
+    for b in batches:
+        header += [f'ms / pair (b{b})', f'× backbone (b{b})']
+    train = any('train_step' in e for m in models.values() for e in m['batches'].values())
+    if train:
+        header += [f'train ms / pair (b{batches[-1]})', f'train × backbone (b{batches[-1]})']
+    header += ['peak MB (fwd, b1)' if 1 in batches else 'peak MB (fwd)']
+    rows = []
+    for name, m in models.items():
+        entries = {int(b): e for b, e in m['batches'].items()}
+        first = entries[batches[0]]
+        row = [f'`{name}`', f"{m['params'] / 1e6:.1f}", f"{first['gflops'] / batches[0]:.1f}"]
+        for b in batches:
+            e = entries.get(b)
+            row += ([f"{e['forward']['median_ms']:.1f}", f"{e['forward_over_backbone']:.2f}"]
+                    if e else ['', ''])
+        if train:
+            e = entries[batches[-1]]
+            row += ([f"{e['train_step']['median_ms']:.1f}", f"{e['train_over_backbone']:.2f}"]
+                    if 'train_step' in e else ['', ''])
+        row.append(f"{first['forward_peak_mb']:.0f}")
+        rows.append(row)
+    for name, m in refused.items():
+        rows.append([f'`{name}`', f"{m['params'] / 1e6:.1f}", 'refused: '
+                     + m['refused'].split(' needs ')[-1].split(' for ')[0] + ' of scores']
+                    + [''] * (len(header) - 3))
+    parts = [f"Device: {report['device']}, {report['threads']} threads, torch "
+             f"{report['torch']}; fp32 matmul {report['matmul_gflops']:.0f} GFLOP/s.", '',
+             _table(header, rows), '']
+    stage_rows = [[f'`{name}`', f'b{b}'] + [f"{e['stages_ms'][s]:.1f}" for s in STAGES]
+                  for name, m in models.items() for b, e in sorted(
+                      ((int(b), e) for b, e in m['batches'].items()))]
+    parts += ['Milliseconds per pair, stage by stage:', '',
+              _table(['config', 'batch', *STAGES], stage_rows), '']
+    ref_rows = [[f'`{name}`', f"{m['backbone_gflops_per_s']:.0f}",
+                 f"{m['backbone_over_matmul']:.2f}"] for name, m in models.items()]
+    parts += ['Backbone throughput (batch 1, forward) against the fp32 matmul:', '',
+              _table(['config', 'backbone GFLOP/s', '× matmul'], ref_rows), '']
+    if 'sweep' in report:
+        sweep = report['sweep']
+        parts += [f"Refiner of `{sweep['config']}` alone, batch 1: time ∝ matches^"
+                  f"{sweep['time_exponent']:.2f}, memory ∝ matches^"
+                  f"{sweep['memory_exponent']:.2f}.", '',
+                  _table(['grid', 'matches', 'ms', 'peak MB'],
+                         [[f"{r['side']}⁴", f"{r['matches']}", f"{r['ms']:.1f}",
+                           f"{r['peak_mb']:.0f}"] for r in sweep['rows']]), '']
+    return '\n'.join(parts)
+
+
+def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
+    """Log-log plot of the refiner's time and memory against the number of matches."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = sweep['rows']
+    matches = [r['matches'] for r in rows]
+    fig, axis = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+    axis.loglog(matches, [r['ms'] for r in rows], 'o-',
+                label=f"time (exponent {sweep['time_exponent']:.2f})")
+    memory = [(m, r['peak_mb']) for m, r in zip(matches, rows) if r['peak_mb'] > 0]
+    if memory:
+        twin = axis.twinx()
+        twin.loglog(*zip(*memory), 's--', color='tab:orange',
+                    label=f"peak memory (exponent {sweep['memory_exponent']:.2f})")
+        twin.set_ylabel('peak memory (MB)')
+        twin.legend(loc='lower right', fontsize='small')
+    axis.set(xlabel='matches (side⁴)', ylabel='ms per pair',
+             title=f"refiner of {sweep['config']}")
+    axis.legend(loc='upper left', fontsize='small')
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
