@@ -128,7 +128,7 @@ def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], obje
     keypoint transfer of 20 keypoints per pair.
     """
     b = inputs.shape[0]
-    images = _backbone_input(model, inputs)
+    images = backbone_input(model, inputs)
     feats = model.backbone(images)
     src = [f.unflatten(0, (b, 2))[:, 0] for f in feats]
     trg = [f.unflatten(0, (b, 2))[:, 1] for f in feats]
@@ -147,7 +147,7 @@ def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], obje
     }
 
 
-def _backbone_input(model: nn.Module, inputs: Tensor) -> Tensor:
+def backbone_input(model: nn.Module, inputs: Tensor) -> Tensor:
     """The image batch as the matcher hands it to its backbone (memory format included)."""
     images = inputs.flatten(0, 1)
     if getattr(model, 'channels_last', False):
@@ -207,7 +207,7 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
                 warmup: int, repeats: int) -> dict:
     """Time a training step and the bare backbone's forward + backward."""
     model.train()
-    images = _backbone_input(model, inputs)
+    images = backbone_input(model, inputs)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..analysis.benchmark import (STAGES, _backbone_input, benchmark_model, count_flops, matmul_gflops,
+from ..analysis.benchmark import (STAGES, backbone_input, benchmark_model, count_flops, matmul_gflops,
                                   random_pairs, scaling_exponent, sweep_refiner, time_call)
 from ..layers import AttentionMemoryError
 from ..utils.config import load_config, random_weights_options
@@ -65,7 +65,7 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
             report['models'][Path(config).stem] = dict(
                 params=sum(p.numel() for p in model.parameters()), refused=str(err))
             continue
-        images = _backbone_input(model, random_pairs(model, 1, device=dev)[0])
+        images = backbone_input(model, random_pairs(model, 1, device=dev)[0])
         with torch.inference_mode():
             flops = count_flops(lambda: model.backbone(images))
             bare = time_call(lambda: model.backbone(images), dev, warmup, repeats)
