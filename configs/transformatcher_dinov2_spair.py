@@ -24,19 +24,11 @@ model = dict(
 )
 
 # The dataset base's pipelines with PairResize at input_size (a base's pipelines are
-# fixed when the base is read, so they are restated here).
-train_pipeline = [
-    dict(type='LoadPairImages'),
-    dict(type='PairRandomCrop', prob=0.5, padding=20),
-    dict(type='PairResize', size=input_size),
-    dict(type='PairPhotometricAugment', prob=0.2),
-    dict(type='PackPairInputs'),
-]
-test_pipeline = [
-    dict(type='LoadPairImages'),
-    dict(type='PairResize', size=input_size),
-    dict(type='PackPairInputs'),
-]
+# fixed when the base is read, so only their resize step is replaced here).
+train_pipeline = [dict(t, size=input_size) if t['type'] == 'PairResize' else t
+                  for t in _base_.train_pipeline]
+test_pipeline = [dict(t, size=input_size) if t['type'] == 'PairResize' else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
