@@ -69,3 +69,13 @@ def test_fast_multi_channel_correlation_equals_the_definition():
         src[0][:, :, 2, 3] = 0  # a position with all-zero features
         out = MultiChannelCorrelation(in_channels=[8, 16])(src, trg)
         torch.testing.assert_close(out, reference_multi_channel(src, trg), atol=tol, rtol=0)
+
+
+def test_correlation_builders_name_themselves_in_input_errors():
+    import pytest
+    for cls in (MultiChannelCorrelation, ConcatCorrelation, MeanCorrelation):
+        with pytest.raises(ValueError, match=f'{cls.__name__} needs at least one feature map'):
+            cls(in_channels=[])
+        with pytest.raises(ValueError, match=f'{cls.__name__} expected 2 source and target '
+                                             f'maps, got 1 and 2'):
+            cls(in_channels=[8, 16])(feats(0)[:1], feats(1))

@@ -42,17 +42,14 @@ class MultiChannelCorrelation(CorrelationBuilder):
     def __init__(self, in_channels: Sequence[int], eps: float = 1e-5):
         super().__init__()
         if not in_channels:
-            raise ValueError('MultiChannelCorrelation needs at least one feature map')
+            raise ValueError(f'{type(self).__name__} needs at least one feature map')
         self.in_channels = list(in_channels)
         self.out_channels = len(self.in_channels)
         self.eps = eps
 
     def forward(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> Tensor:
         """Correlate layer ``i`` of the source with layer ``i`` of the target, for every ``i``."""
-        n = len(self.in_channels)
-        if len(src_feats) != n or len(trg_feats) != n:
-            raise ValueError(f'expected {n} source and target maps, got '
-                             f'{len(src_feats)} and {len(trg_feats)}')
+        self.check_counts(src_feats, trg_feats)
         src_size = finest_size(src_feats)
         trg_size = finest_size(trg_feats)
         channels = []
@@ -62,6 +59,13 @@ class MultiChannelCorrelation(CorrelationBuilder):
             dots = torch.matmul(src.flatten(2).mT, trg.flatten(2))  # (B, HsWs, HtWt)
             channels.append((dots * src_scale[:, :, None] * trg_scale[:, None, :]).clamp_(min=0))
         return torch.stack(channels, dim=1).unflatten(2, src_size).unflatten(-1, trg_size)
+
+    def check_counts(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> None:
+        """Raise ``ValueError`` unless both lists hold one map per ``in_channels`` entry."""
+        n = len(self.in_channels)
+        if len(src_feats) != n or len(trg_feats) != n:
+            raise ValueError(f'{type(self).__name__} expected {n} source and target maps, got '
+                             f'{len(src_feats)} and {len(trg_feats)}')
 
     def _unit_scale(self, feats: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """The map at ``size`` and, per position, the factor that makes it unit length.

@@ -8,12 +8,11 @@ from torch import Tensor
 
 from ...ops import cosine_correlation_4d, resize_features
 from ...registry import CORRELATIONS
-from ..base import CorrelationBuilder
 from .multi_channel import MultiChannelCorrelation, finest_size
 
 
 @CORRELATIONS.register_module()
-class ConcatCorrelation(CorrelationBuilder):
+class ConcatCorrelation(MultiChannelCorrelation):
     """One cosine correlation of the layers' features concatenated along channels.
 
     Every map is bilinearly resized (``align_corners=True``) to the finest grid, the
@@ -21,7 +20,8 @@ class ConcatCorrelation(CorrelationBuilder):
     of the concatenated vectors pass a ReLU: Table A2's *Single_concat*. The layers
     are not normalised one by one before concatenation (with that, the cosine
     would be the mean of the per-layer cosines, i.e. :class:`MeanCorrelation` up to
-    where the ReLU sits), so layers with larger activations weigh more.
+    where the ReLU sits), so layers with larger activations weigh more. It takes
+    the inputs of :class:`MultiChannelCorrelation`, whose checks it reuses.
 
     Args:
         in_channels: Channels of each feature map (injected from the backbone).
@@ -40,19 +40,12 @@ class ConcatCorrelation(CorrelationBuilder):
     """
 
     def __init__(self, in_channels: Sequence[int], eps: float = 1e-5):
-        super().__init__()
-        if not in_channels:
-            raise ValueError('ConcatCorrelation needs at least one feature map')
-        self.in_channels = list(in_channels)
+        super().__init__(in_channels, eps)
         self.out_channels = 1
-        self.eps = eps
 
     def forward(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> Tensor:
         """Cosine correlation of the concatenated, resized layers."""
-        n = len(self.in_channels)
-        if len(src_feats) != n or len(trg_feats) != n:
-            raise ValueError(f'expected {n} source and target maps, got '
-                             f'{len(src_feats)} and {len(trg_feats)}')
+        self.check_counts(src_feats, trg_feats)
         src_size, trg_size = finest_size(src_feats), finest_size(trg_feats)
         src = torch.cat([resize_features(f, src_size) for f in src_feats], dim=1)
         trg = torch.cat([resize_features(f, trg_size) for f in trg_feats], dim=1)
