@@ -15,6 +15,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis import benchmark_configs
+from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import user_errors
 
 
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
+    tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         if args.device.startswith('cuda'):
             import torch

@@ -12,6 +12,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis.demo import read_keypoints, run_demo
+from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import user_errors
 from corrkit.utils.sample_data import ASTRONAUT_KPS, sample_pair
 
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
+    tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     if len(args.images) not in (0, 2):
         parser.error('give two images (source and target) or none for the bundled pair')
     with user_errors(args.debug):

@@ -12,6 +12,7 @@ import sys
 
 from corrkit.apis import evaluate
 from corrkit.apis.runtime import LAUNCHERS
+from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import add_runner_arguments, user_errors
 
 
@@ -21,6 +22,7 @@ def main(argv=None) -> int:
     parser.add_argument('--checkpoint',
                         help='weights to evaluate, or a training work dir (its newest checkpoint)')
     args = parser.parse_args(argv)
+    tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         metrics = evaluate(args.config, args.checkpoint, args.work_dir, args.cfg_options,
                            args.launcher)

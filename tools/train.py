@@ -12,6 +12,7 @@ import sys
 
 from corrkit.apis.runtime import LAUNCHERS
 from corrkit.apis.train import train
+from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import add_runner_arguments, user_errors
 
 
@@ -22,6 +23,7 @@ def main(argv=None) -> int:
                         help='resume from CKPT, or from the newest checkpoint of the work dir')
     parser.add_argument('--amp', action='store_true', help='mixed precision (GPU)')
     args = parser.parse_args(argv)
+    tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         runner = train(args.config, args.work_dir, args.cfg_options, args.resume, args.amp,
                        args.launcher)

@@ -16,6 +16,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis import nonlocality_report
+from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import user_errors
 
 
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
+    tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         report = nonlocality_report(
             args.config, args.checkpoint, args.out_dir, args.cfg_options, args.split,
