@@ -4,6 +4,7 @@ Usage:
     python tools/benchmark.py CONFIG [CONFIG ...] [--out-dir work_dirs/benchmark]
         [--batch-sizes 1 8] [--no-train] [--sweep-grid] [--sweep-sides 10 15 20 25 30]
         [--device cpu|cuda] [--warmup 2] [--repeats 10] [--threads N]
+        [--precision fp32|bf16|fp16] [--compile]
         [--cfg-options KEY=VALUE ...] [--debug]
 
 Models are built with random weights. Writes benchmark.md, benchmark.json and, with
@@ -15,6 +16,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis import benchmark_configs
+from corrkit.utils.acceleration import PRECISIONS
 from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import user_errors
 
@@ -32,6 +34,10 @@ def main(argv=None) -> int:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--threads', type=int, help='torch.set_num_threads for the run')
+    parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+                        help='autocast type for every call, references included')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile each component (eager where that fails)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
@@ -45,7 +51,7 @@ def main(argv=None) -> int:
         report = benchmark_configs(
             args.configs, args.out_dir, args.batch_sizes, not args.no_train,
             args.sweep_sides if args.sweep_grid else (), args.device, args.warmup,
-            args.repeats, args.cfg_options, args.threads)
+            args.repeats, args.cfg_options, args.threads, args.precision, args.compile)
     print(report['markdown'])
     print(f'written: {args.out_dir}/benchmark.md, benchmark.json'
           + (', refiner_scaling.png' if args.sweep_grid else ''))

@@ -2,7 +2,8 @@
 
 Usage:
     python tools/demo.py [SRC TRG] --config CONFIG [--checkpoint CKPT] [--kps FILE]
-                         [--out-dir DIR] [--cfg-options KEY=VALUE ...]
+                         [--out-dir DIR] [--device cpu|cuda] [--precision fp32|bf16|fp16]
+                         [--cfg-options KEY=VALUE ...]
 
 Without SRC and TRG, matches the bundled portraits (astronaut → Grace Hopper).
 """
@@ -12,6 +13,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis.demo import read_keypoints, run_demo
+from corrkit.utils.acceleration import PRECISIONS
 from corrkit.utils.allocator import tune_cpu_allocator
 from corrkit.utils.cli import user_errors
 from corrkit.utils.sample_data import ASTRONAUT_KPS, sample_pair
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     parser.add_argument('--kps', help='source keypoints, JSON [[x, y], ...] or CSV x,y')
     parser.add_argument('--out-dir', default='work_dirs/demo')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
+                        help='run the network under autocast in this type')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
@@ -39,7 +43,7 @@ def main(argv=None) -> int:
             (src, trg), kps = sample_pair(), (read_keypoints(args.kps) if args.kps
                                               else ASTRONAUT_KPS)
         paths = run_demo(src, trg, args.config, args.checkpoint, kps, args.out_dir,
-                         args.cfg_options, args.device)
+                         args.cfg_options, args.device, args.precision)
     for kind, path in paths.items():
         print(f'{kind}: {path}')
     return 0

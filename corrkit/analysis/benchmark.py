@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..ops import flow_to_target, transfer_keypoints
 from ..structures import PairDataSample
+from ..utils.acceleration import autocast
 
 STAGES = ('backbone', 'correlation', 'refiner', 'head', 'transfer')
 
@@ -99,10 +100,11 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
-    """Attained fp32 GFLOP/s of a ``size × size`` matrix product: the throughput reference."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """Attained GFLOP/s of a ``size × size`` matrix product: the throughput reference."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     timing = time_call(lambda: a @ b, device, warmup=2, repeats=repeats)
     return 2 * size ** 3 / (timing.median_ms / 1000) / 1e9
 
@@ -156,7 +158,7 @@ def backbone_input(model: nn.Module, inputs: Tensor) -> Tensor:
 
 
 def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train: bool = True,
-                    warmup: int = 2, repeats: int = 10) -> dict:
+                    warmup: int = 2, repeats: int = 10, precision: str = 'fp32') -> dict:
     """Parameters, FLOPs, time, memory and stage breakdown of one matcher.
 
     Args:
@@ -167,6 +169,8 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
             forward + backward.
         warmup: Untimed calls before each measurement.
         repeats: Timed calls per measurement.
+        precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` autocast around every
+            call, the backbone reference's included.
 
     Returns:
         ``{'params', 'input_size', 'batches': {batch: {...}}}``; per batch the
@@ -181,7 +185,7 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         inputs, samples = random_pairs(model, batch, device=device)
         entry: dict = {}
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision, device):
             entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
             entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
             calls = stage_calls(model, inputs)
@@ -193,7 +197,8 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         entry['backbone'] = _per_pair(stages['backbone'], batch)
         entry['forward_over_backbone'] = forward.median_ms / stages['backbone'].median_ms
         if train:
-            entry.update(_train_step(model, inputs, samples, device, warmup, repeats))
+            with autocast(precision, device):
+                entry.update(_train_step(model, inputs, samples, device, warmup, repeats))
         result['batches'][batch] = entry
     model.eval()
     return result

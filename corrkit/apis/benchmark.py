@@ -12,6 +12,7 @@ import torch
 from ..analysis.benchmark import (STAGES, backbone_input, benchmark_model, count_flops, matmul_gflops,
                                   random_pairs, scaling_exponent, sweep_refiner, time_call)
 from ..layers import AttentionMemoryError
+from ..utils.acceleration import autocast, compile_forward, precision_dtype
 from ..utils.config import load_config, random_weights_options
 from .inference import init_matcher
 
@@ -20,7 +21,8 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                       batch_sizes: Sequence[int] = (1, 8), train: bool = True,
                       sweep_sides: Sequence[int] = (), device: str = 'cpu', warmup: int = 2,
                       repeats: int = 10, cfg_options: dict[str, Any] | None = None,
-                      threads: int | None = None) -> dict:
+                      threads: int | None = None, precision: str = 'fp32',
+                      compile: bool = False) -> dict:
     """Measure every config in one run and write ``benchmark.json`` and ``benchmark.md``.
 
     Models are built with random weights (speed does not depend on them, and
@@ -41,6 +43,17 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         repeats: Timed calls per measurement.
         cfg_options: Overrides applied to every config.
         threads: ``torch.set_num_threads`` for the run (CPU).
+        precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` autocast around every call,
+            the references included (the matmul reference then runs in that type).
+        compile: Compile the forward of each component (backbone, correlation,
+            refiner, head) with ``torch.compile``, eager where compiling fails;
+            the bare backbone reference is then the compiled backbone.
+
+    The references also give a floor (``floor_over_backbone``): the time of the
+    backbone plus the FLOPs the model adds to it run at the matmul reference's
+    throughput, as a ratio to the backbone's time. An implementation of the same
+    arithmetic, in the same precision, that ran all of it as fast as one large
+    matrix product would reach this ratio and no lower.
 
     Returns:
         The report written to ``benchmark.json``, with the markdown under ``'markdown'``.
@@ -48,29 +61,38 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device)
+    dtype = precision_dtype(precision)  # validates before anything is built
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report: dict = dict(
         device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else cpu_name(),
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        matmul_gflops=matmul_gflops(dev), models={})
+        threads=torch.get_num_threads(), torch=torch.__version__, precision=precision,
+        compiled=compile, matmul_gflops=matmul_gflops(dev, dtype=dtype),
+        models={})
     first = None
     for config in configs:
         cfg = load_config(config, cfg_options)
         options = {**random_weights_options(cfg), **(cfg_options or {})}
         model = init_matcher(config, device=device, cfg_options=options)
+        if compile:
+            for name in ('backbone', 'correlation', 'refiner', 'head'):
+                compile_forward(getattr(model, name))
         try:
-            result = benchmark_model(model, batch_sizes, train, warmup, repeats)
+            result = benchmark_model(model, batch_sizes, train, warmup, repeats, precision)
         except AttentionMemoryError as err:  # the paper's "out of memory" row, refused early
             report['models'][Path(config).stem] = dict(
                 params=sum(p.numel() for p in model.parameters()), refused=str(err))
             continue
         images = backbone_input(model, random_pairs(model, 1, device=dev)[0])
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(precision, dev):
             flops = count_flops(lambda: model.backbone(images))
             bare = time_call(lambda: model.backbone(images), dev, warmup, repeats)
         result['backbone_gflops_per_s'] = flops / (bare.median_ms / 1000) / 1e9
         result['backbone_over_matmul'] = result['backbone_gflops_per_s'] / report['matmul_gflops']
+        batch, entry = min(result['batches'].items())
+        added = max(0.0, entry['gflops'] / batch - flops / 1e9)  # GFLOPs after the backbone
+        result['added_gflops'] = added
+        result['floor_over_backbone'] = 1 + added / report['matmul_gflops'] * 1000 / bare.median_ms
         report['models'][Path(config).stem] = result
         first = first or model
     if sweep_sides and first is not None:
@@ -135,8 +157,11 @@ def markdown_report(report: dict) -> str:
         rows.append([f'`{name}`', f"{m['params'] / 1e6:.1f}", 'refused: '
                      + m['refused'].split(' needs ')[-1].split(' for ')[0] + ' of scores']
                     + [''] * (len(header) - 3))
+    precision = report.get('precision', 'fp32')
     parts = [f"Device: {report['device']}, {report['threads']} threads, torch "
-             f"{report['torch']}; fp32 matmul {report['matmul_gflops']:.0f} GFLOP/s.", '',
+             f"{report['torch']}; {precision}"
+             f"{', compiled' if report.get('compiled') else ''}; {precision} matmul "
+             f"{report['matmul_gflops']:.0f} GFLOP/s.", '',
              _table(header, rows), '']
     stage_rows = [[f'`{name}`', f'b{b}'] + [f"{e['stages_ms'][s]:.1f}" for s in STAGES]
                   for name, m in models.items() for b, e in sorted(
@@ -144,9 +169,13 @@ def markdown_report(report: dict) -> str:
     parts += ['Milliseconds per pair, stage by stage:', '',
               _table(['config', 'batch', *STAGES], stage_rows), '']
     ref_rows = [[f'`{name}`', f"{m['backbone_gflops_per_s']:.0f}",
-                 f"{m['backbone_over_matmul']:.2f}"] for name, m in models.items()]
-    parts += ['Backbone throughput (batch 1, forward) against the fp32 matmul:', '',
-              _table(['config', 'backbone GFLOP/s', '× matmul'], ref_rows), '']
+                 f"{m['backbone_over_matmul']:.2f}", f"{m['added_gflops']:.1f}",
+                 f"{m['floor_over_backbone']:.2f}"] for name, m in models.items()]
+    parts += [f'Backbone throughput (batch {batches[0]}, forward) against the matmul, and '
+              'the floor: the GFLOPs added after the backbone, at the matmul\'s '
+              'throughput, as a ratio to the backbone\'s time:', '',
+              _table(['config', 'backbone GFLOP/s', '× matmul', 'added GFLOPs / pair',
+                      'floor × backbone'], ref_rows), '']
     if 'sweep' in report:
         sweep = report['sweep']
         parts += [f"Refiner of `{sweep['config']}` alone, batch 1: time ∝ matches^"

@@ -60,7 +60,7 @@ def source_grid(height: int, width: int, n: int = 8, margin: float = 0.1) -> np.
 def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.PathLike,
              checkpoint: str | None = None, kps: Sequence | np.ndarray | None = None,
              out_dir: str | os.PathLike = 'work_dirs/demo', cfg_options: dict | None = None,
-             device: str = 'cpu') -> dict[str, Path]:
+             device: str = 'cpu', precision: str = 'fp32') -> dict[str, Path]:
     """Match ``src`` to ``trg`` and write the matches and the warped source to ``out_dir``.
 
     Writes ``matches.png`` (both images side by side, a line per match),
@@ -77,6 +77,7 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
         out_dir: Output folder (created).
         cfg_options: Config overrides.
         device: Device to run on.
+        precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (autocast), see :func:`match_pair`.
 
     Returns:
         Paths of the written files, by kind (``'matches'``, ``'warp'``, ``'json'``).
@@ -85,7 +86,8 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
     src_img, trg_img = load_image(src), load_image(trg)
     points = source_grid(src_img.height, src_img.width) if kps is None else np.asarray(kps)
     dense = source_grid(src_img.height, src_img.width, n=12, margin=0.02)
-    both: MatchResult = match_pair(model, src_img, trg_img, np.concatenate([points, dense]))
+    both: MatchResult = match_pair(model, src_img, trg_img, np.concatenate([points, dense]),
+                                   precision)
     result = MatchResult(both.src_kps[:len(points)], both.trg_kps[:len(points)],
                          both.confidence[:len(points)], both.flow, both.src_size, both.trg_size)
     out = Path(out_dir)

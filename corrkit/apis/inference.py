@@ -16,7 +16,11 @@ from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_t
                    rescale_points, soft_sampler_weights)
 from ..registry import MODELS
 from ..utils.config import load_config
+from ..utils.acceleration import autocast
 from ..utils.image import ImageLike, image_to_tensor, load_image
+
+#: Reduced float types a matcher may return under autocast; results are given in fp32.
+HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
 def init_matcher(config: str | os.PathLike | Config | dict, checkpoint: str | None = None,
@@ -114,9 +118,10 @@ class MatchResult:
     trg_size: tuple[int, int]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLike,
-               src_kps: Sequence[Sequence[float]] | np.ndarray | Tensor | None = None) -> MatchResult:
+               src_kps: Sequence[Sequence[float]] | np.ndarray | Tensor | None = None,
+               precision: str = 'fp32') -> MatchResult:
     """Match two images of any size and mode with a matcher from :func:`init_matcher`.
 
     Both images are resized to ``model.input_size``; keypoints are mapped
@@ -130,6 +135,9 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
         trg_image: Target image: path, PIL image or array.
         src_kps: ``(N, 2)`` source points ``(x, y)`` in source pixels; by default
             the centres of the flow grid's cells.
+        precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` to run the network under
+            autocast (see :mod:`corrkit.utils.acceleration`); keypoints are
+            transferred in fp32 either way.
 
     Returns:
         A :class:`MatchResult`.
@@ -142,8 +150,9 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     size = tuple(model.input_size)
     pair = torch.stack([image_to_tensor(src, size), image_to_tensor(trg, size)])
     inputs = model.data_preprocessor(dict(inputs=pair[None]))['inputs']
-    out = model.extract(inputs)
-    flow = out.flow[0]
+    with autocast(precision, inputs.device):
+        out = model.extract(inputs)
+    flow, probs = (t.float() if t.dtype in HALF_TYPES else t for t in (out.flow[0], out.probs[0]))
     hf, wf = flow.shape[-2:]
     dtype = flow.dtype
     if src_kps is None:
@@ -160,5 +169,5 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     weights = soft_sampler_weights(norm, hf, wf, model.test_tau)[0]
     pred = weights @ flow_to_target(flow[None])[0].flatten(1).T
     trg_kps = rescale_points(normalized_to_pixel(pred, size), size, trg_size)
-    confidence = weights @ out.probs[0].flatten(2).amax(-1).flatten()
+    confidence = weights @ probs.flatten(2).amax(-1).flatten()
     return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)

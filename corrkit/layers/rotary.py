@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from ..ops import grid_positions_4d, rope_4d_angles, rotate_pairs
 
 
-#: dtypes rotated as complex numbers (complex32 lacks kernels on CPU).
+#: dtypes rotated as complex numbers in eager mode.
 _COMPLEX = (torch.float32, torch.float64)
 
 
@@ -42,23 +42,18 @@ class Rotary4D(nn.Module):
     def cos_sin(self, grid: tuple[int, int, int, int], device: torch.device,
                 dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """Cached ``(cos, sin)`` of shape ``(T, dims / 2)`` for a 4D grid."""
-        cis = self._table(grid, device, dtype)
-        return (cis.real, cis.imag) if cis.is_complex() else cis.unbind(-1)
+        return self._table(grid, device, dtype).unbind(-1)
 
     def _table(self, grid: tuple[int, int, int, int], device: torch.device,
                dtype: torch.dtype) -> Tensor:
-        """``exp(i·angle)`` as a complex ``(T, dims / 2)`` table for float32 / float64, else
-        ``(T, dims / 2, 2)`` stacked cosines and sines; cached for the last grid."""
+        """Stacked cosines and sines ``(T, dims / 2, 2)``, cached for the last grid."""
         # tensors made under inference_mode cannot be saved for backward later
         key = (tuple(grid), device, dtype, torch.is_inference_mode_enabled())
         if key not in self._cache:
             # angles in float64 so that large positions keep their precision
             pos = grid_positions_4d(*grid, device=device, dtype=torch.float64)
             angles = rope_4d_angles(pos, self.dims, self.base)
-            table = torch.stack((angles.cos(), angles.sin()), dim=-1).to(dtype)
-            if dtype in _COMPLEX:
-                table = torch.view_as_complex(table)
-            self._cache = {key: table}
+            self._cache = {key: torch.stack((angles.cos(), angles.sin()), dim=-1).to(dtype)}
         return self._cache[key]
 
     def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
@@ -66,14 +61,16 @@ class Rotary4D(nn.Module):
         table = self._table(grid, x.device, x.dtype)
         if x.shape[-2] != table.shape[0]:
             raise ValueError(f'{x.shape[-2]} tokens do not match the 4D grid {tuple(grid)}')
-        if not table.is_complex():
+        # complex32 lacks CPU kernels, and inductor fuses the real form but generates
+        # no code for complex products
+        if x.dtype not in _COMPLEX or torch.compiler.is_compiling():
             return rotate_pairs(x, *table.unbind(-1))
         if x.stride(-1) != 1 or any(stride % 2 for stride in x.stride()[:-1]):
             x = x.contiguous()  # view_as_complex needs (real, imag) next to each other
         # one complex product per pair (x[2g] + i x[2g+1]) · exp(iθ): a single pass
         # over x instead of the slices, products and stack of rotate_pairs
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
-        return torch.view_as_real(pairs * table).flatten(-2)
+        return torch.view_as_real(pairs * torch.view_as_complex(table)).flatten(-2)
 
     def extra_repr(self) -> str:
         return f'dims={self.dims}, base={self.base}'
