@@ -5,7 +5,7 @@ glibc's ``malloc`` serves every block larger than its mmap threshold (at most
 at batch 8 are far larger (``8 · 15⁴`` tokens of 96 floats are 155 MB), so every
 one of them is page-faulted in and zeroed by the kernel anew, on every layer of
 every step: measured on a 2-core machine, TransforMatcher's refiner took 198 ms
-per pair at batch 8 against 62 ms at batch 1, and 64 ms at batch 8 once
+per pair at batch 8 against 62 ms at batch 1, and 71 ms at batch 8 once
 large blocks were kept. :func:`tune_cpu_allocator` raises the mmap and trim
 thresholds so freed blocks are reused, the same effect the PyTorch CPU
 performance guide gets from preloading jemalloc or tcmalloc. The cost is that
