@@ -55,6 +55,8 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert set(tiny['batches']) == {'1', '2'}
     entry = tiny['batches']['2']
     assert entry['forward_over_backbone'] > 0 and entry['train_over_backbone'] > 0
+    assert tiny['floor_over_backbone'] >= 1 and entry['train_floor_over_backbone'] >= 1
+    assert entry['train_added_gflops'] > 0 and tiny['added_gflops'] > 0
     assert set(entry['stages_ms']) == {'backbone', 'correlation', 'refiner', 'head', 'transfer'}
     assert 'needs' in report['models']['refusing']['refused']
     assert [r['side'] for r in report['sweep']['rows']] == [3, 4, 5]

@@ -176,7 +176,8 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         ``{'params', 'input_size', 'batches': {batch: {...}}}``; per batch the
         GFLOPs of a forward, ms per pair for the full forward, the bare backbone and
         every stage, the ratio of the forward to the backbone, peak memory, and with
-        ``train`` the same for a training step.
+        ``train`` the same for a training step, with the GFLOPs per pair it adds
+        to the backbone's forward + backward.
     """
     device = next(model.parameters()).device
     result = dict(params=sum(p.numel() for p in model.parameters()),
@@ -224,12 +225,14 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
         sum(f.mean() for f in model.backbone(images)).backward()
 
     peak = peak_memory(step, device) / 2 ** 20
+    added = count_flops(step) - count_flops(backbone_step)  # forward and backward
     full = time_call(step, device, warmup, repeats)
     bare = time_call(backbone_step, device, warmup, repeats)
     model.zero_grad(set_to_none=True)
     batch = inputs.shape[0]
     return {'train_step': _per_pair(full, batch), 'backbone_train': _per_pair(bare, batch),
-            'train_over_backbone': full.median_ms / bare.median_ms, 'train_peak_mb': peak}
+            'train_over_backbone': full.median_ms / bare.median_ms, 'train_peak_mb': peak,
+            'train_added_gflops': max(0, added) / batch / 1e9}
 
 
 def sweep_refiner(refiner: nn.Module, sides: Sequence[int], device: torch.device,

@@ -53,7 +53,8 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
     backbone plus the FLOPs the model adds to it run at the matmul reference's
     throughput, as a ratio to the backbone's time. An implementation of the same
     arithmetic, in the same precision, that ran all of it as fast as one large
-    matrix product would reach this ratio and no lower.
+    matrix product would reach this ratio and no lower. Training steps get the same
+    floor (``train_floor_over_backbone``), from the FLOPs of forward and backward.
 
     Returns:
         The report written to ``benchmark.json``, with the markdown under ``'markdown'``.
@@ -93,6 +94,11 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         added = max(0.0, entry['gflops'] / batch - flops / 1e9)  # GFLOPs after the backbone
         result['added_gflops'] = added
         result['floor_over_backbone'] = 1 + added / report['matmul_gflops'] * 1000 / bare.median_ms
+        for entry in result['batches'].values():
+            if 'train_step' in entry:  # the same floor for a training step
+                entry['train_floor_over_backbone'] = 1 + (
+                    entry['train_added_gflops'] / report['matmul_gflops'] * 1000
+                    / entry['backbone_train']['median_ms'])
         report['models'][Path(config).stem] = result
         first = first or model
     if sweep_sides and first is not None:
@@ -136,7 +142,8 @@ def markdown_report(report: dict) -> str:
         header += [f'ms / pair (b{b})', f'× backbone (b{b})']
     train = any('train_step' in e for m in models.values() for e in m['batches'].values())
     if train:
-        header += [f'train ms / pair (b{batches[-1]})', f'train × backbone (b{batches[-1]})']
+        header += [f'train ms / pair (b{batches[-1]})', f'train × backbone (b{batches[-1]})',
+                   f'train floor (b{batches[-1]})']
     header += ['peak MB (fwd, b1)' if 1 in batches else 'peak MB (fwd)']
     rows = []
     for name, m in models.items():
@@ -149,8 +156,8 @@ def markdown_report(report: dict) -> str:
                     if e else ['', ''])
         if train:
             e = entries[batches[-1]]
-            row += ([f"{e['train_step']['median_ms']:.1f}", f"{e['train_over_backbone']:.2f}"]
-                    if 'train_step' in e else ['', ''])
+            row += ([f"{e['train_step']['median_ms']:.1f}", f"{e['train_over_backbone']:.2f}",
+                     f"{e['train_floor_over_backbone']:.2f}"] if 'train_step' in e else [''] * 3)
         row.append(f"{first['forward_peak_mb']:.0f}")
         rows.append(row)
     for name, m in refused.items():
