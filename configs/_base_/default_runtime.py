@@ -10,9 +10,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),  # progress, losses and ETA
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # latest checkpoint every epoch, plus the best one by validation PCK@0.1
+    # latest checkpoint every epoch, plus the best one by validation PCK@0.1, each
+    # written atomically (a temporary file renamed over the name: a kill never truncates one)
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
-                    save_best='PCK@0.1', rule='greater'),
+                    save_best='PCK@0.1', rule='greater', backend_args=dict(backend='atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 # to also log to TensorBoard (pip install tensorboard), a child config sets

@@ -14,6 +14,8 @@ from torch import Tensor
 
 from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
                    rescale_points, soft_sampler_weights)
+from ..engine.atomic_checkpoints import first_line
+from ..engine.checkpoint_hook import check_state_dict_keys
 from ..registry import MODELS
 from ..utils.config import load_config
 from ..utils.acceleration import autocast
@@ -81,19 +83,23 @@ def load_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
 
     Raises:
         FileNotFoundError: If the file does not exist.
+        ValueError: If the file cannot be read as a checkpoint.
         RuntimeError: If keys do not match; the message lists them.
     """
     path = os.fspath(resolve_checkpoint(checkpoint))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zip, foreign pickle, not a checkpoint
+        raise ValueError(f"checkpoint '{path}' cannot be read with torch.load(weights_only=True)"
+                         f' ({type(err).__name__}: {first_line(err)}); it may be truncated, '
+                         f'not a checkpoint, or hold objects other than tensors') from err
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"checkpoint '{path}' does not fit {type(model).__name__}: "
-                           f'missing keys {missing[:10]}{"..." if len(missing) > 10 else ""}, '
-                           f'unexpected keys {unexpected[:10]}'
-                           f'{"..." if len(unexpected) > 10 else ""}')
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint '{path}' holds a {type(state).__name__}, not a state dict")
+    check_state_dict_keys(state, model, f"checkpoint '{path}'")
+    model.load_state_dict(state)
 
 
 @dataclass

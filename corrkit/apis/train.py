@@ -1,6 +1,7 @@
 """Training with mmengine's Runner: what ``tools/train.py`` calls."""
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -8,6 +9,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..engine.atomic_checkpoints import BACKEND as ATOMIC_BACKEND
+from ..engine.atomic_checkpoints import newest_readable_checkpoint
 from ..utils.config import load_config
 from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
 
@@ -24,8 +27,11 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
         work_dir: Checkpoints, logs and PCK reports; default ``work_dirs/<config name>``.
         cfg_options: Dotted-key overrides.
         resume: ``None`` trains from scratch (or from ``load_from``); ``'auto'``
-            resumes from the newest checkpoint in ``work_dir``; a path resumes
-            from that checkpoint (weights, optimiser, epoch, logs).
+            resumes from the newest readable checkpoint in ``work_dir`` (see
+            :func:`~corrkit.engine.newest_readable_checkpoint`; from the start
+            when there is none, with a warning); a path resumes from that
+            checkpoint (weights, optimiser, epoch, logs). Resuming from a checkpoint
+            of another model raises, listing the keys that differ.
         amp: Mixed precision (mmengine's ``AmpOptimWrapper``; needs a GPU).
         launcher: ``none``, ``pytorch`` (``torchrun``) or ``slurm``.
 
@@ -52,11 +58,25 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
             raise RuntimeError('--amp needs a GPU: mmengine mixed precision runs on CUDA devices')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if resume is not None:
-        cfg.resume = True
-        cfg.load_from = None if resume == 'auto' else resume
+    notes = []  # logged by the runner's logger: on screen and in the work dir's log
+    if resume == 'auto':
+        path, skipped = newest_readable_checkpoint(cfg.work_dir)
+        notes += [(logging.WARNING, f'--resume: passing over unreadable checkpoint {line}')
+                  for line in skipped]
+        notes.append((logging.INFO, f'--resume: resuming from {path}') if path else
+                     (logging.WARNING, f'--resume: no checkpoint in {cfg.work_dir}; training '
+                                       f'from the start'))
+        cfg.resume, cfg.load_from = path is not None, path and str(path)
+    elif resume is not None:
+        cfg.resume, cfg.load_from = True, resume
+    checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint_hook is not None and checkpoint_hook.get('backend_args') is None:
+        checkpoint_hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
     ensure_hooks(cfg)
-    return Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(cfg)
+    for level, note in notes:
+        runner.logger.log(level, note)
+    return runner
 
 
 def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None,

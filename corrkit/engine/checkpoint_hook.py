@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
+from mmengine.model import is_model_wrapper
+from torch import nn
 
 from ..registry import HOOKS
 
@@ -37,9 +39,39 @@ class SafeCheckpointHook(Hook):
             checkpoint['message_hub'] = plain_message_hub(hub)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Rebuild the run state; when resuming, refuse a checkpoint of another model.
+
+        Also drops ``meta['config']``: mmengine's resume would execute it as a
+        Python config (corrkit's checkpoints keep their config under ``meta['cfg']``,
+        as text that is never run).
+        """
         hub = checkpoint.get('message_hub')
         if hub is not None:
             checkpoint['message_hub'] = rebuilt_message_hub(hub)
+        meta = checkpoint.get('meta')
+        if isinstance(meta, dict):
+            meta.pop('config', None)
+        if getattr(runner, '_resume', False) and 'state_dict' in checkpoint:
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            source = getattr(runner, '_load_from', None) or 'being resumed'
+            check_state_dict_keys(checkpoint['state_dict'], model, f"checkpoint '{source}'")
+
+
+def check_state_dict_keys(state: dict, model: nn.Module, source: str) -> None:
+    """Raise unless ``state`` has exactly the keys of ``model.state_dict()``.
+
+    Raises:
+        RuntimeError: Naming ``source`` and the model, with up to ten missing and
+            ten unexpected keys.
+    """
+    expected = list(model.state_dict())
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in set(expected)]
+    if missing or unexpected:
+        raise RuntimeError(f'{source} does not fit {type(model).__name__}: '
+                           f'missing keys {missing[:10]}{"..." if len(missing) > 10 else ""}, '
+                           f'unexpected keys {unexpected[:10]}'
+                           f'{"..." if len(unexpected) > 10 else ""}')
 
 
 def plain_message_hub(hub: dict) -> dict:
