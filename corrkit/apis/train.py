@@ -56,7 +56,8 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
     if amp:
         if not torch.cuda.is_available():
             raise RuntimeError('--amp needs a GPU: mmengine mixed precision runs on CUDA devices')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        guarded = cfg.optim_wrapper.get('type') == 'GuardedOptimWrapper'
+        cfg.optim_wrapper.type = 'GuardedAmpOptimWrapper' if guarded else 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     notes = []  # logged by the runner's logger: on screen and in the work dir's log
     if resume == 'auto':
