@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..engine.atomic_checkpoints import BACKEND as ATOMIC_BACKEND
-from ..engine.atomic_checkpoints import newest_readable_checkpoint
+from ..engine.atomic_checkpoints import newest_readable_checkpoint, remove_stale_temporaries
 from ..utils.config import load_config
 from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
 
@@ -61,6 +61,8 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     notes = []  # logged by the runner's logger: on screen and in the work dir's log
     if resume == 'auto':
+        notes += [(logging.INFO, f'--resume: removed {stale}, left by an interrupted save')
+                  for stale in remove_stale_temporaries(cfg.work_dir)]
         path, skipped = newest_readable_checkpoint(cfg.work_dir)
         notes += [(logging.WARNING, f'--resume: passing over unreadable checkpoint {line}')
                   for line in skipped]

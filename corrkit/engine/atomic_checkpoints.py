@@ -102,6 +102,18 @@ def newest_readable_checkpoint(work_dir: str | os.PathLike) -> tuple[Path | None
     return None, skipped
 
 
+def remove_stale_temporaries(work_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of saves that a kill interrupted; return their paths.
+
+    Only call this when no process is saving into ``work_dir``.
+    """
+    folder = Path(work_dir)
+    stale = sorted(folder.glob('.*.pth.*.tmp')) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message."""
     text = str(err).strip()
