@@ -30,7 +30,7 @@ from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'FUNCTIONS', 'BACKBONES', 'CORRELATIONS',
     'REFINERS', 'ATTENTIONS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
-    'UnknownComponentError', 'UnknownArgumentError',
+    'UnknownComponentError', 'UnknownArgumentError', 'check_config',
 ]
 
 
@@ -152,3 +152,35 @@ RUNTIME_REGISTRIES: dict[str, Registry] = {
         'PARAM_SCHEDULERS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS',
         'WEIGHT_INITIALIZERS', 'MODEL_WRAPPERS', 'INFERENCERS', 'TASK_UTILS'))
 }
+
+
+def check_config(cfg: Any) -> None:
+    """Check the components a Runner builds from ``cfg`` before it builds them.
+
+    mmengine's Runner builds the model, datasets, metrics and hooks through
+    mmengine's root registries, whose errors name neither the closest type nor
+    the key a constructor did not take. This looks each ``type`` up in corrkit's
+    registries first (``model``, every ``*_dataloader.dataset``, every
+    ``*_evaluator`` metric and ``custom_hooks``) and checks its keys.
+
+    Raises:
+        UnknownComponentError: For a type no registry in the tree holds.
+        UnknownArgumentError: For a key the component's constructor does not take.
+    """
+    checks = [(MODELS, cfg.get('model'))]
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        if isinstance(loader, dict):
+            checks.append((DATASETS, loader.get('dataset')))
+        evaluator = cfg.get(f'{split}_evaluator')
+        checks += [(METRICS, metric) for metric in
+                   (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator])]
+    checks += [(HOOKS, hook) for hook in cfg.get('custom_hooks') or []]
+    for registry, component in checks:
+        obj_type = component.get('type') if isinstance(component, dict) else None
+        if not isinstance(obj_type, str):
+            continue
+        cls = registry.get(obj_type)
+        if cls is None:
+            raise UnknownComponentError(registry, obj_type)
+        _check_keys(cls, component)

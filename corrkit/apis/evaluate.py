@@ -8,6 +8,7 @@ from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from ..registry import check_config
 from ..utils.config import load_config
 from .inference import load_weights
 from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
@@ -44,6 +45,7 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
         KeyError: If the config lacks one of the test entries.
     """
     cfg = load_config(config, cfg_options)
+    check_config(cfg)  # types and keys, with suggestions, before the Runner builds them
     missing = [k for k in ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
                if cfg.get(k) is None]
     if missing:

@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 
 from ..engine.atomic_checkpoints import BACKEND as ATOMIC_BACKEND
 from ..engine.atomic_checkpoints import newest_readable_checkpoint, remove_stale_temporaries
+from ..registry import check_config
 from ..utils.config import load_config
 from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
 
@@ -44,6 +45,7 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
         RuntimeError: If ``amp`` is asked for without a GPU.
     """
     cfg = load_config(config, cfg_options)
+    check_config(cfg)  # types and keys, with suggestions, before the Runner builds them
     missing = [k for k in TRAIN_KEYS if cfg.get(k) is None]
     if missing:
         raise KeyError(f"config '{cfg.filename}' cannot train: it has no {missing}; include a "

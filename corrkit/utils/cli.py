@@ -8,9 +8,17 @@ from typing import Iterator
 
 from mmengine.config import DictAction
 
+from ..layers.softmax_attention import AttentionMemoryError
+from ..registry import UnknownArgumentError
+
 #: Exceptions that mean "the user asked for something that cannot be done":
-#: a missing file, a bad value or key, an unreadable checkpoint, a broken plugin.
-USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError)
+#: a missing file, a bad value or key, an unreadable checkpoint, a broken plugin,
+#: a config key a component does not take, a grid too large for softmax attention.
+USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError, UnknownArgumentError,
+               AttentionMemoryError)
+
+#: How PyTorch wraps an exception raised inside a DataLoader worker.
+_WORKER_TRACE = '\nOriginal Traceback (most recent call last):'
 
 
 @contextmanager
@@ -28,8 +36,11 @@ def user_errors(debug: bool = False) -> Iterator[None]:
     except USER_ERRORS as err:
         if debug:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'error: {message}', file=sys.stderr)
+        message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+        if _WORKER_TRACE in message:  # keep the worker's own error, not its traceback
+            head, trace = message.split(_WORKER_TRACE, 1)
+            message = f'{head.strip()} {trace.strip().splitlines()[-1]}'
+        print(f'error: {message}\n(--debug shows the traceback)', file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -27,6 +27,8 @@ def load_config(config: str | os.PathLike | Config | dict,
 
     Raises:
         FileNotFoundError: If the config file does not exist.
+        ValueError: If the file is not a valid Python config (the message names the
+            file and the error), or an override does not fit it.
         ImportError: If a module of ``custom_imports`` cannot be imported; the
             message names the module and the config.
     """
@@ -38,9 +40,20 @@ def load_config(config: str | os.PathLike | Config | dict,
         path = os.fspath(config)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file '{path}' does not exist")
-        cfg = Config.fromfile(path, import_custom_modules=False)
+        try:
+            cfg = Config.fromfile(path, import_custom_modules=False)
+        except (SyntaxError, NameError, TypeError, AttributeError, IndexError,
+                AssertionError) as err:  # configs are Python: report the line, not a trace
+            where = (f' (line {err.lineno})' if isinstance(err, SyntaxError) and err.lineno
+                     else '')
+            raise ValueError(f"config file '{path}' could not be read{where}: "
+                             f'{type(err).__name__}: {err}') from err
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except (IndexError, TypeError, KeyError) as err:
+            raise ValueError(f'--cfg-options {cfg_options} do not fit the config '
+                             f"'{cfg.filename}': {type(err).__name__}: {err}") from err
     import_plugins(cfg)
     return cfg
 
