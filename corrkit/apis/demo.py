@@ -63,7 +63,9 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
              device: str = 'cpu', precision: str = 'fp32') -> dict[str, Path]:
     """Match ``src`` to ``trg`` and write the matches and the warped source to ``out_dir``.
 
-    Writes ``matches.png`` (both images side by side, a line per match),
+    Images of any size are matched; the pictures are drawn on copies whose longest
+    side is at most :data:`DISPLAY_SIDE`, while ``matches.json`` keeps the pixels of
+    the images as given. Writes ``matches.png`` (both images side by side, a line per match),
     ``warp.png`` (the source warped onto the target by a thin-plate spline
     through the matches of a 12 x 12 source grid, beside the target) and
     ``matches.json`` (points, predictions, confidences).
@@ -94,15 +96,39 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
     out.mkdir(parents=True, exist_ok=True)
     paths = {'matches': out / 'matches.png', 'warp': out / 'warp.png',
              'json': out / 'matches.json'}
-    draw_matches(src_img, trg_img, result.src_kps, result.trg_kps).save(paths['matches'])
-    warped = tps_warp(src_img, trg_img, both.src_kps[len(points):], both.trg_kps[len(points):])
-    side_by_side(warped, trg_img).save(paths['warp'])
+    # pictures are drawn on copies at most DISPLAY_SIDE pixels on a side: a
+    # 10,000-pixel photo would otherwise need a full-size spline warp
+    (src_show, src_scale), (trg_show, trg_scale) = shrink(src_img), shrink(trg_img)
+    src_all, trg_all = both.src_kps * src_scale, both.trg_kps * trg_scale
+    draw_matches(src_show, trg_show, src_all[:len(points)],
+                 trg_all[:len(points)]).save(paths['matches'])
+    warped = tps_warp(src_show, trg_show, src_all[len(points):], trg_all[len(points):])
+    side_by_side(warped, trg_show).save(paths['warp'])
     with open(paths['json'], 'w') as f:
         json.dump({'source': os.fspath(src), 'target': os.fspath(trg),
                    'config': os.fspath(config), 'checkpoint': checkpoint,
                    'src_kps': result.src_kps.tolist(), 'trg_kps': result.trg_kps.tolist(),
                    'confidence': result.confidence.tolist()}, f, indent=1)
     return paths
+
+
+#: Longest side of the images the demo draws on (matches are found at the model's size).
+DISPLAY_SIDE = 1024
+
+
+def shrink(image: Image.Image, side: int = DISPLAY_SIDE) -> tuple[Image.Image, float]:
+    """``image`` scaled down so its longest side is at most ``side``, and the scale.
+
+    Examples:
+        >>> small, scale = shrink(Image.new('RGB', (4000, 1000)))
+        >>> small.size, scale
+        ((1024, 256), 0.256)
+    """
+    scale = min(1.0, side / max(image.size))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.BILINEAR, reducing_gap=3.0), scale
 
 
 def side_by_side(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:

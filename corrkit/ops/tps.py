@@ -219,16 +219,20 @@ def invert_points(forward_fn: PointMap, jacobian_fn: PointMap, targets: Tensor, 
 
 
 def warp_image(image: Tensor, backward_map: PointMap, out_size: tuple[int, int],
-               mode: str = 'bilinear', padding_mode: str = 'reflection') -> Tensor:
+               mode: str = 'bilinear', padding_mode: str = 'reflection',
+               chunk: int = 1 << 16) -> Tensor:
     """Warp images by sampling them where a backward map sends each output pixel.
 
     Args:
         image: Images to warp.
-        backward_map: Maps output pixel points ``(B, H_out * W_out, 2)`` to the
-            source pixel points to sample, same shape.
+        backward_map: Maps output pixel points ``(B, M, 2)`` to the source pixel
+            points to sample, same shape; each point on its own, as it is called on
+            ``chunk`` points at a time.
         out_size: Output ``(H_out, W_out)``.
         mode: Interpolation of :func:`torch.nn.functional.grid_sample`.
         padding_mode: How ``grid_sample`` treats points outside the image.
+        chunk: Points per call of ``backward_map``, which bounds its memory (a
+            spline with K control points holds ``chunk × K`` distances at once).
 
     Returns:
         The warped images.
@@ -252,7 +256,7 @@ def warp_image(image: Tensor, backward_map: PointMap, out_size: tuple[int, int],
     ys, xs = torch.meshgrid(torch.arange(height, **like), torch.arange(width, **like),
                             indexing='ij')
     grid = torch.stack((xs, ys), -1).reshape(1, -1, 2).expand(batch, -1, -1)
-    source = backward_map(grid)
+    source = torch.cat([backward_map(part) for part in grid.split(max(1, chunk), dim=1)], 1)
     _require(source.shape == grid.shape, 'backward_map output', f'{tuple(grid.shape)}', source)
     source = pixel_to_normalized(source.to(image.dtype), image.shape[-2:])
     return F.grid_sample(image, source.reshape(batch, height, width, 2), mode=mode,

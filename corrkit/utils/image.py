@@ -26,7 +26,8 @@ def load_image(image: ImageLike) -> Image.Image:
 
     Raises:
         FileNotFoundError: If a path does not exist.
-        ValueError: If a file is not a readable image or an array has the wrong shape.
+        ValueError: If a file is not a readable image, is larger than Pillow's
+            decompression-bomb limit, or an array has the wrong shape.
 
     Examples:
         >>> load_image(np.zeros((4, 5), dtype=np.uint8)).size
@@ -40,6 +41,9 @@ def load_image(image: ImageLike) -> Image.Image:
             with Image.open(path) as img:
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img)
+        except Image.DecompressionBombError as err:
+            raise ValueError(f"image '{path}' is too large to open safely ({err}); raise "
+                             f'PIL.Image.MAX_IMAGE_PIXELS if you trust the file') from err
         except (OSError, SyntaxError) as err:
             raise ValueError(f"'{path}' is not a readable image ({err})") from err
     if isinstance(image, Image.Image):
@@ -60,8 +64,8 @@ def load_image(image: ImageLike) -> Image.Image:
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == 'RGB':
         return img.copy()
-    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-        arr = np.asarray(img, dtype=np.float64)
+    if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):  # scaled by their maximum
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0, None)
         arr = arr / max(arr.max(), 1.0) * 255.0
         img = Image.fromarray(arr.astype(np.uint8))
     return img.convert('RGB')
