@@ -184,3 +184,20 @@ def test_launch_relaunches_a_crashed_run_once(tmp_path):
     assert result.returncode == 0 and flag.exists()
     always = launch(lambda: [sys.executable, '-c', 'import sys; sys.exit(4)'], dict, tmp_path)
     assert always.returncode == 4  # a second failure is reported, not hidden
+
+
+def test_deterministic_runs_repeat_bit_for_bit(repo, mini, tmp_path):
+    """Two fresh runs with --deterministic (random crops and colour jitter on) end equal."""
+    states = []
+    for name in ('first', 'second'):
+        done = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--deterministic',
+                               '--work-dir', str(tmp_path / name),
+                               '--cfg-options', *as_args(options(mini, 2))],
+                              cwd=repo, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, error_lines(done.stderr)
+        assert 'deterministic: True' in done.stdout + done.stderr  # as mmengine logs it
+        states.append(torch.load(tmp_path / name / 'epoch_2.pth',
+                                 weights_only=True)['state_dict'])
+    assert [k for k in states[0] if not torch.equal(states[0][k], states[1][k])] == []
+    initial = torch.load(tmp_path / 'first' / 'epoch_1.pth', weights_only=True)['state_dict']
+    assert any(not torch.equal(initial[k], states[0][k]) for k in initial)  # it did train

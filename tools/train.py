@@ -2,7 +2,8 @@
 
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--cfg-options KEY=VALUE ...]
-                          [--resume [CKPT]] [--amp] [--launcher {none,pytorch,slurm}]
+                          [--resume [CKPT]] [--amp] [--deterministic]
+                          [--launcher {none,pytorch,slurm}]
 
 --resume alone continues from the newest checkpoint in the work directory;
 --resume CKPT from that checkpoint. Distributed: tools/dist_train.sh N CONFIG.
@@ -22,10 +23,14 @@ def main(argv=None) -> int:
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
                         help='resume from CKPT, or from the newest checkpoint of the work dir')
     parser.add_argument('--amp', action='store_true', help='mixed precision (GPU)')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='deterministic algorithms only (randomness.deterministic=True)')
     args = parser.parse_args(argv)
     tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
-        runner = train(args.config, args.work_dir, args.cfg_options, args.resume, args.amp,
+        options = dict(args.cfg_options, **({'randomness.deterministic': True}
+                                            if args.deterministic else {}))
+        runner = train(args.config, args.work_dir, options, args.resume, args.amp,
                        args.launcher)
     print(f'work dir: {runner.work_dir}')
     return 0
