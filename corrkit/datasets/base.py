@@ -79,6 +79,10 @@ class PairDataset(BaseDataset):
             raise DatasetNotFoundError(self.missing_message(root))
         pairs = self.load_pairs(root)
         kept = [pair for pair in pairs if pair['kps_valid'].any()]
+        if pairs and not kept:
+            raise AnnotationError(f'{type(self).__name__} ({root}, split {self.split!r}): none '
+                                  f'of its {len(pairs)} pairs has a valid keypoint (first: '
+                                  f"{pairs[0]['pair_id']}); check the keypoint fields")
         if len(kept) < len(pairs):
             dropped = [pair['pair_id'] for pair in pairs if not pair['kps_valid'].any()]
             warnings.warn(f'{type(self).__name__} ({root}, split {self.split!r}): dropped '
@@ -179,13 +183,18 @@ def csv_rows(path: Path, is_header: Callable[[list[str]], bool]) -> Iterator[tup
 
     Raises:
         FileNotFoundError: If ``path`` does not exist (the message names it).
+        AnnotationError: If it is not UTF-8 text a CSV reader accepts.
     """
     if not path.is_file():
         raise FileNotFoundError(f"pair list '{path}' does not exist")
-    with path.open(newline='') as handle:
-        for line, row in enumerate(csv.reader(handle), start=1):
-            if row and not (line == 1 and is_header(row)):
-                yield line, row
+    with path.open(newline='', encoding='utf-8') as handle:
+        try:
+            rows = list(csv.reader(handle))
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise AnnotationError(f'{path}: not a readable UTF-8 CSV file ({err})') from err
+    for line, row in enumerate(rows, start=1):
+        if row and not (line == 1 and is_header(row)):
+            yield line, row
 
 
 def parses_as(text: str, kind: type = float) -> bool:

@@ -51,14 +51,20 @@ class SPairDataset(PairDataset):
         if not layout.is_file():
             raise FileNotFoundError(f"SPair-71k split file '{layout}' does not exist; expected "
                                     f"Layout/large/{{trn,val,test}}.txt under {root}")
-        names = [line.strip() for line in layout.read_text().splitlines() if line.strip()]
+        try:
+            text = layout.read_text(encoding='utf-8')
+        except UnicodeDecodeError as err:
+            raise AnnotationError(f'{layout}: not a UTF-8 text file ({err})') from err
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         folders = root / 'JPEGImages'
         if folders.is_dir():
             self._metainfo['classes'] = tuple(sorted(p.name for p in folders.iterdir() if p.is_dir()))
         return [self._load_pair(root, name) for name in names]
 
     def _load_pair(self, root: Path, name: str) -> dict:
-        path = root / 'PairAnnotation' / self.split / f'{name}.json'
+        # a pair name from the split file must not lead out of the annotation folder
+        path = inside_root(root / 'PairAnnotation' / self.split, f'{name}.json',
+                           root / 'Layout' / 'large' / f'{self.split}.txt')
         try:
             record = json.loads(path.read_text())
         except FileNotFoundError as err:

@@ -124,3 +124,24 @@ def test_symlinked_category_folder_loads(tmp_path):
         (root / name).symlink_to(real / name)
     ds = SPairDataset(root, pipeline=TEST_PIPELINE)
     assert ds[0]['inputs'].shape == (2, 3, 40, 40)
+
+
+def test_split_file_names_cannot_leave_the_annotation_folder(tmp_path):
+    root = write_spair(tmp_path / 'spair', [spair_pair()])
+    outside = tmp_path / 'outside.json'
+    outside.write_text(json.dumps({'category': 'cat'}))
+    split = root / 'Layout' / 'large' / 'test.txt'
+    split.write_text('../../../outside\n')
+    with pytest.raises(AnnotationError, match=r"test.txt: path '../../../outside.json' points "
+                                              r'outside the dataset folder'):
+        SPairDataset(root)
+    split.write_bytes(b'\xff\xfe\x00bad')
+    with pytest.raises(AnnotationError, match='test.txt: not a UTF-8 text file'):
+        SPairDataset(root)
+
+
+def test_a_split_without_any_valid_pair_is_an_error(tmp_path):
+    root = write_spair(tmp_path, [spair_pair(src_kps=[], trg_kps=[])])
+    with pytest.raises(AnnotationError, match=r"split 'test'\): none of its 1 pairs has a "
+                                              r'valid keypoint'):
+        SPairDataset(root)
