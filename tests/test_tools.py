@@ -99,3 +99,18 @@ def test_test_tool_names_a_missing_dataset(repo, tmp_path):
     assert out.returncode == 1
     assert 'Traceback' not in out.stderr
     assert 'download_datasets.py' in out.stderr and str(tmp_path / 'x') in out.stderr
+
+
+@pytest.mark.parametrize('content, message', [
+    ('10,10\n500,20\n', 'point 2, [500.0, 20.0], lies outside the 80 x 60 source image'),
+    ('[[10, 10], [NaN, 3]]', 'point 2 is [nan, 3.0]; coordinates must be finite'),
+], ids=['outside', 'nan'])
+def test_demo_names_a_bad_keypoint(repo, tmp_path, content, message):
+    image = tmp_path / 'a.png'
+    Image.new('RGB', (80, 60)).save(image)
+    kps = tmp_path / ('kps.csv' if content[0].isdigit() else 'kps.json')
+    kps.write_text(content)
+    res = run(repo, 'tools/demo.py', str(image), str(image), '--kps', str(kps), '--config',
+              'configs/transformatcher_tiny.py', '--out-dir', str(tmp_path / 'out'))
+    assert res.returncode == 1 and message in res.stderr, res.stderr
+    assert 'Traceback' not in res.stderr and not (tmp_path / 'out' / 'matches.png').exists()

@@ -26,7 +26,7 @@ def read_keypoints(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If the content is not a list of ``(x, y)`` pairs.
+        ValueError: If the content is not a list of finite ``(x, y)`` pairs.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -47,7 +47,21 @@ def read_keypoints(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"'{path}' is not a list of (x, y) keypoints ({err})") from err
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
         raise ValueError(f"'{path}' must hold N >= 1 points (x, y); got shape {pts.shape}")
+    bad = np.flatnonzero(~np.isfinite(pts).all(1))
+    if len(bad):
+        raise ValueError(f"'{path}': point {bad[0] + 1} is {pts[bad[0]].tolist()}; "
+                         f'coordinates must be finite pixels')
     return pts
+
+
+def check_inside(points: np.ndarray, image: Image.Image, source: str) -> None:
+    """Raise ``ValueError`` naming the first point outside ``image`` (pixels, x then y)."""
+    w, h = image.size
+    outside = np.flatnonzero((points[:, 0] < 0) | (points[:, 0] > w - 1)
+                             | (points[:, 1] < 0) | (points[:, 1] > h - 1))
+    if len(outside):
+        raise ValueError(f'{source}: point {outside[0] + 1}, {points[outside[0]].tolist()}, '
+                         f'lies outside the {w} x {h} source image')
 
 
 def source_grid(height: int, width: int, n: int = 8, margin: float = 0.1) -> np.ndarray:
@@ -87,6 +101,8 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
     model = init_matcher(config, checkpoint, device=device, cfg_options=cfg_options)
     src_img, trg_img = load_image(src), load_image(trg)
     points = source_grid(src_img.height, src_img.width) if kps is None else np.asarray(kps)
+    if kps is not None:
+        check_inside(points, src_img, 'source keypoints')
     dense = source_grid(src_img.height, src_img.width, n=12, margin=0.02)
     both: MatchResult = match_pair(model, src_img, trg_img, np.concatenate([points, dense]),
                                    precision)
