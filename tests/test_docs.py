@@ -32,3 +32,18 @@ def test_catalogue_configs_exist_and_use_the_component():
             path = ROOT / used_by.strip('`')
             assert path.is_file(), used_by
             assert match.group(2) in load_config(path).pretty_text, (match.group(2), used_by)
+
+
+def test_troubleshooting_lists_every_error_class_and_tool_message():
+    """Every exception class corrkit defines has an entry, and so do messages the tools print."""
+    page = (ROOT / 'docs' / 'guides' / 'troubleshooting.md').read_text()
+    classes = {m.group(1) for path in (ROOT / 'corrkit').rglob('*.py')
+               for m in re.finditer(r'^class (\w+(?:Error|Exception))\(', path.read_text(), re.M)}
+    assert len(classes) >= 8
+    assert [name for name in sorted(classes) if f'`{name}`' not in page] == []
+    for message in ('could not be read (line N)', 'did you mean', 'closest registered names',
+                    'cannot be read with torch.load(weights_only=True)', 'does not fit',
+                    'non-finite training loss', 'passing over unreadable checkpoint',
+                    'is too large to open safely', 'lies outside the W x H source image',
+                    'Configs are code', "meta['config']"):
+        assert message in page, message
