@@ -100,3 +100,10 @@ def test_resume_auto_without_a_checkpoint_starts_from_scratch(repo, mini, tmp_pa
     out = capsys.readouterr()
     assert 'no checkpoint in' in out.out + out.err
     assert runner.train_loop.epoch == 1
+
+
+def test_atomic_checkpoints_keep_the_permissions_of_a_plain_write(tmp_path):
+    atomic_write(b'x', tmp_path / 'atomic.pth')
+    (tmp_path / 'plain.pth').write_bytes(b'x')
+    assert ((tmp_path / 'atomic.pth').stat().st_mode
+            == (tmp_path / 'plain.pth').stat().st_mode)  # not mkstemp's 0600

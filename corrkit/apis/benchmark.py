@@ -94,11 +94,11 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         added = max(0.0, entry['gflops'] / batch - flops / 1e9)  # GFLOPs after the backbone
         result['added_gflops'] = added
         result['floor_over_backbone'] = 1 + added / report['matmul_gflops'] * 1000 / bare.median_ms
-        for entry in result['batches'].values():
-            if 'train_step' in entry:  # the same floor for a training step
-                entry['train_floor_over_backbone'] = 1 + (
-                    entry['train_added_gflops'] / report['matmul_gflops'] * 1000
-                    / entry['backbone_train']['median_ms'])
+        for per_batch in result['batches'].values():
+            if 'train_step' in per_batch:  # the same floor for a training step
+                per_batch['train_floor_over_backbone'] = 1 + (
+                    per_batch['train_added_gflops'] / report['matmul_gflops'] * 1000
+                    / per_batch['backbone_train']['median_ms'])
         report['models'][Path(config).stem] = result
         first = first or model
     if sweep_sides and first is not None:

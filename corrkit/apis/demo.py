@@ -77,12 +77,13 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
              device: str = 'cpu', precision: str = 'fp32') -> dict[str, Path]:
     """Match ``src`` to ``trg`` and write the matches and the warped source to ``out_dir``.
 
-    Images of any size are matched; the pictures are drawn on copies whose longest
-    side is at most :data:`DISPLAY_SIDE`, while ``matches.json`` keeps the pixels of
-    the images as given. Writes ``matches.png`` (both images side by side, a line per match),
+    Writes ``matches.png`` (both images side by side, a line per match),
     ``warp.png`` (the source warped onto the target by a thin-plate spline
     through the matches of a 12 x 12 source grid, beside the target) and
-    ``matches.json`` (points, predictions, confidences).
+    ``matches.json`` (points, predictions, confidences). Images of any size are
+    matched; the pictures are drawn on copies whose longest side is at most
+    :data:`DISPLAY_SIDE`, while ``matches.json`` keeps the pixels of the images as
+    given.
 
     Args:
         src: Source image path.

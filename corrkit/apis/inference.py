@@ -12,13 +12,13 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
-                   rescale_points, soft_sampler_weights)
 from ..engine.atomic_checkpoints import first_line
 from ..engine.checkpoint_hook import check_state_dict_keys
+from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
+                   rescale_points, soft_sampler_weights)
 from ..registry import MODELS
-from ..utils.config import load_config
 from ..utils.acceleration import autocast
+from ..utils.config import load_config
 from ..utils.image import ImageLike, image_to_tensor, load_image
 
 #: Reduced float types a matcher may return under autocast; results are given in fp32.
