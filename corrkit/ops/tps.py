@@ -220,19 +220,21 @@ def invert_points(forward_fn: PointMap, jacobian_fn: PointMap, targets: Tensor, 
 
 def warp_image(image: Tensor, backward_map: PointMap, out_size: tuple[int, int],
                mode: str = 'bilinear', padding_mode: str = 'reflection',
-               chunk: int = 1 << 16) -> Tensor:
+               chunk: int | None = None) -> Tensor:
     """Warp images by sampling them where a backward map sends each output pixel.
 
     Args:
         image: Images to warp.
-        backward_map: Maps output pixel points ``(B, M, 2)`` to the source pixel
-            points to sample, same shape; each point on its own, as it is called on
-            ``chunk`` points at a time.
+        backward_map: Maps output pixel points ``(B, H_out * W_out, 2)`` to the
+            source pixel points to sample, same shape. With ``chunk`` it is called
+            on ``(B, M, 2)`` slices of them in turn, and must map each point on
+            its own.
         out_size: Output ``(H_out, W_out)``.
         mode: Interpolation of :func:`torch.nn.functional.grid_sample`.
         padding_mode: How ``grid_sample`` treats points outside the image.
-        chunk: Points per call of ``backward_map``, which bounds its memory (a
-            spline with K control points holds ``chunk × K`` distances at once).
+        chunk: At most this many points per call of ``backward_map``, to bound
+            its memory (a spline with K control points holds ``chunk × K``
+            distances at once); ``None`` maps all points in one call.
 
     Returns:
         The warped images.
@@ -256,7 +258,8 @@ def warp_image(image: Tensor, backward_map: PointMap, out_size: tuple[int, int],
     ys, xs = torch.meshgrid(torch.arange(height, **like), torch.arange(width, **like),
                             indexing='ij')
     grid = torch.stack((xs, ys), -1).reshape(1, -1, 2).expand(batch, -1, -1)
-    source = torch.cat([backward_map(part) for part in grid.split(max(1, chunk), dim=1)], 1)
+    parts = grid.split(max(1, chunk), dim=1) if chunk else (grid,)
+    source = torch.cat([backward_map(part) for part in parts], 1)
     _require(source.shape == grid.shape, 'backward_map output', f'{tuple(grid.shape)}', source)
     source = pixel_to_normalized(source.to(image.dtype), image.shape[-2:])
     return F.grid_sample(image, source.reshape(batch, height, width, 2), mode=mode,

@@ -50,6 +50,7 @@ def tps_warp(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, trg_
         return ((tps_transform(backward, normal) + 1) / 2 * src_scale).to(points.dtype)
 
     image = image_to_tensor(src_img)[None]
-    warped = warp_image(image, to_source, (trg_img.height, trg_img.width), padding_mode='zeros')
+    warped = warp_image(image, to_source, (trg_img.height, trg_img.width), padding_mode='zeros',
+                        chunk=1 << 16)  # bounds the spline's pixels × control points
     array = warped[0].clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(array)

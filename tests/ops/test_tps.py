@@ -163,3 +163,16 @@ def test_homography_identity_translation_and_scale_invariance():
 def test_bad_shapes_raise_value_error_naming_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_warp_image_in_chunks_equals_one_call():
+    """Chunks bound a pointwise map's memory; the default maps everything at once."""
+    image = torch.rand(2, 3, 9, 11, dtype=torch.float64)
+    shift = lambda p: p * 0.9 + torch.tensor([0.5, -0.25], dtype=p.dtype)  # noqa: E731
+    calls = []
+    counted = lambda p: calls.append(p.shape[1]) or shift(p)  # noqa: E731
+    whole = warp_image(image, counted, (7, 8))
+    assert calls == [56]
+    torch.testing.assert_close(warp_image(image, counted, (7, 8), chunk=10), whole,
+                               atol=0, rtol=0)
+    assert calls[1:] == [10, 10, 10, 10, 10, 6]
