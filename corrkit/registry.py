@@ -93,16 +93,21 @@ def _check_keys(cls: Any, cfg: dict) -> None:
             raise UnknownArgumentError(cls, key, names)
 
 
+def _check_component(registry: Registry, cfg: Any) -> None:
+    """Raise for an unknown ``type`` or a key its constructor does not take."""
+    obj_type = cfg.get('type') if isinstance(cfg, dict) else None
+    if isinstance(obj_type, str):
+        cls = registry.get(obj_type)
+        if cls is None:
+            raise UnknownComponentError(registry, obj_type)
+        _check_keys(cls, cfg)
+
+
 def _checked(build: Callable) -> Callable:
     """Wrap an mmengine build function so unknown types and keys get helpful errors."""
 
     def build_func(cfg: Any, *args, registry: Registry, **kwargs):
-        obj_type = cfg.get('type') if isinstance(cfg, dict) else None
-        if isinstance(obj_type, str):
-            cls = registry.get(obj_type)
-            if cls is None:
-                raise UnknownComponentError(registry, obj_type)
-            _check_keys(cls, cfg)
+        _check_component(registry, cfg)
         return build(cfg, *args, registry=registry, **kwargs)
 
     return build_func
@@ -177,10 +182,4 @@ def check_config(cfg: Any) -> None:
                    (evaluator if isinstance(evaluator, (list, tuple)) else [evaluator])]
     checks += [(HOOKS, hook) for hook in cfg.get('custom_hooks') or []]
     for registry, component in checks:
-        obj_type = component.get('type') if isinstance(component, dict) else None
-        if not isinstance(obj_type, str):
-            continue
-        cls = registry.get(obj_type)
-        if cls is None:
-            raise UnknownComponentError(registry, obj_type)
-        _check_keys(cls, component)
+        _check_component(registry, component)

@@ -65,8 +65,9 @@ def check_state_dict_keys(state: dict, model: nn.Module, source: str) -> None:
             ten unexpected keys.
     """
     expected = list(model.state_dict())
+    known = set(expected)
     missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in set(expected)]
+    unexpected = [k for k in state if k not in known]
     if missing or unexpected:
         raise RuntimeError(f'{source} does not fit {type(model).__name__}: '
                            f'missing keys {missing[:10]}{"..." if len(missing) > 10 else ""}, '

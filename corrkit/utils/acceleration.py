@@ -83,11 +83,12 @@ def compile_forward(module: nn.Module, **options: Any) -> nn.Module:
                       RuntimeWarning, stacklevel=2)
         return module
     compiled = compiler(eager, **options)
-    state = {'ok': False}
+    working = False  # set once a compiled call has succeeded
 
     @functools.wraps(eager)
     def forward(*args: Any, **kwargs: Any) -> Any:
-        if state['ok']:
+        nonlocal working
+        if working:
             return compiled(*args, **kwargs)
         try:
             out = compiled(*args, **kwargs)
@@ -98,7 +99,7 @@ def compile_forward(module: nn.Module, **options: Any) -> nn.Module:
                           RuntimeWarning, stacklevel=2)
             module.forward = eager
             return eager(*args, **kwargs)
-        state['ok'] = True
+        working = True
         return out
 
     module.forward = forward
