@@ -14,7 +14,6 @@ with the closest parameter names.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, Callable
 
@@ -27,51 +26,13 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry, build_from_cfg, build_model_from_cfg
 
+from .errors import UnknownArgumentError, UnknownComponentError
+
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'FUNCTIONS', 'BACKBONES', 'CORRELATIONS',
     'REFINERS', 'ATTENTIONS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
     'UnknownComponentError', 'UnknownArgumentError', 'check_config',
 ]
-
-
-class UnknownComponentError(KeyError):
-    """A config asked a registry for a ``type`` it does not hold.
-
-    Args:
-        registry: The registry that was searched.
-        name: The unknown type name.
-    """
-
-    def __init__(self, registry: Registry, name: str):
-        registry.import_from_location()
-        known = sorted(registry.module_dict)
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
-        hint = (f'closest registered names: {", ".join(close)}'
-                if close else f'registered names: {", ".join(known) or "(none)"}')
-        self.registry_name = f'{registry.scope}::{registry.name}'
-        self.name = name
-        self.suggestions = close
-        super().__init__(
-            f"unknown type '{name}' in registry '{self.registry_name}'; {hint}")
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return self.args[0]
-
-
-class UnknownArgumentError(TypeError):
-    """A config passes a key that the component's constructor does not take.
-
-    Args:
-        cls: The component class.
-        key: The unexpected key.
-        params: The constructor's parameter names.
-    """
-
-    def __init__(self, cls: type, key: str, params: list[str]):
-        close = difflib.get_close_matches(key, params, n=3, cutoff=0.4)
-        hint = f'did you mean {", ".join(close)}?' if close else f'it takes {", ".join(params)}'
-        self.key = key
-        super().__init__(f"{cls.__name__} got an unexpected config key '{key}'; {hint}")
 
 
 def constructor_parameters(cls: Any) -> dict[str, inspect.Parameter]:
@@ -145,12 +106,15 @@ ALL_REGISTRIES: dict[str, Registry] = {
     'function': FUNCTIONS,
 }
 
-#: Empty corrkit children of the rest of mmengine's roots (loops, hooks, samplers,
-#: optimisers, visualisers, ...). The Runner builds those under the default scope;
-#: with a ``corrkit`` child in each tree it finds mmengine's classes through the
-#: parent without falling back (and warning), and corrkit can add its own later.
+#: corrkit children of the rest of mmengine's roots (loops, samplers, optimisers,
+#: optimiser wrappers, visualisers, ...). The Runner builds those under the default
+#: scope; with a ``corrkit`` child in each tree it finds mmengine's classes through
+#: the parent without falling back (and warning). Their ``locations`` is
+#: ``corrkit.engine``, which registers corrkit's runtime pieces (optimiser wrappers,
+#: the atomic file backend), so a plain ``Runner.from_cfg`` finds them.
 RUNTIME_REGISTRIES: dict[str, Registry] = {
-    parent.name: Registry(parent.name, parent=parent, scope='corrkit')
+    parent.name: Registry(parent.name, parent=parent, scope='corrkit',
+                          locations=['corrkit.engine'])
     for parent in (getattr(mmengine_registry, name) for name in (
         'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'STRATEGIES', 'DATA_SAMPLERS',
         'EVALUATOR', 'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',

@@ -68,3 +68,59 @@ def test_unknown_config_key_suggests_the_parameter():
     with pytest.raises(UnknownArgumentError, match=r"MatchToMatchRefiner got an unexpected config "
                                                    r"key 'embed_dim'; did you mean embed_dims"):
         REFINERS.build(dict(type='MatchToMatchRefiner', in_channels=3, embed_dim=8))
+
+
+def test_plain_runner_finds_corrkit_without_importing_its_apis(repo, tmp_path):
+    """mmengine's own ``Runner.from_cfg`` on a corrkit config, in a fresh interpreter that
+    has imported nothing of corrkit: the registries' ``locations`` register every component
+    the demo config names (model, hooks, optimiser wrapper, checkpoint file backend)."""
+    import subprocess
+    import sys
+    script = f"""
+import sys
+from mmengine.config import Config
+from mmengine.runner import Runner
+cfg = Config.fromfile({str(repo / 'configs' / 'transformatcher_mobilenetv2_mini.py')!r})
+cfg.model.backbone.weights = None
+cfg.work_dir = {str(tmp_path)!r}
+assert not any(name.startswith('corrkit.apis') for name in sys.modules)
+runner = Runner.from_cfg(cfg)
+runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+from mmengine.fileio.backends import backends
+print(type(runner.model).__name__, type(runner.optim_wrapper).__name__,
+      sorted(type(h).__name__ for h in runner.hooks), 'atomic_local' in backends)
+assert not any(name.startswith('corrkit.apis') for name in sys.modules)
+"""
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith('CorrelationMatcher GuardedOptimWrapper'), line
+    for hook in ('PCKReportHook', 'SafeCheckpointHook', 'EpochSeedHook'):
+        assert hook in line
+    assert line.endswith('True')
+
+
+def test_every_registry_has_locations():
+    from corrkit.registry import RUNTIME_REGISTRIES
+    for name, registry in {**ALL_REGISTRIES, **RUNTIME_REGISTRIES}.items():
+        assert registry._locations, f'registry {name} has no locations'
+
+
+def test_runtime_registry_imports_its_components_lazily():
+    """mmengine imports ``corrkit.registry`` for ``default_scope='corrkit'``; the optimiser
+    wrapper registry alone must then find corrkit's wrappers (no other registry searched)."""
+    import subprocess
+    import sys
+    script = """
+import sys, torch
+from mmengine.registry import OPTIM_WRAPPERS, DefaultScope
+with DefaultScope.overwrite_default_scope('corrkit'):
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    wrapper = OPTIM_WRAPPERS.build(dict(type='GuardedOptimWrapper', optimizer=optimizer))
+print(type(wrapper).__name__, 'corrkit.models' in sys.modules)
+"""
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ['GuardedOptimWrapper', 'False']

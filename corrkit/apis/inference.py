@@ -12,7 +12,6 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ..engine.atomic_checkpoints import first_line
 from ..engine.checkpoint_hook import check_state_dict_keys
 from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
                    rescale_points, soft_sampler_weights)
@@ -20,6 +19,7 @@ from ..registry import MODELS
 from ..utils.acceleration import autocast
 from ..utils.config import load_config
 from ..utils.image import ImageLike, image_to_tensor, load_image
+from ..utils.text import first_line
 
 #: Reduced float types a matcher may return under autocast; results are given in fp32.
 HALF_TYPES = (torch.float16, torch.bfloat16)

@@ -10,12 +10,10 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset
 
+from ..errors import AnnotationError
 from ..registry import TRANSFORMS
 from .download import DatasetNotFoundError, missing_dataset_message
 
-
-class AnnotationError(ValueError):
-    """A missing or malformed annotation; the message names the file and the field."""
 
 
 class PairDataset(BaseDataset):

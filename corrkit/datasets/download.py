@@ -30,18 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Container, Iterable, Optional
 
+from ..errors import DatasetNotFoundError, DownloadError
 from ..utils.offline_weights import sha256_of
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called about every tenth of a download.
 Progress = Callable[[int, Optional[int]], None]
 
-
-class DownloadError(RuntimeError):
-    """A file could not be downloaded, verified or unpacked."""
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is not where it was expected and downloading was not allowed."""
 
 
 @dataclass(frozen=True)

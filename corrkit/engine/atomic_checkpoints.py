@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 
+from ..utils.text import first_line
+
 #: Name of the backend in mmengine's file-backend registry.
 BACKEND = 'atomic_local'
 
@@ -113,9 +115,3 @@ def remove_stale_temporaries(work_dir: str | os.PathLike) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-def first_line(err: BaseException) -> str:
-    """The first line of an exception's message."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else ''

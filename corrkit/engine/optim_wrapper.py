@@ -8,6 +8,7 @@ import torch.distributed as dist
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
+from ..errors import NonFiniteLossError
 from ..registry import RUNTIME_REGISTRIES
 
 OPTIM_WRAPPERS = RUNTIME_REGISTRIES['optim_wrapper']
@@ -18,9 +19,6 @@ POLICIES = ('raise', 'skip')
 #: Name of the skip counter in mmengine's message hub (logged with the losses).
 SKIP_COUNTER = 'train/nonfinite_skips'
 
-
-class NonFiniteLossError(RuntimeError):
-    """A training loss was NaN or infinite; nothing was stepped with it."""
 
 
 class FiniteLossGuard:

@@ -4,13 +4,11 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import AttentionMemoryError
 from ..registry import ATTENTIONS
 from .qkv_attention import QKVAttention
 from .rotary import Rotary4D
 
-
-class AttentionMemoryError(MemoryError):
-    """Softmax attention over this many tokens would exceed its memory budget."""
 
 
 @ATTENTIONS.register_module()

@@ -5,9 +5,9 @@ Components live in the role subpackages (``backbones``, ``correlation``,
 first time it is searched, so importing the contracts here does not pull in
 timm or torchvision.
 """
-from .base import (Backbone, ConfigConflictError, CorrelationBuilder, CorrelationMatcher, FlowHead,
-                   FlowPrediction, MatchOutputs, Refiner)
-from .matchers import PairDataPreprocessor, build_with_derived
+from .base import (Backbone, ConfigConflictError, CorrelationBuilder, FlowHead, FlowPrediction,
+                   MatchOutputs, Refiner)
+from .matchers import CorrelationMatcher, PairDataPreprocessor, build_with_derived
 
 __all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction',
            'CorrelationMatcher', 'ConfigConflictError', 'MatchOutputs', 'PairDataPreprocessor',

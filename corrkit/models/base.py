@@ -22,6 +22,8 @@ from typing import NamedTuple, Sequence
 
 from torch import Tensor, nn
 
+from ..errors import ConfigConflictError
+
 
 class Backbone(nn.Module, metaclass=ABCMeta):
     """Extracts a list of feature maps from a batch of images.
@@ -120,9 +122,6 @@ class FlowHead(nn.Module, metaclass=ABCMeta):
         """Return the flow of every source cell and its match probabilities."""
 
 
-class ConfigConflictError(ValueError):
-    """A config repeats a size the matcher derives, with a different value."""
-
 
 class MatchOutputs(NamedTuple):
     """Every intermediate of one matcher forward (see ``CorrelationMatcher.extract``).
@@ -140,8 +139,5 @@ class MatchOutputs(NamedTuple):
     probs: Tensor
 
 
-# The template lives next to the contracts it enforces.
-from .matchers.correlation_matcher import CorrelationMatcher  # noqa: E402
-
 __all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction',
-           'CorrelationMatcher', 'ConfigConflictError', 'MatchOutputs']
+           'ConfigConflictError', 'MatchOutputs']

@@ -8,8 +8,7 @@ from typing import Iterator
 
 from mmengine.config import DictAction
 
-from ..layers.softmax_attention import AttentionMemoryError
-from ..registry import UnknownArgumentError
+from ..errors import AttentionMemoryError, UnknownArgumentError
 
 #: Exceptions that mean "the user asked for something that cannot be done":
 #: a missing file, a bad value or key, an unreadable checkpoint, a broken plugin,

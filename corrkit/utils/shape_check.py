@@ -5,9 +5,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-
-class ContractError(RuntimeError):
-    """A component returned something its role's contract does not allow."""
+from ..errors import ContractError
 
 
 def describe(component: nn.Module) -> str:

@@ -1,0 +1,105 @@
+"""Every exception class corrkit raises, in one place.
+
+Each class subclasses the built-in exception a caller would already catch
+(``ValueError`` for a bad value, ``KeyError`` for an unknown name, ...), so code
+written against the built-ins keeps working. The modules that raise them
+re-export them under their old import paths (``corrkit.registry``,
+``corrkit.utils``, ``corrkit.models.base``, ...).
+
+This module sits at the bottom of the package: it imports nothing from corrkit.
+
+Examples:
+    >>> from corrkit.errors import ContractError
+    >>> issubclass(ContractError, RuntimeError)
+    True
+"""
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotation only: the class is mmengine's
+    from mmengine.registry import Registry
+
+__all__ = [
+    'CorrkitError', 'ContractError', 'ConfigConflictError', 'UnknownComponentError',
+    'UnknownArgumentError', 'AttentionMemoryError', 'NonFiniteLossError', 'AnnotationError',
+    'DownloadError', 'DatasetNotFoundError',
+]
+
+
+class CorrkitError(Exception):
+    """Base of the corrkit errors that have no closer built-in exception."""
+
+
+class ContractError(RuntimeError):
+    """A component broke its role's contract (a shape, a dtype, a declared attribute).
+
+    The message names the component's class and what broke.
+    """
+
+
+class ConfigConflictError(ValueError):
+    """A config repeats a size the matcher derives, with a different value."""
+
+
+class UnknownComponentError(KeyError):
+    """A config asked a registry for a ``type`` it does not hold.
+
+    Args:
+        registry: The registry that was searched.
+        name: The unknown type name.
+    """
+
+    def __init__(self, registry: Registry, name: str):
+        registry.import_from_location()
+        known = sorted(registry.module_dict)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+        hint = (f'closest registered names: {", ".join(close)}'
+                if close else f'registered names: {", ".join(known) or "(none)"}')
+        self.registry_name = f'{registry.scope}::{registry.name}'
+        self.name = name
+        self.suggestions = close
+        super().__init__(
+            f"unknown type '{name}' in registry '{self.registry_name}'; {hint}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class UnknownArgumentError(TypeError):
+    """A config passes a key that the component's constructor does not take.
+
+    Args:
+        cls: The component class.
+        key: The unexpected key.
+        params: The constructor's parameter names.
+        hint: What to say instead of the closest names (e.g. a renamed key).
+    """
+
+    def __init__(self, cls: type, key: str, params: list[str], hint: str | None = None):
+        if hint is None:
+            close = difflib.get_close_matches(key, params, n=3, cutoff=0.4)
+            hint = f'did you mean {", ".join(close)}?' if close else f'it takes {", ".join(params)}'
+        self.key = key
+        super().__init__(f"{cls.__name__} got an unexpected config key '{key}'; {hint}")
+
+
+class AttentionMemoryError(MemoryError):
+    """Softmax attention over this many tokens would exceed its memory budget."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss was NaN or infinite; nothing was stepped with it."""
+
+
+class AnnotationError(ValueError):
+    """A missing or malformed annotation; the message names the file and the field."""
+
+
+class DownloadError(RuntimeError):
+    """A file could not be downloaded, verified or unpacked."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is not where it was expected and downloading was not allowed."""
