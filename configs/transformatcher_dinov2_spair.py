@@ -17,7 +17,7 @@ model = dict(
         # four of the 12 blocks spread over the second half rather than the last four:
         # ViT features are commonly found more local in middle blocks and more
         # semantic in the last ones; the refiner's embedding weighs the 4 channels
-        blocks=(5, 7, 9, 11),
+        taps=(5, 7, 9, 11),
         pretrained=True,
         norm=True,  # final LayerNorm on each map, like DINOv2's get_intermediate_layers
     ),

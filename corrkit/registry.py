@@ -10,7 +10,8 @@ registry imports its ``locations`` the first time it is searched.
 An unknown ``type`` raises :class:`UnknownComponentError`, which names the
 registry, the unknown name and the closest registered names; a key the
 component's constructor does not take raises :class:`UnknownArgumentError`
-with the closest parameter names.
+with the closest parameter names, or with the new name of a renamed key (a
+component class lists its renamed keys as ``renamed_keys = {'old': 'new'}``).
 """
 from __future__ import annotations
 
@@ -44,14 +45,22 @@ def constructor_parameters(cls: Any) -> dict[str, inspect.Parameter]:
 
 
 def _check_keys(cls: Any, cfg: dict) -> None:
-    """Raise :class:`UnknownArgumentError` for config keys the constructor cannot take."""
+    """Raise :class:`UnknownArgumentError` for config keys the constructor cannot take.
+
+    A component class may declare ``renamed_keys``, a mapping from keys it took
+    before a rename to their new names; a config that still uses an old key is
+    told the new one.
+    """
     params = constructor_parameters(cls)
     if not params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
     names = [n for n, p in params.items() if p.kind != p.VAR_POSITIONAL]
+    renamed = getattr(cls, 'renamed_keys', None) or {}  # declared on the component, optional
     for key in cfg:
         if key not in ('type', '_scope_') and key not in names:
-            raise UnknownArgumentError(cls, key, names)
+            hint = (f"did you mean '{renamed[key]}'? '{key}' was renamed to '{renamed[key]}' "
+                    f'(same values)' if key in renamed else None)
+            raise UnknownArgumentError(cls, key, names, hint=hint)
 
 
 def _check_component(registry: Registry, cfg: Any) -> None:

@@ -18,7 +18,7 @@ import plugins.layer_weighted_refiner  # noqa: E402,F401  (registers the example
 #: A matcher small enough to train in a test: 32 x 32 pairs, a 4 x 4 correlation grid.
 TINY_MATCHER = dict(
     type='CorrelationMatcher', input_size=32,
-    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', stages=(2, 3)),
+    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', taps=(2, 3)),
     correlation=dict(type='MultiChannelCorrelation'),
     refiner=dict(type='MatchToMatchRefiner', depth=1, num_heads=2, head_dims=4),
     head=dict(type='KernelSoftArgmaxHead', upsample_factor=2, sigma=3.0),

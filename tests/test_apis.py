@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from corrkit.apis import init_matcher, load_weights, match_pair
-from corrkit.models import MatchOutputs, PairDataPreprocessor
+from corrkit.models import CorrelationMatcher, MatchOutputs, PairDataPreprocessor
 from corrkit.ops import normalized_grid, normalized_to_pixel, rescale_points
 
 
@@ -21,6 +21,10 @@ class ZeroFlowMatcher(torch.nn.Module):
         b = inputs.shape[0]
         probs = torch.full((b, 8, 8, 8, 8), 1 / 64)
         return MatchOutputs(None, None, torch.zeros(b, 2, 8, 8), probs)
+
+    # the real keypoint transfer, so match_pair is tested through it
+    transfer = CorrelationMatcher.transfer
+    transfer_normalized = CorrelationMatcher.transfer_normalized
 
 
 def test_match_pair_maps_points_through_both_resizes():

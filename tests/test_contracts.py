@@ -1,21 +1,23 @@
-"""Every registered component, built small and run against its role's contract.
+"""Every registered component, built small and run through :mod:`corrkit.testing`.
 
-A component registered without an entry in CASES (when it needs arguments
-beyond the injected ones) fails ``test_every_component_builds``, so new
+The checkers are the ones plugin authors call; CASES only says how to build each
+component small. A component registered without an entry in CASES (when it needs
+arguments beyond the injected ones) fails ``test_every_component_builds``, so new
 components cannot skip these tests.
 """
 import pytest
 import torch
 
-from corrkit.models.base import Backbone, CorrelationBuilder, FlowHead, FlowPrediction, Refiner
 from corrkit.registry import BACKBONES, CORRELATIONS, FLOW_HEADS, LOSSES, REFINERS
+from corrkit.testing import (check_backbone, check_correlation, check_head, check_loss,
+                             check_refiner)
 
 # Constructor arguments that keep each component tiny; injected sizes are added by the tests.
 CASES = {
-    'TimmHypercolumnBackbone': dict(model_name='test_resnet', stages=(2, 3, 4)),
-    'TimmViTHypercolumnBackbone': dict(model_name='test_vit', blocks=(1, 3)),  # 6 blocks, p 16
+    'TimmHypercolumnBackbone': dict(model_name='test_resnet', taps=(2, 3, 4)),
+    'TimmViTHypercolumnBackbone': dict(model_name='test_vit', taps=(1, 3)),  # 6 blocks, p 16
     'TorchvisionHypercolumnBackbone': dict(model_name='mobilenet_v2', weights=None,
-                                           return_nodes=['features.4', 'features.7']),
+                                           taps=['features.4', 'features.7']),
     'MatchToMatchRefiner': dict(depth=2, num_heads=2, head_dims=4),
     'NCNetRefiner': dict(channels=(4, 1), kernel_sizes=(3, 3)),
 }
@@ -32,14 +34,7 @@ def build(registry, name, **derived):
 
 @pytest.mark.parametrize('name', names(BACKBONES))
 def test_backbone_contract(name):
-    net = build(BACKBONES, name).eval()
-    assert isinstance(net, Backbone)
-    assert len(net.out_channels) == len(net.strides) > 0
-    h, w = 70, 53  # odd sizes exercise the ceil rule of feature_sizes
-    feats = net(torch.rand(2, 3, h, w))
-    assert isinstance(feats, list) and len(feats) == len(net.out_channels)
-    for feat, c, size in zip(feats, net.out_channels, net.feature_sizes(h, w)):
-        assert feat.shape == (2, c, *size)
+    check_backbone(build(BACKBONES, name).eval())
 
 
 @pytest.mark.parametrize('name', names(BACKBONES))
@@ -72,42 +67,20 @@ def test_frozen_backbone_stays_in_eval_mode(name):
 
 
 @pytest.mark.parametrize('name', names(CORRELATIONS))
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_correlation_contract(name, dtype):
-    in_channels = [8, 8, 16]
-    corr = build(CORRELATIONS, name, in_channels=in_channels)
-    assert isinstance(corr, CorrelationBuilder)
-    src = [torch.randn(2, c, s, s, dtype=dtype) for c, s in zip(in_channels, (6, 6, 3))]
-    trg = [torch.randn(2, c, s, s, dtype=dtype) for c, s in zip(in_channels, (5, 5, 3))]
-    out = corr(src, trg)
-    assert out.shape == (2, corr.out_channels, 6, 6, 5, 5)
-    assert out.dtype == dtype
+def test_correlation_contract(name):
+    # every built-in builder correlates on the finest source and target grids
+    check_correlation(build(CORRELATIONS, name, in_channels=[8, 8, 16]),
+                      source_size=(6, 6), target_size=(5, 5), grid=(6, 6, 5, 5))
 
 
 @pytest.mark.parametrize('name', names(REFINERS))
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-def test_refiner_contract(name, dtype):
-    refiner = build(REFINERS, name, in_channels=3).to(dtype)
-    assert isinstance(refiner, Refiner) and refiner.in_channels == 3
-    corr = torch.rand(2, 3, 3, 4, 2, 3, dtype=dtype)
-    out = refiner(corr)
-    assert out.shape == (2, refiner.out_channels, 3, 4, 2, 3)
-    assert out.dtype == dtype and torch.isfinite(out).all()
+def test_refiner_contract(name):
+    check_refiner(build(REFINERS, name, in_channels=3))
 
 
 @pytest.mark.parametrize('name', names(FLOW_HEADS))
 def test_flow_head_contract(name):
-    head = build(FLOW_HEADS, name, in_channels=1)
-    assert isinstance(head, FlowHead)
-    f = head.upsample_factor
-    out = head(torch.rand(2, 1, 3, 4, 5, 6))
-    assert isinstance(out, FlowPrediction)
-    assert out.flow.shape == (2, 2, 3 * f, 4 * f)
-    assert out.probs.shape == (2, 3 * f, 4 * f, 5 * f, 6 * f)
-    torch.testing.assert_close(out.probs.sum((-1, -2)), torch.ones(2, 3 * f, 4 * f))
-    # predicted targets stay inside the normalised target frame
-    from corrkit.ops import flow_to_target
-    assert flow_to_target(out.flow).abs().max() <= 1 + 1e-5
+    check_head(build(FLOW_HEADS, name, in_channels=1))
 
 
 @pytest.mark.parametrize('name', names(FLOW_HEADS))
@@ -118,14 +91,7 @@ def test_flow_head_rejects_multi_channel_input(name):
 
 @pytest.mark.parametrize('name', names(LOSSES))
 def test_loss_contract(name):
-    loss_fn = build(LOSSES, name)
-    pred = torch.randn(3, 4, 2, requires_grad=True)
-    valid = torch.tensor([[True, True, False, False], [False] * 4, [True] * 4])
-    loss = loss_fn(pred, torch.randn(3, 4, 2), valid)
-    assert loss.dim() == 0 and torch.isfinite(loss)
-    loss.backward()
-    assert pred.grad[~valid].abs().sum() == 0  # masked keypoints get no gradient
-    assert pred.grad[valid].abs().sum() > 0
+    check_loss(build(LOSSES, name))
 
 
 def test_every_component_builds():

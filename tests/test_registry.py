@@ -81,7 +81,7 @@ import sys
 from mmengine.config import Config
 from mmengine.runner import Runner
 cfg = Config.fromfile({str(repo / 'configs' / 'transformatcher_mobilenetv2_mini.py')!r})
-cfg.model.backbone.weights = None
+cfg.model.backbone.pretrained = False
 cfg.work_dir = {str(tmp_path)!r}
 assert not any(name.startswith('corrkit.apis') for name in sys.modules)
 runner = Runner.from_cfg(cfg)

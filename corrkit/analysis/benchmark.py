@@ -22,7 +22,6 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..ops import flow_to_target, transfer_keypoints
 from ..structures import PairDataSample
 from ..utils.acceleration import autocast
 
@@ -126,35 +125,27 @@ def random_pairs(model: nn.Module, batch: int, num_keypoints: int = 20,
 def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], object]]:
     """One call per pipeline stage, each fed the previous stage's real output.
 
-    The stages are those of ``CorrelationMatcher.extract`` plus the soft-sampler
-    keypoint transfer of 20 keypoints per pair.
+    The stages are the matcher's own stage methods (see
+    ``CorrelationMatcher.extract``), the keypoint transfer of 20 keypoints per
+    pair included; ``backbone`` is the bare backbone on the images as the
+    matcher hands them over, the reference every figure is compared with.
     """
     b = inputs.shape[0]
-    images = backbone_input(model, inputs)
-    feats = model.backbone(images)
-    src = [f.unflatten(0, (b, 2))[:, 0] for f in feats]
-    trg = [f.unflatten(0, (b, 2))[:, 1] for f in feats]
-    corr = model.correlation(src, trg)
-    refined = model.refiner(corr)
-    flow = model.head(refined).flow
-    kps = torch.rand(b, 20, 2, device=inputs.device) * 2 - 1
-    valid = torch.ones(b, 20, dtype=torch.bool, device=inputs.device)
+    images = model.backbone_input(inputs)
+    src, trg = model.features(inputs)
+    corr = model.correlate(src, trg)
+    refined = model.refine(corr)
+    flow = model.predict_flow(refined).flow
+    size = inputs.shape[-2:]
+    scale = torch.tensor([size[1] - 1.0, size[0] - 1.0], device=inputs.device)
+    kps = torch.rand(b, 20, 2, device=inputs.device) * scale
     return {
         'backbone': lambda: model.backbone(images),
-        'correlation': lambda: model.correlation(src, trg),
-        'refiner': lambda: model.refiner(corr),
-        'head': lambda: model.head(refined),
-        'transfer': lambda: transfer_keypoints(flow_to_target(flow), kps, valid,
-                                               model.test_tau),
+        'correlation': lambda: model.correlate(src, trg),
+        'refiner': lambda: model.refine(corr),
+        'head': lambda: model.predict_flow(refined),
+        'transfer': lambda: model.transfer(flow, kps, size),
     }
-
-
-def backbone_input(model: nn.Module, inputs: Tensor) -> Tensor:
-    """The image batch as the matcher hands it to its backbone (memory format included)."""
-    images = inputs.flatten(0, 1)
-    if getattr(model, 'channels_last', False):
-        images = images.contiguous(memory_format=torch.channels_last)
-    return images
 
 
 def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train: bool = True,
@@ -213,7 +204,7 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
                 warmup: int, repeats: int) -> dict:
     """Time a training step and the bare backbone's forward + backward."""
     model.train()
-    images = backbone_input(model, inputs)
+    images = model.backbone_input(inputs)
 
     def step() -> None:
         model.zero_grad(set_to_none=True)

@@ -21,6 +21,13 @@ weights. ``scores='relative'`` rescales ``α`` by ``T`` (so that a uniform ``α`
 leaves the queries unchanged) and applies softmax attention's ``1/sqrt(D_h)``.
 Softmax, Performer and other :class:`~corrkit.layers.QKVAttention` layers use
 ``softmax(Q K^T / sqrt(D_h))`` either way.
+
+The analysis reads only what the contracts declare: a refiner's attentions come
+from :meth:`Refiner.attention_layers <corrkit.models.base.Refiner.attention_layers>`
+and each attention's map from
+:meth:`Attention.pairwise_queries_keys <corrkit.layers.Attention.pairwise_queries_keys>`,
+so a plugin refiner or attention that implements them is analysed like the
+built-in ones.
 """
 from __future__ import annotations
 
@@ -31,9 +38,10 @@ from typing import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..layers import AdditiveAttention, LinformerAttention, QKVAttention
+from ..layers import PAIRWISE_SCORES, Attention
+from ..structures import DIFFICULTY_FIELDS, DIFFICULTY_GRADES, difficulty_grade
 
-SCORES = ('paper', 'relative')
+SCORES = PAIRWISE_SCORES
 
 
 def grid_coordinates(grid: Sequence[int], dtype: torch.dtype = torch.float32) -> Tensor:
@@ -141,8 +149,11 @@ def attention_queries_keys(attn: nn.Module, x: Tensor, grid: Sequence[int],
                            scores: str = 'paper') -> tuple[Tensor, Tensor]:
     """The scaled queries and keys whose softmax is the layer's pairwise attention.
 
+    Asks the layer through
+    :meth:`~corrkit.layers.Attention.pairwise_queries_keys`.
+
     Args:
-        attn: A token mixer from ``ATTENTIONS``.
+        attn: A token mixer (a :class:`~corrkit.layers.Attention`).
         x: Its input ``(B, T, embed_dims)``.
         grid: The grid ``x`` flattens.
         scores: ``'paper'`` or ``'relative'`` (see the module documentation); only
@@ -152,24 +163,23 @@ def attention_queries_keys(attn: nn.Module, x: Tensor, grid: Sequence[int],
         Queries and keys, ``(B, heads, T, D_h)`` each.
 
     Raises:
-        ValueError: On an unknown ``scores`` or an attention without pairwise
-            scores between matches (Linformer attends to projected summaries).
+        ValueError: On an unknown ``scores``, a module that is not an
+            :class:`~corrkit.layers.Attention`, or an attention without pairwise
+            scores between matches (its method returns ``None``: Linformer attends
+            to projected summaries).
     """
     if scores not in SCORES:
         raise ValueError(f'scores must be one of {SCORES}, got {scores!r}')
-    grid = tuple(grid)
-    if isinstance(attn, AdditiveAttention):
-        q, k, _ = attn.project(x, grid)
-        alpha = attn.query_weights(q).transpose(1, 2)[..., None]  # (B, T, heads, 1)
-        if scores == 'relative':
-            alpha = alpha * q.shape[1] * attn.scale
-        return (q * alpha).transpose(1, 2), k.transpose(1, 2)
-    if isinstance(attn, QKVAttention) and not isinstance(attn, LinformerAttention):
-        q, k, _ = attn.project(x, grid)
-        return q * attn.head_dims ** -0.5, k
-    raise ValueError(f'{type(attn).__name__} has no pairwise attention between matches; the '
-                     f'nonlocality analysis supports AdditiveAttention, SoftmaxAttention, '
-                     f'PerformerAttention and other QKVAttention layers')
+    if not isinstance(attn, Attention):
+        raise ValueError(f'{type(attn).__name__} is not a corrkit.layers.Attention; the '
+                         f'nonlocality analysis reads the pairwise map through '
+                         f'Attention.pairwise_queries_keys')
+    pair = attn.pairwise_queries_keys(x, tuple(grid), scores)
+    if pair is None:
+        raise ValueError(f'{type(attn).__name__} has no pairwise attention between matches '
+                         f'(its pairwise_queries_keys returns None), so its nonlocality is '
+                         f'undefined')
+    return pair
 
 
 @dataclass
@@ -186,17 +196,19 @@ class PairNonlocality:
         return float(sum(self.layers))
 
 
-def refiner_attentions(model: nn.Module) -> list[nn.Module]:
-    """The token mixers of a matcher's match-to-match refiner, first block first.
+def refiner_attentions(model: nn.Module) -> list[Attention]:
+    """The token mixers of a matcher's refiner, in the order they run.
+
+    They are what :meth:`~corrkit.models.base.Refiner.attention_layers` returns.
 
     Raises:
-        ValueError: If the refiner has no attention blocks.
+        ValueError: If the refiner exposes no attention layers.
     """
-    blocks = getattr(model.refiner, 'blocks', None)
-    attns = [b.attn for b in blocks] if blocks is not None else []
+    attns = list(model.refiner.attention_layers())
     if not attns:
-        raise ValueError(f'the refiner {type(model.refiner).__name__} has no attention blocks; '
-                         f'for a convolutional refiner use conv_nonlocality on its kernels')
+        raise ValueError(f'the refiner {type(model.refiner).__name__} exposes no attention '
+                         f'layers (Refiner.attention_layers() is empty); for a convolutional '
+                         f'refiner use conv_nonlocality on its kernels')
     return attns
 
 
@@ -207,7 +219,8 @@ def model_nonlocality(model: nn.Module, inputs: Tensor, scores: str = 'paper',
 
     Args:
         model: A :class:`~corrkit.models.matchers.CorrelationMatcher` whose refiner
-            has attention ``blocks`` (e.g. ``MatchToMatchRefiner``).
+            exposes attention layers (:meth:`~corrkit.models.base.Refiner.attention_layers`,
+            e.g. ``MatchToMatchRefiner``).
         inputs: Normalised image pairs ``(B, 2, 3, H, W)``.
         scores: How additive attention's pairwise map is built (module docs).
         num_queries: Matches sampled per layer (``None``: all).
@@ -246,22 +259,23 @@ def difficulty_groups(pairs: Sequence[PairNonlocality], num_groups: int) -> list
     return [order[bounds[g]:bounds[g + 1]] for g in range(num_groups) if bounds[g + 1] > bounds[g]]
 
 
-#: Figure 7's levels: viewpoint and scale as annotated; truncation and occlusion
-#: easy when neither image is affected, medium when one is, hard when both are.
-LEVEL_NAMES = ('easy', 'medium', 'hard')
+#: Figure 7's levels, :data:`~corrkit.structures.DIFFICULTY_GRADES`.
+LEVEL_NAMES = DIFFICULTY_GRADES
 
 
 def difficulty_level(field_name: str, value: int) -> str:
     """Figure 7's easy / medium / hard for one SPair difficulty annotation.
 
+    The grading is :func:`corrkit.structures.difficulty_grade`'s.
+
+    Raises:
+        ValueError: If the field or value is not one SPair-71k defines.
+
     Examples:
         >>> difficulty_level('occlusion', 2), difficulty_level('scale_variation', 2)
         ('medium', 'hard')
     """
-    value = int(value)
-    if field_name in ('truncation', 'occlusion'):
-        return LEVEL_NAMES[{0: 0, 1: 1, 2: 1, 3: 2}[value]]
-    return LEVEL_NAMES[value]
+    return difficulty_grade(field_name, value)
 
 
 def level_proportions(pairs: Sequence[PairNonlocality], groups: Iterable[Sequence[int]],
@@ -293,7 +307,6 @@ def dataset_nonlocality(model: nn.Module, dataset: Sequence[dict], max_pairs: in
     Returns:
         One :class:`PairNonlocality` per pair, in dataset order.
     """
-    from ..evaluation.report import DIFFICULTY_LEVELS
     count = len(dataset) if max_pairs is None else min(max_pairs, len(dataset))
     device = next(model.parameters()).device
     results = []
@@ -303,7 +316,7 @@ def dataset_nonlocality(model: nn.Module, dataset: Sequence[dict], max_pairs: in
                                             data_samples=[item['data_samples']]), False)
         phi = model_nonlocality(model, data['inputs'].to(device), scores, num_queries, seed)
         sample = item['data_samples']
-        difficulty = {k: int(sample.get(k)) for k in DIFFICULTY_LEVELS
+        difficulty = {k: int(sample.get(k)) for k in DIFFICULTY_FIELDS
                       if sample.get(k) is not None}
         results.append(PairNonlocality(str(sample.get('pair_id', index)), phi[0].tolist(),
                                        difficulty))

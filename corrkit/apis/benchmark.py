@@ -9,11 +9,12 @@ from typing import Any, Sequence
 
 import torch
 
-from ..analysis.benchmark import (STAGES, backbone_input, benchmark_model, count_flops, matmul_gflops,
+from ..analysis.benchmark import (STAGES, benchmark_model, count_flops, matmul_gflops,
                                   random_pairs, scaling_exponent, sweep_refiner, time_call)
 from ..layers import AttentionMemoryError
 from ..utils.acceleration import autocast, compile_forward, precision_dtype
 from ..utils.config import load_config, random_weights_options
+from ..utils.text import format_table
 from .inference import init_matcher
 
 
@@ -84,7 +85,7 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
             report['models'][Path(config).stem] = dict(
                 params=sum(p.numel() for p in model.parameters()), refused=str(err))
             continue
-        images = backbone_input(model, random_pairs(model, 1, device=dev)[0])
+        images = model.backbone_input(random_pairs(model, 1, device=dev)[0])
         with torch.inference_mode(), autocast(precision, dev):
             flops = count_flops(lambda: model.backbone(images))
             bare = time_call(lambda: model.backbone(images), dev, warmup, repeats)
@@ -126,9 +127,7 @@ def cpu_name() -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
-    return '\n'.join(lines)
+    return format_table(header, rows, style='markdown', align=False)
 
 
 def markdown_report(report: dict) -> str:

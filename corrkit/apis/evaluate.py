@@ -6,14 +6,11 @@ from typing import Any
 
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
 
-from ..registry import check_config
-from ..utils.config import load_config
 from .inference import load_weights
-from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
+from .runtime import setup_runner
 
-
+#: What a test run drops from a config (mmengine wants it complete or absent).
 TRAIN_AND_VAL_KEYS = ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
                       'val_dataloader', 'val_cfg', 'val_evaluator')
 
@@ -44,25 +41,16 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
     Raises:
         KeyError: If the config lacks one of the test entries.
     """
-    cfg = load_config(config, cfg_options)
-    check_config(cfg)  # types and keys, with suggestions, before the Runner builds them
-    missing = [k for k in ('model', 'test_dataloader', 'test_evaluator', 'test_cfg')
-               if cfg.get(k) is None]
-    if missing:
-        raise KeyError(f"config '{cfg.filename}' cannot be evaluated: it has no {missing}; "
-                       f"include a dataset base such as configs/_base_/datasets/spair.py")
-    cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
-    cfg.load_from = None
-    set_launcher(cfg, launcher)
-    # Testing needs none of the training or validation set-up (which mmengine
-    # wants complete or absent); dropping it also avoids reading those splits.
-    for key in TRAIN_AND_VAL_KEYS:
-        cfg[key] = None
-    cfg.setdefault('default_scope', 'corrkit')
-    cfg.experiment_name = unique_experiment_name(cfg.work_dir, 'test')
-    ensure_hooks(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = setup_runner(config, 'test', work_dir, cfg_options, launcher, _test_only)
     if checkpoint is not None:  # into the model itself, not a distributed wrapper around it
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         load_weights(model, checkpoint)
     return runner.test()
+
+
+def _test_only(cfg: Config) -> None:
+    # Testing needs none of the training or validation set-up; dropping it also
+    # avoids reading those splits. Weights come from ``checkpoint`` alone.
+    cfg.load_from = None
+    for key in TRAIN_AND_VAL_KEYS:
+        cfg[key] = None

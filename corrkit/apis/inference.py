@@ -13,8 +13,8 @@ from mmengine.registry import DefaultScope
 from torch import Tensor
 
 from ..engine.checkpoint_hook import check_state_dict_keys
-from ..ops import (flow_to_target, normalized_grid, normalized_to_pixel, pixel_to_normalized,
-                   rescale_points, soft_sampler_weights)
+from ..ops import (normalized_grid, normalized_to_pixel, pixel_to_normalized, rescale_points,
+                   soft_sampler_weights)
 from ..registry import MODELS
 from ..utils.acceleration import autocast
 from ..utils.config import load_config
@@ -135,8 +135,9 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     images as given.
 
     Args:
-        model: A matcher (``CorrelationMatcher`` or anything with ``extract``,
-            ``input_size``, ``test_tau`` and a ``data_preprocessor``).
+        model: A matcher (``CorrelationMatcher`` or anything with its ``extract``
+            and ``transfer`` stages, ``input_size``, ``test_tau`` and a
+            ``data_preprocessor``).
         src_image: Source image: path, PIL image or array.
         trg_image: Target image: path, PIL image or array.
         src_kps: ``(N, 2)`` source points ``(x, y)`` in source pixels; by default
@@ -171,9 +172,10 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
         if kps.dim() != 2 or kps.shape[-1] != 2:
             raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
         kps_frame = rescale_points(kps, src_size, size)
-    norm = pixel_to_normalized(kps_frame, size)[None]
-    weights = soft_sampler_weights(norm, hf, wf, model.test_tau)[0]
-    pred = weights @ flow_to_target(flow[None])[0].flatten(1).T
-    trg_kps = rescale_points(normalized_to_pixel(pred, size), size, trg_size)
+    trg_frame = model.transfer(flow[None], kps_frame[None], size)[0]
+    trg_kps = rescale_points(trg_frame, size, trg_size)
+    # each source cell's peak match probability, sampled around the points like the flow
+    weights = soft_sampler_weights(pixel_to_normalized(kps_frame, size)[None], hf, wf,
+                                   model.test_tau)[0]
     confidence = weights @ probs.flatten(2).amax(-1).flatten()
     return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)

@@ -81,7 +81,7 @@ def nonlocality_report(config: str | os.PathLike, checkpoint: str | None = None,
 
     pairs: list[PairNonlocality] = []
     grid = None
-    if hasattr(model.refiner, 'blocks'):
+    if model.refiner.attention_layers():
         spec = dict(cfg.test_dataloader.dataset)
         if split is not None:
             spec['split'] = split
@@ -91,7 +91,7 @@ def nonlocality_report(config: str | os.PathLike, checkpoint: str | None = None,
         grid = max(model.backbone.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
     elif not learned:
         raise ValueError(f'the refiner {type(model.refiner).__name__} has neither attention '
-                         f'blocks nor Conv4d layers to analyse')
+                         f'layers (Refiner.attention_layers) nor Conv4d layers to analyse')
     uniform = uniform_nonlocality((*grid, *grid)) if grid is not None else float('nan')
     layers = max((len(p.layers) for p in pairs), default=0)
     report = dict(

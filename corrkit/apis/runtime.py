@@ -4,11 +4,71 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ..registry import check_config
+from ..utils.config import load_config
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
+
+#: Per Runner mode: the config entries it needs, what it is called in messages,
+#: and where such entries usually come from.
+MODES = {
+    'train': (('model', 'train_dataloader', 'train_cfg', 'optim_wrapper'), 'train',
+              'include a dataset base and a schedule base such as '
+              'configs/_base_/schedules/adam_10e.py'),
+    'test': (('model', 'test_dataloader', 'test_evaluator', 'test_cfg'), 'be evaluated',
+             'include a dataset base such as configs/_base_/datasets/spair.py'),
+}
+
+
+def setup_runner(config: str | os.PathLike | Config | dict, mode: str,
+                 work_dir: str | None = None, cfg_options: dict[str, Any] | None = None,
+                 launcher: str = 'none',
+                 adjust: Callable[[Config], None] | None = None) -> Runner:
+    """An mmengine ``Runner`` for ``mode`` of a config, set up alike for training and testing.
+
+    In order: load the config with its overrides, check its types and keys
+    (with suggestions, before the Runner builds anything), require the
+    entries of ``mode``, set the work directory, the launcher, the default
+    scope and a fresh experiment name, call ``adjust(cfg)`` for what only
+    this mode sets, add the :data:`REQUIRED_HOOKS`, and build the Runner.
+
+    Args:
+        config: Config path, ``Config`` or dict.
+        mode: A key of :data:`MODES` (``'train'`` or ``'test'``).
+        work_dir: Checkpoints, logs and reports; default ``work_dirs/<config name>``
+            (or the config's own ``work_dir``).
+        cfg_options: Dotted-key overrides.
+        launcher: One of :data:`LAUNCHERS`.
+        adjust: Changes the config once the common settings are in.
+
+    Returns:
+        The runner.
+
+    Raises:
+        KeyError: If the config lacks an entry ``mode`` needs (the message
+            names the config, the entries and where they usually come from).
+        ValueError: If ``launcher`` is unknown.
+    """
+    required, doing, hint = MODES[mode]
+    cfg = load_config(config, cfg_options)
+    check_config(cfg)
+    missing = [k for k in required if cfg.get(k) is None]
+    if missing:
+        raise KeyError(f"config '{cfg.filename}' cannot {doing}: it has no {missing}; {hint}")
+    cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
+    set_launcher(cfg, launcher)
+    cfg.setdefault('default_scope', 'corrkit')
+    cfg.experiment_name = unique_experiment_name(cfg.work_dir, mode)
+    if adjust is not None:
+        adjust(cfg)
+    ensure_hooks(cfg)
+    return Runner.from_cfg(cfg)
 
 
 def default_work_dir(config: str | os.PathLike | Config | dict) -> str:

@@ -11,17 +11,19 @@ from mmengine.runner import Runner
 
 from ..engine.atomic_checkpoints import BACKEND as ATOMIC_BACKEND
 from ..engine.atomic_checkpoints import newest_readable_checkpoint, remove_stale_temporaries
-from ..registry import check_config
-from ..utils.config import load_config
-from .runtime import default_work_dir, ensure_hooks, set_launcher, unique_experiment_name
+from .runtime import setup_runner
 
-TRAIN_KEYS = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
+#: ``(logging level, message)`` pairs, logged once the runner's logger exists.
+Notes = list[tuple[int, str]]
 
 
 def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None = None,
                  cfg_options: dict[str, Any] | None = None, resume: str | None = None,
                  amp: bool = False, launcher: str = 'none') -> Runner:
     """An mmengine ``Runner`` for a training config, ready for ``runner.train()``.
+
+    Set up by :func:`~corrkit.apis.runtime.setup_runner`, plus mixed precision,
+    resuming and atomic checkpoint writes.
 
     Args:
         config: Config path, ``Config`` or dict with model, data and schedule.
@@ -44,44 +46,47 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
         ValueError: If ``launcher`` is unknown.
         RuntimeError: If ``amp`` is asked for without a GPU.
     """
-    cfg = load_config(config, cfg_options)
-    check_config(cfg)  # types and keys, with suggestions, before the Runner builds them
-    missing = [k for k in TRAIN_KEYS if cfg.get(k) is None]
-    if missing:
-        raise KeyError(f"config '{cfg.filename}' cannot train: it has no {missing}; include a "
-                       f"dataset base and a schedule base such as "
-                       f"configs/_base_/schedules/adam_10e.py")
-    cfg.work_dir = work_dir or cfg.get('work_dir') or default_work_dir(config)
-    set_launcher(cfg, launcher)
-    cfg.setdefault('default_scope', 'corrkit')
-    cfg.experiment_name = unique_experiment_name(cfg.work_dir, 'train')
-    if amp:
-        if not torch.cuda.is_available():
-            raise RuntimeError('--amp needs a GPU: mmengine mixed precision runs on CUDA devices')
-        guarded = cfg.optim_wrapper.get('type') == 'GuardedOptimWrapper'
-        cfg.optim_wrapper.type = 'GuardedAmpOptimWrapper' if guarded else 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    notes = []  # logged by the runner's logger: on screen and in the work dir's log
-    if resume == 'auto':
-        notes += [(logging.INFO, f'--resume: removed {stale}, left by an interrupted save')
-                  for stale in remove_stale_temporaries(cfg.work_dir)]
-        path, skipped = newest_readable_checkpoint(cfg.work_dir)
-        notes += [(logging.WARNING, f'--resume: passing over unreadable checkpoint {line}')
-                  for line in skipped]
-        notes.append((logging.INFO, f'--resume: resuming from {path}') if path else
-                     (logging.WARNING, f'--resume: no checkpoint in {cfg.work_dir}; training '
-                                       f'from the start'))
-        cfg.resume, cfg.load_from = path is not None, path and str(path)
-    elif resume is not None:
-        cfg.resume, cfg.load_from = True, resume
-    checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint')
-    if checkpoint_hook is not None and checkpoint_hook.get('backend_args') is None:
-        checkpoint_hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
-    ensure_hooks(cfg)
-    runner = Runner.from_cfg(cfg)
+    notes: Notes = []  # logged by the runner's logger: on screen and in the work dir's log
+
+    def adjust(cfg: Config) -> None:
+        if amp:
+            _use_amp(cfg)
+        notes.extend(_set_resume(cfg, resume))
+        checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+        if checkpoint_hook is not None and checkpoint_hook.get('backend_args') is None:
+            checkpoint_hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
+
+    runner = setup_runner(config, 'train', work_dir, cfg_options, launcher, adjust)
     for level, note in notes:
         runner.logger.log(level, note)
     return runner
+
+
+def _use_amp(cfg: Config) -> None:
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp needs a GPU: mmengine mixed precision runs on CUDA devices')
+    guarded = cfg.optim_wrapper.get('type') == 'GuardedOptimWrapper'
+    cfg.optim_wrapper.type = 'GuardedAmpOptimWrapper' if guarded else 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def _set_resume(cfg: Config, resume: str | None) -> Notes:
+    """Point ``cfg`` at the checkpoint ``resume`` names; what to log about it."""
+    if resume is None:
+        return []
+    if resume != 'auto':
+        cfg.resume, cfg.load_from = True, resume
+        return []
+    notes = [(logging.INFO, f'--resume: removed {stale}, left by an interrupted save')
+             for stale in remove_stale_temporaries(cfg.work_dir)]
+    path, skipped = newest_readable_checkpoint(cfg.work_dir)
+    notes += [(logging.WARNING, f'--resume: passing over unreadable checkpoint {line}')
+              for line in skipped]
+    notes.append((logging.INFO, f'--resume: resuming from {path}') if path else
+                 (logging.WARNING, f'--resume: no checkpoint in {cfg.work_dir}; training '
+                                   f'from the start'))
+    cfg.resume, cfg.load_from = path is not None, path and str(path)
+    return notes
 
 
 def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None,

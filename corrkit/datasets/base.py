@@ -10,10 +10,9 @@ from typing import Any, Callable, ClassVar, Iterator, Sequence
 import numpy as np
 from mmengine.dataset import BaseDataset
 
-from ..errors import AnnotationError
+from ..errors import AnnotationError, DatasetNotFoundError
 from ..registry import TRANSFORMS
-from .download import DatasetNotFoundError, missing_dataset_message
-
+from .sources import DatasetSource, missing_dataset_message
 
 
 class PairDataset(BaseDataset):
@@ -43,8 +42,9 @@ class PairDataset(BaseDataset):
         ValueError: If ``split`` is not one of the dataset's splits.
     """
 
-    #: Key of the dataset in :data:`corrkit.datasets.download.DATASETS_SOURCES`.
-    source_name: ClassVar[str] = ''
+    #: Where the dataset is published and what its folder holds (named when it is
+    #: missing); None for a dataset that is not downloadable.
+    source: ClassVar[DatasetSource | None] = None
     #: Accepted split names and the names the dataset's files use.
     SPLITS: ClassVar[dict[str, str]] = {'train': 'trn', 'trn': 'trn', 'val': 'val', 'test': 'test'}
     METAINFO: ClassVar[dict] = dict(classes=())
@@ -69,7 +69,9 @@ class PairDataset(BaseDataset):
 
     def missing_message(self, root: Path) -> str:
         """What to tell a user whose ``data_root`` does not exist."""
-        return missing_dataset_message(self.source_name, root)
+        if self.source is None:
+            return f'{type(self).__name__}: data_root {root} does not exist'
+        return missing_dataset_message(self.source, root)
 
     def load_data_list(self) -> list[dict]:
         root = Path(self.data_root)

@@ -7,11 +7,24 @@ import numpy as np
 
 from ..registry import DATASETS
 from .base import AnnotationError, PairDataset, csv_rows, make_pair, parses_as, points_field
+from .sources import DatasetSource, RemoteFile, register_source
 
 #: PASCAL VOC classes; the pair lists number them 1–20 in this order.
 PASCAL_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
                   'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
                   'sheep', 'sofa', 'train', 'tvmonitor')
+
+#: Where PF-PASCAL and its pair lists are published (no checksums or sizes published).
+PFPASCAL_SOURCE = register_source(DatasetSource(
+    name='pfpascal', directory='PF-PASCAL',
+    files=(RemoteFile('https://www.di.ens.fr/willow/research/proposalflow/dataset/'
+                      'PF-dataset-PASCAL.zip', 'PF-dataset-PASCAL.zip'),
+           RemoteFile('https://www.robots.ox.ac.uk/~xinghui/sd4match/'
+                      'pf-pascal_image_pairs.zip', 'pf-pascal_image_pairs.zip')),
+    layout=('JPEGImages/<name>.jpg\n'
+            'Annotations/<class>/<name>.mat\n'
+            '{trn,val,test}_pairs.csv'),
+    check_paths=('JPEGImages', 'Annotations', 'test_pairs.csv')))
 
 
 @DATASETS.register_module()
@@ -37,7 +50,7 @@ class PFPascalDataset(PairDataset):
             message names the file, the row or the field).
     """
 
-    source_name = 'pfpascal'
+    source = PFPASCAL_SOURCE
     METAINFO = dict(classes=PASCAL_CLASSES)
 
     def load_pairs(self, root: Path) -> list[dict]:

@@ -7,11 +7,24 @@ import numpy as np
 
 from ..registry import DATASETS
 from .base import AnnotationError, PairDataset, csv_rows, inside_root, make_pair, parses_as
+from .sources import DatasetSource, RemoteFile, register_source
 
 #: The ten PF-WILLOW classes, named after their folders.
 WILLOW_CLASSES = ('car(G)', 'car(M)', 'car(S)', 'duck(S)', 'motorbike(G)', 'motorbike(M)',
                   'motorbike(S)', 'winebottle(M)', 'winebottle(wC)', 'winebottle(woC)')
 NUM_KPS = 10
+
+#: Where PF-WILLOW and its pair list are published (no checksums or sizes published).
+PFWILLOW_SOURCE = register_source(DatasetSource(
+    name='pfwillow', directory='PF-WILLOW',
+    files=(RemoteFile('https://www.di.ens.fr/willow/research/proposalflow/dataset/'
+                      'PF-dataset.zip', 'PF-dataset.zip'),
+           RemoteFile('https://www.robots.ox.ac.uk/~xinghui/sd4match/test_pairs.csv',
+                      'test_pairs.csv', extract=False)),
+    layout=(f"<class>/<name>.png  (classes {', '.join(WILLOW_CLASSES[:5])},\n"
+            f"    {', '.join(WILLOW_CLASSES[5:])})\n"
+            'test_pairs.csv'),
+    check_paths=('test_pairs.csv', 'car(G)')))
 
 
 @DATASETS.register_module()
@@ -34,7 +47,7 @@ class PFWillowDataset(PairDataset):
         AnnotationError: If a row is malformed (file and line named).
     """
 
-    source_name = 'pfwillow'
+    source = PFWILLOW_SOURCE
     SPLITS = {'test': 'test'}
     METAINFO = dict(classes=WILLOW_CLASSES)
 

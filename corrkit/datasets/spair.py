@@ -5,11 +5,20 @@ import json
 from pathlib import Path
 
 from ..registry import DATASETS
+from ..structures import DIFFICULTY_FIELDS
 from .base import AnnotationError, PairDataset, box_field, inside_root, make_pair, \
     points_field, require
+from .sources import DatasetSource, RemoteFile, register_source
 
-#: SPair's difficulty annotations, as stored in each pair's JSON.
-DIFFICULTY_FIELDS = ('viewpoint_variation', 'scale_variation', 'truncation', 'occlusion')
+#: Where SPair-71k is published and what its folder holds (publishes no checksum or size).
+SPAIR_SOURCE = register_source(DatasetSource(
+    name='spair', directory='SPair-71k',
+    files=(RemoteFile('https://cvlab.postech.ac.kr/research/SPair-71k/data/SPair-71k.tar.gz',
+                      'SPair-71k.tar.gz'),),
+    layout=('JPEGImages/<category>/<name>.jpg\n'
+            'PairAnnotation/{trn,val,test}/<pair>.json\n'
+            'Layout/large/{trn,val,test}.txt'),
+    check_paths=('JPEGImages', 'PairAnnotation', 'Layout/large/test.txt')))
 
 
 @DATASETS.register_module()
@@ -26,8 +35,8 @@ class SPairDataset(PairDataset):
     ``trg_imname``, ``category``, ``src_kps`` / ``trg_kps`` (lists of
     ``[x, y]``, all visible in both images), ``src_bndbox`` / ``trg_bndbox``
     (``[x1, y1, x2, y2]``) and the difficulty flags ``viewpoint_variation``,
-    ``scale_variation`` (0 easy, 1 medium, 2 hard), ``truncation`` and
-    ``occlusion`` (0 none, 1 source, 2 target, 3 both). The standard split
+    ``scale_variation``, ``truncation`` and ``occlusion`` (their levels:
+    :data:`~corrkit.structures.DIFFICULTY_LEVELS`). The standard split
     sizes are 53,340 / 5,384 / 12,234 pairs. Categories are the folders of
     ``JPEGImages``, so the embedded mini dataset (same format, its own
     categories) loads unchanged.
@@ -40,7 +49,7 @@ class SPairDataset(PairDataset):
             field (the message names the file and the field).
     """
 
-    source_name = 'spair'
+    source = SPAIR_SOURCE
 
     def missing_message(self, root: Path) -> str:
         return (super().missing_message(root) + '\nFor the embedded mini dataset in SPair-71k '

@@ -3,9 +3,9 @@
 mmengine's ``CheckpointHook`` writes a checkpoint with its file backend's ``put``:
 the local backend opens the final path and writes into it, so a run killed during
 a save leaves a truncated file under the checkpoint's name. :class:`AtomicLocalBackend`
-writes to a hidden temporary file in the same folder, flushes it to disk and
-renames it over the final name: the file under that name is always either the
-previous complete checkpoint or the new complete one.
+writes with :func:`corrkit.utils.fileio.atomic_write` (a hidden temporary file in
+the same folder, flushed to disk and renamed over the final name): the file under
+that name is always either the previous complete checkpoint or the new complete one.
 
 ``configs/_base_/default_runtime.py`` selects it for the checkpoint hook
 (``backend_args=dict(backend='atomic_local')``), and
@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 from pathlib import Path
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 
+from ..utils.fileio import atomic_write, stale_temporaries
 from ..utils.text import first_line
 
 #: Name of the backend in mmengine's file-backend registry.
@@ -43,35 +43,6 @@ class AtomicLocalBackend(LocalBackend):
     def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
         """Text version of :meth:`put`."""
         atomic_write(obj.encode(encoding), filepath)
-
-
-def atomic_write(data: bytes, path: str | os.PathLike) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder.
-
-    The temporary file is flushed and fsynced, then renamed over ``path``
-    (``os.replace``, atomic on POSIX and Windows). On any error, including
-    ``KeyboardInterrupt``, the temporary file is removed and ``path`` is untouched.
-
-    Examples:
-        >>> import tempfile, pathlib
-        >>> target = pathlib.Path(tempfile.mkdtemp()) / 'a.bin'
-        >>> atomic_write(b'abc', target)
-        >>> target.read_bytes()
-        b'abc'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh name opened exclusively, with the permissions of a plain open (umask)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
-    try:
-        with open(tmp, 'xb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def newest_readable_checkpoint(work_dir: str | os.PathLike) -> tuple[Path | None, list[str]]:
@@ -110,8 +81,7 @@ def remove_stale_temporaries(work_dir: str | os.PathLike) -> list[Path]:
 
     Only call this when no process is saving into ``work_dir``.
     """
-    folder = Path(work_dir)
-    stale = sorted(folder.glob('.*.pth.*.tmp')) if folder.is_dir() else []
+    stale = stale_temporaries(work_dir, '*.pth')
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

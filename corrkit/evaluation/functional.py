@@ -1,8 +1,13 @@
-"""Functional PCK."""
+"""Functional PCK. The reference sizes it compares against are defined in
+:mod:`corrkit.structures` (the datasets compute them too) and re-exported here."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from ..structures import REFERENCE_PAD_VALUE, THRESHOLD_KINDS, pck_reference_sizes
+
+__all__ = ['REFERENCE_PAD_VALUE', 'THRESHOLD_KINDS', 'pck', 'pck_reference_sizes']
 
 
 def pck(pred: Tensor, gt: Tensor, valid: Tensor, ref_size: Tensor | float,
@@ -46,59 +51,3 @@ def pck(pred: Tensor, gt: Tensor, valid: Tensor, ref_size: Tensor | float,
     count = valid.sum(-1)
     frac = correct.sum(-1).to(pred.dtype) / count.clamp(min=1).to(pred.dtype)
     return torch.where(count > 0, frac, torch.full_like(frac, float('nan')))
-
-
-#: Names of the PCK reference sizes, see :func:`pck_reference_sizes`.
-THRESHOLD_KINDS = ('img', 'bbox', 'bbox-kp', 'bbox-kp-padded')
-
-#: The sentinel TransforMatcher's reference code pads keypoint arrays with before
-#: taking their box (DHPF's code uses -1, CATs' -1 on the source image).
-REFERENCE_PAD_VALUE = -2.0
-
-
-def pck_reference_sizes(img_shape: tuple[int, int], trg_kps: Tensor, valid: Tensor,
-                        trg_bbox: Tensor | None = None) -> dict[str, float]:
-    """The PCK reference sizes of one pair, in pixels of the evaluation frame.
-
-    - ``img``: ``max(H, W)`` of the (resized) target image. PF-PASCAL's protocol.
-    - ``bbox``: ``max(w, h)`` of the target object box. SPair-71k's protocol.
-    - ``bbox-kp``: ``max(w, h)`` of the tight box around the valid target
-      keypoints. PF-WILLOW's protocol.
-    - ``bbox-kp-padded``: the looser variant that public code of several peers
-      reports as PF-WILLOW ``bbox``: their keypoint arrays are padded with a
-      sentinel (``-2`` in TransforMatcher's code) before the box is taken, so
-      the box always reaches back to ``(-2, -2)``. Kept, under its own name, to
-      compare with published numbers.
-
-    Args:
-        img_shape: ``(H, W)`` of the target image in the evaluation frame.
-        trg_kps: Target keypoints ``(x, y)``.
-        valid: Which keypoints are valid.
-        trg_bbox: Target object box ``[x1, y1, x2, y2]``, if annotated.
-
-    Returns:
-        A dict from kind to size; ``bbox`` only when a box is given, the
-        keypoint kinds only when at least one keypoint is valid.
-
-    Shape:
-        - trg_kps: ``(K, 2)``
-        - valid: ``(K,)`` bool
-        - trg_bbox: ``(4,)``
-
-    Examples:
-        >>> kps = torch.tensor([[10.0, 20.0], [50.0, 40.0], [0.0, 0.0]])
-        >>> sizes = pck_reference_sizes((240, 200), kps, torch.tensor([True, True, False]),
-        ...                             torch.tensor([5.0, 5.0, 105.0, 65.0]))
-        >>> {k: round(v, 1) for k, v in sizes.items()}
-        {'img': 240.0, 'bbox': 100.0, 'bbox-kp': 40.0, 'bbox-kp-padded': 52.0}
-    """
-    sizes = {'img': float(max(img_shape))}
-    if trg_bbox is not None:
-        box = torch.as_tensor(trg_bbox, dtype=torch.float64).reshape(4)
-        sizes['bbox'] = float(torch.maximum(box[2] - box[0], box[3] - box[1]))
-    points = torch.as_tensor(trg_kps, dtype=torch.float64)[torch.as_tensor(valid, dtype=torch.bool)]
-    if len(points):
-        low, high = points.min(0).values, points.max(0).values
-        sizes['bbox-kp'] = float((high - low).max())
-        sizes['bbox-kp-padded'] = float((high - low.clamp(max=REFERENCE_PAD_VALUE)).max())
-    return sizes

@@ -12,9 +12,9 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from ..registry import METRICS
-from .functional import THRESHOLD_KINDS, pck
-from .report import (DIFFICULTY_LEVELS, category_table, difficulty_table, pairs_digest,
-                     summarize)
+from ..structures import DIFFICULTY_FIELDS, THRESHOLD_KINDS
+from .functional import pck
+from .report import category_table, difficulty_table, pairs_digest, summarize
 
 AVERAGES = ('pair', 'keypoint')
 
@@ -27,7 +27,7 @@ class PCKMetric(BaseMetric):
     truth is at most ``alpha`` times the pair's reference size (inclusive), both
     in pixels of the evaluation frame (the resized images). The reference size
     is chosen by ``threshold``; the data samples carry all kinds in
-    ``pck_ref_sizes`` (:func:`~corrkit.evaluation.pck_reference_sizes`).
+    ``pck_ref_sizes`` (:func:`~corrkit.structures.pck_reference_sizes`).
 
     Returns ``{'PCK@<alpha>': percent}`` for each alpha (prefixed by ``prefix/``
     when given), prints the overall, per-category and, for SPair-71k, the
@@ -101,7 +101,7 @@ class PCKMetric(BaseMetric):
                        if num_valid else 0 for a in self.alphas]
             record = dict(pair_id=sample.get('pair_id'), category=sample.get('category', 'all'),
                           num_valid=num_valid, correct=correct)
-            record.update({k: sample[k] for k in DIFFICULTY_LEVELS if sample.get(k) is not None})
+            record.update({k: sample[k] for k in DIFFICULTY_FIELDS if sample.get(k) is not None})
             self.results.append(record)
 
     def compute_metrics(self, results: list) -> dict[str, float]:

@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Iterable, Sequence
+from typing import Sequence
 
-#: SPair-71k's difficulty annotations and the names of their levels, as SPair-71k
-#: reports them: viewpoint and scale variation easy / medium / hard, truncation and
-#: occlusion none / source / target / both. (TransforMatcher's supplementary groups
-#: the latter as easy = none, medium = one image, hard = both.)
-DIFFICULTY_LEVELS = {
-    'viewpoint_variation': {0: 'easy', 1: 'medium', 2: 'hard'},
-    'scale_variation': {0: 'easy', 1: 'medium', 2: 'hard'},
-    'truncation': {0: 'none', 1: 'src', 2: 'trg', 3: 'both'},
-    'occlusion': {0: 'none', 1: 'src', 2: 'trg', 3: 'both'},
-}
+from ..structures import DIFFICULTY_LEVELS
+from ..utils.text import format_table
 
 
 def average_pck(records: Sequence[dict], num_alphas: int, average: str) -> list[float]:
@@ -75,22 +67,6 @@ def summarize(records: Sequence[dict], alphas: Sequence[float], average: str) ->
         'num_keypoints': sum(r['num_valid'] for r in records),
         'pairs_without_keypoints': empty,
     }
-
-
-def format_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A plain fixed-width text table; floats with one decimal.
-
-    Examples:
-        >>> print(format_table(['alpha', 'cat'], [['0.1', 52.25]]))
-        alpha   cat
-        0.1    52.2
-    """
-    cells = [list(header)] + [[f'{v:.1f}' if isinstance(v, float) else str(v) for v in row]
-                              for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = [' '.join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                      enumerate(zip(row, widths))) for row in cells]
-    return '\n'.join(line.rstrip() for line in lines)
 
 
 def category_table(summary: dict, alphas: Sequence[float]) -> str:

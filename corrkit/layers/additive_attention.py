@@ -5,11 +5,12 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import ATTENTIONS
+from .base import PAIRWISE_SCORES, Attention
 from .rotary import Rotary4D
 
 
 @ATTENTIONS.register_module()
-class AdditiveAttention(nn.Module):
+class AdditiveAttention(Attention):
     """Match-to-match additive attention (TransforMatcher Eq. 5–7).
 
     Per head ``h``, with ``τ = head_dims ** -0.5``::
@@ -39,6 +40,7 @@ class AdditiveAttention(nn.Module):
                  rope: Rotary4D | None = None, query_residual: bool = True):
         super().__init__()
         inner = num_heads * head_dims
+        self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.head_dims = head_dims
         self.scale = head_dims ** -0.5
@@ -61,6 +63,34 @@ class AdditiveAttention(nn.Module):
     def query_weights(self, q: Tensor) -> Tensor:
         """``α = softmax_T(τ Q w_q)`` of Eq. 5, ``(B, heads, T)``."""
         return torch.softmax(head_scores(q.flatten(-2), self.query_weight) * self.scale, -1)
+
+    def pairwise_queries_keys(self, x: Tensor, grid: tuple[int, int, int, int],
+                              scores: str = 'paper') -> tuple[Tensor, Tensor]:
+        """Queries weighted by ``α`` and keys: the map the supplementary (§D) reads off.
+
+        Additive attention has no pairwise scores; ``softmax_k(Q̂ K^T)`` with
+        ``Q̂_q = α_q Q_q`` stands in for them (``scores='paper'``). ``α`` sums to one
+        over the ``T`` matches, so ``'relative'`` rescales it by ``T`` and applies
+        ``1 / sqrt(D_h)`` (see :mod:`corrkit.analysis.nonlocality`).
+
+        Args:
+            x: The layer's input ``(B, T, embed_dims)``.
+            grid: The grid ``x`` flattens.
+            scores: ``'paper'`` or ``'relative'``.
+
+        Returns:
+            ``(Q̂, K)``, ``(B, heads, T, D_h)`` each.
+
+        Raises:
+            ValueError: On an unknown ``scores``.
+        """
+        if scores not in PAIRWISE_SCORES:
+            raise ValueError(f'scores must be one of {PAIRWISE_SCORES}, got {scores!r}')
+        q, k, _ = self.project(x, grid)
+        alpha = self.query_weights(q).transpose(1, 2)[..., None]  # (B, T, heads, 1)
+        if scores == 'relative':
+            alpha = alpha * q.shape[1] * self.scale
+        return (q * alpha).transpose(1, 2), k.transpose(1, 2)
 
     def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
         """Attend over all tokens of ``x``, which flatten the 4D ``grid``."""

@@ -69,6 +69,11 @@ class LinformerAttention(QKVAttention):
             if weight is not None:
                 nn.init.normal_(weight, std=self.num_tokens ** -0.5)
 
+    def pairwise_queries_keys(self, x: Tensor, grid: tuple[int, int, int, int],
+                              scores: str = 'paper') -> None:
+        """``None``: every match attends to ``proj_dims`` learned summaries, not to matches."""
+        return None
+
     def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
         """Attend from every token of ``x`` (the flattened ``grid``) to ``proj_dims`` summaries."""
         if x.shape[1] != self.num_tokens:

@@ -4,14 +4,17 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 
+from .base import Attention
 from .rotary import Rotary4D
 
 
-class QKVAttention(nn.Module):
+class QKVAttention(Attention):
     """Base of attentions over ``(B, heads, T, D_h)`` queries, keys and values.
 
     Holds the joint ``qkv`` projection, the optional rotary embedding and the output
-    projection; subclasses implement :meth:`attend`.
+    projection; subclasses implement :meth:`attend`. Its pairwise map is
+    ``softmax(Q K^T / sqrt(D_h))`` (:meth:`pairwise_queries_keys`), which a subclass
+    that attends to something else than the other matches overrides.
 
     Args:
         embed_dims: Token size.
@@ -24,6 +27,7 @@ class QKVAttention(nn.Module):
                  rope: Rotary4D | None = None):
         super().__init__()
         inner = num_heads * head_dims
+        self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.head_dims = head_dims
         self.qkv = nn.Linear(embed_dims, 3 * inner)
@@ -40,6 +44,16 @@ class QKVAttention(nn.Module):
         if self.rope is not None:
             q, k = self.rope(q, grid), self.rope(k, grid)
         return tuple(rearrange(z, 'b t (h d) -> b h t d', h=self.num_heads) for z in (q, k, v))
+
+    def pairwise_queries_keys(self, x: Tensor, grid: tuple[int, int, int, int],
+                              scores: str = 'paper') -> tuple[Tensor, Tensor] | None:
+        """``(Q / sqrt(D_h), K)``, ``(B, heads, T, D_h)`` each: softmax attention's map.
+
+        ``scores`` does not apply (the map is the layer's own); see
+        :meth:`Attention.pairwise_queries_keys`.
+        """
+        q, k, _ = self.project(x, grid)
+        return q * self.head_dims ** -0.5, k
 
     def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
         """Project, rotate, split heads, :meth:`attend`, merge heads and project back."""

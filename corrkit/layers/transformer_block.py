@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .base import Attention
 from .mlp import Mlp
 
 
@@ -11,7 +12,7 @@ class PreNormBlock(nn.Module):
 
     Args:
         embed_dims: Token size.
-        attention: Token mixer called as ``attention(x, grid)``.
+        attention: The token mixer, called as ``attention(x, grid)``.
         mlp_ratio: Hidden size of the MLP relative to ``embed_dims``.
 
     Shape:
@@ -19,7 +20,7 @@ class PreNormBlock(nn.Module):
         - output: ``(B, T, embed_dims)``
     """
 
-    def __init__(self, embed_dims: int, attention: nn.Module, mlp_ratio: float = 4.0):
+    def __init__(self, embed_dims: int, attention: Attention, mlp_ratio: float = 4.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims)
         self.attn = attention

@@ -13,23 +13,34 @@ when one breaks it), transfers keypoints and computes the loss. Components
 never call each other. Sizes that can be derived (channels, number of
 correlation layers) are injected by the matcher; a config value that
 contradicts the derived one raises :class:`ConfigConflictError`.
+
+Each role lists in ``declared_attributes`` what a subclass must set in
+``__init__`` (``out_channels``, ``strides``, ``upsample_factor``); a component
+that forgets one fails when it is built, with a
+:class:`~corrkit.errors.ContractError` naming its class and the attribute
+(:class:`~corrkit.layers.DeclaredAttributesMeta`). :mod:`corrkit.testing` checks
+a built component against its role's whole contract.
 """
 from __future__ import annotations
 
 import math
-from abc import ABCMeta, abstractmethod
-from typing import NamedTuple, Sequence
+from abc import abstractmethod
+from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
 
 from torch import Tensor, nn
 
 from ..errors import ConfigConflictError
+from ..layers.base import Attention, DeclaredAttributesMeta
+from ..registry import constructor_parameters
 
 
-class Backbone(nn.Module, metaclass=ABCMeta):
+class Backbone(nn.Module, metaclass=DeclaredAttributesMeta):
     """Extracts a list of feature maps from a batch of images.
 
     Subclasses set ``out_channels`` and ``strides`` (one entry per returned map)
-    in ``__init__``.
+    in ``__init__``. The built-in backbones share timm's vocabulary: ``pretrained``
+    (``False``, ``True`` or the path of a weights file) and ``taps`` (what to tap:
+    stage numbers, block indices or graph-node names, whichever the model has).
 
     Shape:
         - input: ``(N, 3, H, W)``, normalised images
@@ -38,6 +49,7 @@ class Backbone(nn.Module, metaclass=ABCMeta):
           maps are sized differently overrides :meth:`feature_sizes`)
     """
 
+    declared_attributes: ClassVar[tuple[str, ...]] = ('out_channels', 'strides')
     out_channels: list[int]
     strides: list[int]
 
@@ -49,8 +61,43 @@ class Backbone(nn.Module, metaclass=ABCMeta):
         """The ``(h, w)`` of each returned map for an input of ``height`` × ``width``."""
         return [(math.ceil(height / s), math.ceil(width / s)) for s in self.strides]
 
+    def feature_modules(self) -> list[str]:
+        """The module (or graph node) of the wrapped model each map is tapped from.
 
-class CorrelationBuilder(nn.Module, metaclass=ABCMeta):
+        The default numbers the maps (``'map0'``, ``'map1'``, ...); backbones that
+        know their modules' names override it.
+        """
+        return [f'map{i}' for i in range(len(self.out_channels))]
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """One dict per returned map with timm's keys ``num_chs``, ``reduction`` and ``module``.
+
+        Derived from ``out_channels``, ``strides`` and :meth:`feature_modules`, so
+        code written against timm's ``model.feature_info`` reads a corrkit backbone.
+        """
+        return [dict(num_chs=c, reduction=s, module=m)
+                for c, s, m in zip(self.out_channels, self.strides, self.feature_modules())]
+
+    @classmethod
+    def random_weights_options(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """The config keys (and values) that build this backbone without fetching weights.
+
+        Tools that measure what does not depend on weights (speed, memory, shapes)
+        and tests that build every config offline apply them. The default switches
+        off ``pretrained`` when the constructor takes it; a backbone with other
+        weight options overrides this.
+
+        Args:
+            cfg: The backbone's config (``type`` and its keys).
+
+        Returns:
+            Keys of the backbone config and their values, e.g. ``{'pretrained': False}``.
+        """
+        return {'pretrained': False} if 'pretrained' in constructor_parameters(cls) else {}
+
+
+class CorrelationBuilder(nn.Module, metaclass=DeclaredAttributesMeta):
     """Builds a multi-channel 4D correlation from two lists of feature maps.
 
     ``in_channels`` (the backbone's ``out_channels``) is injected by the matcher;
@@ -63,6 +110,7 @@ class CorrelationBuilder(nn.Module, metaclass=ABCMeta):
           ``corr[b, l, ys, xs, yt, xt]``
     """
 
+    declared_attributes: ClassVar[tuple[str, ...]] = ('out_channels',)
     out_channels: int
 
     @abstractmethod
@@ -70,7 +118,7 @@ class CorrelationBuilder(nn.Module, metaclass=ABCMeta):
         """Return the correlation of every source with every target position."""
 
 
-class Refiner(nn.Module, metaclass=ABCMeta):
+class Refiner(nn.Module, metaclass=DeclaredAttributesMeta):
     """Refines a 4D correlation (match-to-match reasoning).
 
     ``in_channels`` (the correlation's ``L``) is injected by the matcher;
@@ -81,12 +129,23 @@ class Refiner(nn.Module, metaclass=ABCMeta):
         - output: ``(B, L', Hs, Ws, Ht, Wt)``
     """
 
+    declared_attributes: ClassVar[tuple[str, ...]] = ('out_channels',)
     in_channels: int
     out_channels: int
 
     @abstractmethod
     def forward(self, corr: Tensor) -> Tensor:
         """Return the refined correlation on the same 4D grid."""
+
+    def attention_layers(self) -> list[Attention]:
+        """The refiner's token mixers over matches, in the order they run.
+
+        The nonlocality analysis (:func:`~corrkit.analysis.model_nonlocality`)
+        measures exactly these layers, so a refiner that returns its
+        :class:`~corrkit.layers.Attention` modules here gets it for free. The
+        default is an empty list: the refiner has no attention.
+        """
+        return []
 
 
 class FlowPrediction(NamedTuple):
@@ -103,7 +162,7 @@ class FlowPrediction(NamedTuple):
     probs: Tensor
 
 
-class FlowHead(nn.Module, metaclass=ABCMeta):
+class FlowHead(nn.Module, metaclass=DeclaredAttributesMeta):
     """Turns a refined correlation into a dense flow and match probabilities.
 
     ``in_channels`` (the refiner's ``L'``) is injected by the matcher;
@@ -115,6 +174,7 @@ class FlowHead(nn.Module, metaclass=ABCMeta):
           probs ``(B, Hf, Wf, f * Ht, f * Wt)``, ``f = upsample_factor``
     """
 
+    declared_attributes: ClassVar[tuple[str, ...]] = ('upsample_factor',)
     upsample_factor: int
 
     @abstractmethod

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..registry import ALL_REGISTRIES
+from .text import format_table
 
 
 def registered_components() -> dict[str, dict[str, str]]:
@@ -19,12 +20,14 @@ def registered_components() -> dict[str, dict[str, str]]:
 
 
 def format_components(table: dict[str, dict[str, str]]) -> str:
-    """A markdown table (registry, name, class) of :func:`registered_components`."""
+    """An aligned markdown table (registry, name, class) of :func:`registered_components`.
+
+    Examples:
+        >>> print(format_components({'REFINERS': {'MeanRefiner': 'corrkit.MeanRefiner'}}))
+        | registry | name        | class               |
+        |----------|-------------|---------------------|
+        | REFINERS | MeanRefiner | corrkit.MeanRefiner |
+    """
     rows = [(reg, name, where) for reg, entries in table.items()
             for name, where in entries.items()] or [('-', '-', '-')]
-    header = ('registry', 'name', 'class')
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(3)]
-    line = '| ' + ' | '.join(h.ljust(w) for h, w in zip(header, widths)) + ' |'
-    sep = '|' + '|'.join('-' * (w + 2) for w in widths) + '|'
-    body = ['| ' + ' | '.join(c.ljust(w) for c, w in zip(r, widths)) + ' |' for r in rows]
-    return '\n'.join([line, sep, *body])
+    return format_table(('registry', 'name', 'class'), rows, style='markdown')

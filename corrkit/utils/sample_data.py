@@ -1,17 +1,9 @@
 """Real photos that ship inside installed packages, for demos and tests."""
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"the sample photos come with the package '{name}'; "
-                                  f"install it (pip install -e '.[dev]')")
-    return Path(spec.origin).parent
+from .fileio import package_file
 
 
 def sample_image(name: str) -> Path:
@@ -26,18 +18,16 @@ def sample_image(name: str) -> Path:
         The file path.
 
     Raises:
-        ModuleNotFoundError: If the package that ships the photo is missing.
-        FileNotFoundError: If the package has no such photo.
+        FileNotFoundError: If the package that ships the photo is missing (the
+            message says what to install) or has no such photo.
     """
     if name == 'grace_hopper':
-        path = _package_dir('matplotlib') / 'mpl-data' / 'sample_data' / 'grace_hopper.jpg'
-    else:
-        folder = _package_dir('skimage') / 'data'
-        matches = sorted(folder.glob(f'{name}.*'))
-        path = matches[0] if matches else folder / f'{name}.png'
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no bundled photo '{name}' at {path}")
-    return path
+        return package_file('matplotlib', 'mpl-data/sample_data/grace_hopper.jpg')
+    folder = package_file('skimage', 'data')
+    matches = sorted(folder.glob(f'{name}.*'))
+    if not matches:
+        raise FileNotFoundError(f"no bundled photo '{name}' in {folder} (package 'skimage')")
+    return matches[0]
 
 
 def sample_pair() -> tuple[Path, Path]:

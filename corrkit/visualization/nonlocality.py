@@ -5,11 +5,11 @@ import math
 import os
 from typing import Mapping, Sequence
 
-from ..analysis.nonlocality import (LEVEL_NAMES, PairNonlocality, difficulty_groups,
-                                    level_proportions)
+from ..analysis.nonlocality import PairNonlocality, difficulty_groups, level_proportions
+from ..structures import DIFFICULTY_FIELDS, DIFFICULTY_GRADES
 
-_COLOURS = {'easy': '#7fc97f', 'medium': '#fdc086', 'hard': '#e7298a'}
-_FIELDS = ('viewpoint_variation', 'scale_variation', 'truncation', 'occlusion')
+# one colour per grade, in DIFFICULTY_GRADES' order (light to strong)
+_COLOURS = dict(zip(DIFFICULTY_GRADES, ('#7fc97f', '#fdc086', '#e7298a')))
 
 
 def _pyplot():
@@ -63,13 +63,12 @@ def plot_difficulty_proportions(pairs: Sequence[PairNonlocality], num_groups: in
     """Fig. 7: share of easy / medium / hard pairs per group of increasing total Φ.
 
     One panel per difficulty annotation the pairs carry (viewpoint, scale,
-    truncation, occlusion); truncation and occlusion are easy when neither image
-    is affected, medium when one is and hard when both are.
+    truncation, occlusion), graded by :func:`~corrkit.structures.difficulty_grade`.
 
     Raises:
         ValueError: If no pair carries a difficulty annotation.
     """
-    fields = [f for f in _FIELDS if any(f in p.difficulty for p in pairs)]
+    fields = [f for f in DIFFICULTY_FIELDS if any(f in p.difficulty for p in pairs)]
     if not fields:
         raise ValueError('the pairs carry no difficulty annotation (SPair-71k and the mini '
                          'dataset do; PF-PASCAL and PF-WILLOW do not), so there is no Figure 7')
@@ -81,7 +80,7 @@ def plot_difficulty_proportions(pairs: Sequence[PairNonlocality], num_groups: in
     for axis, name in zip(axes[0], fields):
         shares = level_proportions(pairs, groups, name)
         bottom = [0.0] * len(groups)
-        for level in LEVEL_NAMES:
+        for level in DIFFICULTY_GRADES:
             heights = [s[level] for s in shares]
             axis.bar(x, heights, bottom=bottom, color=_COLOURS[level], label=level, width=0.9)
             bottom = [b + h for b, h in zip(bottom, heights)]

@@ -1,4 +1,5 @@
 """Nonlocality Φ (TransforMatcher Eq. 14) against brute force, its limits, and the tool."""
+import copy
 import json
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from corrkit.analysis import (PairNonlocality, attention_queries_keys, conv_nonl
                               difficulty_groups, difficulty_level, grid_coordinates,
                               level_proportions, model_nonlocality, pairwise_nonlocality,
                               uniform_nonlocality)
-from corrkit.layers import (AdditiveAttention, LinformerAttention, PerformerAttention,
-                            Rotary4D, SoftmaxAttention)
+from corrkit.layers import (AdditiveAttention, Attention, LinformerAttention,
+                            PerformerAttention, Rotary4D, SoftmaxAttention)
+from corrkit.models.base import Refiner
 
 
 def brute_force(queries, keys, grid, index=None):
@@ -105,6 +107,61 @@ def test_model_nonlocality_per_layer(tiny_matcher):
     assert not torch.equal(phi[0], phi[1])
 
 
+class TokenMixerRefiner(Refiner):
+    """A refiner from outside corrkit: one softmax attention over the match tokens."""
+
+    def __init__(self, in_channels: int, expose: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, 1
+        self.embed = torch.nn.Linear(in_channels, 8)
+        self.mixer = SoftmaxAttention(8, num_heads=2, head_dims=4)
+        self.readout = torch.nn.Linear(8, 1)
+        self.expose = expose
+
+    def attention_layers(self):
+        return [self.mixer] if self.expose else []
+
+    def forward(self, corr):
+        grid = tuple(corr.shape[2:])
+        x = self.embed(corr.flatten(2).transpose(1, 2))
+        x = self.readout(x + self.mixer(x, grid))
+        return x.transpose(1, 2).unflatten(2, grid)
+
+
+def test_a_plugin_refiner_that_exposes_its_attention_is_analysed(tiny_matcher):
+    torch.manual_seed(0)
+    model = copy.deepcopy(tiny_matcher)
+    model.refiner = TokenMixerRefiner(model.refiner.in_channels)
+    inputs = torch.randn(2, 2, 3, 64, 64)
+    seen = []
+    hook = model.refiner.mixer.register_forward_hook(lambda m, args, out: seen.append(args))
+    phi = model_nonlocality(model, inputs, num_queries=None)
+    hook.remove()
+    x, grid = seen[0]
+    q, k = model.refiner.mixer.pairwise_queries_keys(x, grid)
+    assert phi.shape == (2, 1)
+    torch.testing.assert_close(phi[:, 0], pairwise_nonlocality(q, k, grid).mean(1))
+    model.refiner.expose = False
+    with pytest.raises(ValueError, match='TokenMixerRefiner exposes no attention layers'):
+        model_nonlocality(model, inputs)
+
+
+def test_an_attention_without_a_pairwise_map_is_named(tiny_matcher):
+    class SummaryAttention(Attention):
+        def __init__(self):
+            super().__init__()
+            self.embed_dims = 8
+
+        def forward(self, x, grid):
+            return x.mean(1, keepdim=True).expand_as(x)
+
+    model = copy.deepcopy(tiny_matcher)
+    model.refiner = TokenMixerRefiner(model.refiner.in_channels)
+    model.refiner.mixer = SummaryAttention()
+    with pytest.raises(ValueError, match='SummaryAttention has no pairwise attention'):
+        model_nonlocality(model, torch.randn(1, 2, 3, 64, 64))
+
+
 def test_difficulty_groups_and_levels():
     assert [difficulty_level('truncation', v) for v in range(4)] == \
         ['easy', 'medium', 'medium', 'hard']
@@ -156,6 +213,7 @@ def test_report_on_a_convolutional_refiner_and_on_a_refiner_without_layers(tmp_p
     assert all(0 < report['conv'][k] < 16 for k in learned)  # inside a 5^4 kernel
     assert report['pairs'] == [] and report['figures'] == [str(tmp_path / 'nc' /
                                                                'nonlocality_hist.png')]
-    with pytest.raises(ValueError, match='MeanRefiner has neither attention blocks nor Conv4d'):
+    with pytest.raises(ValueError, match='MeanRefiner has neither attention layers .* nor Conv4d'):
         nonlocality_report('configs/zeroshot_mobilenetv2.py', out_dir=tmp_path / 'z',
-                           cfg_options={'model.backbone.weights': None})
+                           cfg_options={'model.backbone.pretrained': False,
+                                        'model.backbone.weights': None})

@@ -8,10 +8,14 @@ import zipfile
 
 import pytest
 
-from corrkit.datasets.download import (DATASETS_SOURCES, DatasetNotFoundError, DatasetSource,
-                                       DownloadError, RemoteFile, arrange, download_file,
-                                       missing_dataset_message, prepare_dataset, safe_extract,
-                                       sha256_of, verify_file)
+import corrkit.datasets.download
+from corrkit.datasets import PFPascalDataset, PFWillowDataset, SPairDataset, sources
+from corrkit.datasets.download import arrange, prepare_dataset
+from corrkit.datasets.sources import (DATASETS_SOURCES, DatasetSource, RemoteFile,
+                                      missing_dataset_message)
+from corrkit.errors import DatasetNotFoundError, DownloadError
+from corrkit.utils.download import download_file, safe_extract, verify_file
+from corrkit.utils.fileio import sha256_of
 
 LAYOUT = 'JPEGImages/<category>/<name>.jpg\n{trn,test}_pairs.csv\nmeta.txt'
 
@@ -98,7 +102,7 @@ def test_wrong_sha256_names_expected_and_actual(served, tmp_path):
         prepare_dataset(source, tmp_path / 'data', verbose=False)
     msg = str(err.value)
     assert '0' * 64 in msg and actual in msg and images.name in msg
-    assert list((tmp_path / 'data' / '.downloads').iterdir()) == []  # no .part left behind
+    assert list((tmp_path / 'data' / '.downloads').iterdir()) == []  # no temporary left
 
 
 def test_verify_file_checks_size(tmp_path):
@@ -163,6 +167,23 @@ def test_builtin_sources_publish_no_checksums():
     for key, source in DATASETS_SOURCES.items():
         assert source.name == key and source.files
         assert all(f.sha256 is None and f.size is None for f in source.files)
+
+
+def test_each_loader_declares_the_source_of_the_catalogue():
+    classes = (SPairDataset, PFPascalDataset, PFWillowDataset)
+    assert {cls.source.name: cls.source for cls in classes} == DATASETS_SOURCES
+    with pytest.raises(KeyError, match="'spair' is already registered"):
+        sources.register_source(DatasetSource('spair', 'Elsewhere', (), '', ()))
+
+
+def test_old_import_paths_still_work():
+    old = corrkit.datasets.download
+    for name in ('DATASETS_SOURCES', 'DatasetNotFoundError', 'DatasetSource', 'DownloadError',
+                 'RemoteFile', 'download_file', 'missing_dataset_message', 'safe_extract',
+                 'sha256_of', 'verify_file'):
+        assert getattr(old, name) is globals()[name], name
+    from corrkit.utils.offline_weights import sha256_of as weights_sha256_of
+    assert weights_sha256_of is sha256_of
 
 
 def symlink(name, target):

@@ -175,3 +175,12 @@ def test_random_crop_with_one_keypoint_keeps_half_the_room(tmp_path):
         height, width = out['src_img'].shape[-2:]
         assert x >= 10 - 1 and y >= 7.5 - 1  # at least half of the 20 / 15 px before it
         assert width - 1 - x >= 38 - 1 and height - 1 - y >= 22.5 - 1  # and half of 76 / 45
+
+
+def test_pack_carries_the_difficulty_fields_and_reference_sizes(tmp_path):
+    from corrkit.structures import DIFFICULTY_FIELDS
+    flags = {field: 1 for field in DIFFICULTY_FIELDS}
+    results = LoadPairImages()(dict(results_for(tmp_path, POINTS, POINTS), **flags))
+    sample = PackPairInputs()(PairResize(40)(results))['data_samples']
+    assert {field: sample.get(field) for field in DIFFICULTY_FIELDS} == flags
+    assert sample.pck_ref_sizes['img'] == 40.0 and 'bbox' not in sample.pck_ref_sizes

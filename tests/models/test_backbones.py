@@ -11,7 +11,7 @@ from corrkit.models.backbones import TimmHypercolumnBackbone, TorchvisionHyperco
 
 
 def test_timm_resnet101_taps_26_blocks():
-    net = TimmHypercolumnBackbone('resnet101', stages=(3, 4))
+    net = TimmHypercolumnBackbone('resnet101', taps=(3, 4))
     assert net.out_channels == [1024] * 23 + [2048] * 3
     assert net.strides == [16] * 23 + [32] * 3
     assert len(net.stages) == 4  # layer1..layer4, no classifier after
@@ -26,7 +26,7 @@ def test_timm_local_checkpoint_is_loaded(tmp_path):
             p.normal_()
     path = tmp_path / 'weights.pth'
     torch.save(ref.state_dict(), path)
-    net = TimmHypercolumnBackbone('test_resnet', stages=(3, 4), pretrained=str(path))
+    net = TimmHypercolumnBackbone('test_resnet', taps=(3, 4), pretrained=str(path))
     torch.testing.assert_close(net.stages[2][0].conv1.weight, ref.layer3[0].conv1.weight)
 
 
@@ -89,8 +89,14 @@ def test_torchvision_local_weights_file_and_bad_names(tmp_path):
     ref = torchvision.models.mobilenet_v2()
     path = tmp_path / 'mine.pth'
     torch.save(ref.state_dict(), path)
-    net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], weights=str(path))
+    net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], pretrained=str(path))
     torch.testing.assert_close(next(net.extractor.parameters()), ref.features[0][0].weight)
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'],
+                                       pretrained=str(tmp_path / 'nope.pth'))
+    with pytest.raises(ValueError, match='set one of them'):
+        TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], pretrained=str(path),
+                                       weights='IMAGENET1K_V1')
     with pytest.raises(ValueError, match='IMAGENET1K_V1'):
         TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], weights='IMAGENET9K')
     with pytest.raises(ValueError, match="'features.99'"):
@@ -102,5 +108,85 @@ def test_timm_loads_a_torchvision_format_checkpoint(tmp_path):
     ref = torchvision.models.resnet18()
     path = tmp_path / 'resnet18-f37072fd.pth'
     torch.save(ref.state_dict(), path)
-    net = TimmHypercolumnBackbone('resnet18', stages=(3, 4), pretrained=str(path))
+    net = TimmHypercolumnBackbone('resnet18', taps=(3, 4), pretrained=str(path))
     torch.testing.assert_close(net.stages[3][1].conv2.weight, ref.layer4[1].conv2.weight)
+
+
+def test_pretrained_true_loads_torchvisions_default_weights(tmp_path, monkeypatch):
+    """``pretrained=True`` loads the weights enum's DEFAULT; ``weights`` picks others."""
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    default = torchvision.models.MobileNet_V2_Weights.DEFAULT
+    target = tmp_path / 'hub' / 'checkpoints' / default.url.rsplit('/', 1)[-1]
+    target.parent.mkdir(parents=True)
+    ref = torchvision.models.mobilenet_v2()
+    torch.save(ref.state_dict(), target)
+    net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], pretrained=True)
+    torch.testing.assert_close(next(net.extractor.parameters()), ref.features[0][0].weight)
+    assert default.name != 'IMAGENET1K_V1'  # so the zero-shot config must name its file
+    # pretrained=False is the off switch whatever weights says: nothing is loaded or fetched
+    off = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.4'], pretrained=False,
+                                         weights='IMAGENET1K_V1')
+    assert not torch.equal(next(off.extractor.parameters()), ref.features[0][0].weight)
+
+
+@pytest.mark.parametrize('type_, old, value', [
+    ('TimmHypercolumnBackbone', 'stages', (3, 4)),
+    ('TimmViTHypercolumnBackbone', 'blocks', (1, 3)),
+    ('TorchvisionHypercolumnBackbone', 'return_nodes', ['features.7']),
+])
+def test_old_tap_keys_name_the_new_one(type_, old, value):
+    from corrkit.errors import UnknownArgumentError
+    from corrkit.registry import BACKBONES
+    with pytest.raises(UnknownArgumentError,
+                       match=rf"{type_} got an unexpected config key '{old}'; did you mean "
+                             rf"'taps'\? '{old}' was renamed to 'taps'"):
+        BACKBONES.build({'type': type_, old: value})
+
+
+def test_old_key_in_a_config_fails_before_anything_is_built(repo):
+    from corrkit.errors import UnknownArgumentError
+    cfg = {'model.backbone.stages': (3, 4), 'model.backbone.model_name': 'test_resnet',
+           'model.backbone.pretrained': False}
+    with pytest.raises(UnknownArgumentError, match="did you mean 'taps'"):
+        init_matcher(repo / 'configs' / 'transformatcher_tiny.py', cfg_options=cfg)
+
+
+def test_feature_info_describes_every_map_in_timms_terms():
+    net = TimmHypercolumnBackbone('resnet18', taps=(2, 4))  # two blocks per stage
+    info = net.feature_info
+    assert [d['num_chs'] for d in info] == net.out_channels
+    assert [d['reduction'] for d in info] == net.strides
+    assert [d['module'] for d in info] == ['layer2.0', 'layer2.1', 'layer4.0', 'layer4.1']
+    timm_info = {d['module']: d for d in timm.create_model('resnet18').feature_info}
+    for d in info:  # the stage's channels and stride as timm reports them
+        stage = timm_info[d['module'].split('.')[0]]
+        assert (d['num_chs'], d['reduction']) == (stage['num_chs'], stage['reduction'])
+
+
+@pytest.mark.parametrize('backbone, expected', [
+    (dict(type='TimmHypercolumnBackbone', pretrained=True), {'model.backbone.pretrained': False}),
+    (dict(type='TimmViTHypercolumnBackbone'), {'model.backbone.pretrained': False}),
+    (dict(type='TorchvisionHypercolumnBackbone', weights='IMAGENET1K_V1'),
+     {'model.backbone.pretrained': False}),
+    (dict(type='NoSuchBackbone'), {}),
+])
+def test_each_backbone_says_how_to_build_without_weights(backbone, expected):
+    from mmengine.config import Config
+
+    from corrkit.utils.config import random_weights_options
+    assert random_weights_options(Config(dict(model=dict(backbone=backbone)))) == expected
+
+
+def test_a_backbone_without_weights_has_nothing_to_switch_off():
+    from corrkit.models.base import Backbone
+
+    class PlainBackbone(Backbone):
+        def __init__(self, channels: int = 3):
+            super().__init__()
+            self.out_channels, self.strides = [channels], [1]
+
+        def forward(self, images):
+            return [images]
+
+    assert PlainBackbone.random_weights_options({}) == {}
+    assert PlainBackbone().feature_info == [dict(num_chs=3, reduction=1, module='map0')]

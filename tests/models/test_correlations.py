@@ -39,7 +39,7 @@ def test_single_channel_builders_give_the_refiner_one_channel():
     for builder in ('ConcatCorrelation', 'MeanCorrelation'):
         model = CorrelationMatcher(
             backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet',
-                          stages=(3, 4)),
+                          taps=(3, 4)),
             correlation=dict(type=builder),
             refiner=dict(type='MatchToMatchRefiner', depth=1, num_heads=2, head_dims=4),
             head=dict(type='KernelSoftArgmaxHead'), input_size=64)

@@ -176,3 +176,39 @@ def test_channels_last_backbone_gives_the_same_matches():
     x = torch.randn(2, 2, 3, *fast.input_size)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), plain(x), atol=1e-5, rtol=1e-5)
+
+
+def test_stage_methods_compose_into_extract_and_predict():
+    """The public stages chain to what extract and predict give, bit for bit."""
+    torch.manual_seed(0)
+    model = MODELS.build(TINY).eval()
+    inputs = torch.randn(2, 2, 3, 32, 32)
+    with torch.no_grad():
+        src, trg = model.features(inputs)
+        alone = model.backbone(inputs[:, 1].contiguous())  # the target images on their own
+        for feat, ref in zip(trg, alone):
+            torch.testing.assert_close(feat, ref, atol=1e-5, rtol=1e-5)
+        assert [f.shape[0] for f in src] == [2] * len(model.backbone.out_channels)
+        corr = model.correlate(src, trg)
+        refined = model.refine(corr)
+        pred = model.predict_flow(refined)
+        out = model.extract(inputs)
+        assert torch.equal(corr, out.corr) and torch.equal(refined, out.refined)
+        assert torch.equal(pred.flow, out.flow) and torch.equal(pred.probs, out.probs)
+        data = model(inputs, samples(), mode='predict')
+        for i, sample in enumerate(data):
+            kps = sample.src_kps[None]
+            moved = model.transfer(out.flow[i:i + 1], kps, inputs.shape[-2:],
+                                   sample.kps_valid[None])
+            assert torch.equal(moved[0], sample.pred_trg_kps)
+
+
+def test_backbone_input_is_both_images_of_each_pair_in_the_matchers_format():
+    model = MODELS.build(TINY)
+    inputs = torch.randn(2, 2, 3, 32, 32)
+    images = model.backbone_input(inputs)
+    assert images.shape == (4, 3, 32, 32)
+    assert torch.equal(images[1], inputs[0, 1]) and torch.equal(images[2], inputs[1, 0])
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match=r'\(B, 2, 3, H, W\)'):
+        model.features(torch.randn(2, 3, 32, 32))

@@ -38,7 +38,7 @@ def _reference_maps(ref, images, blocks, norm):
 @pytest.mark.parametrize('norm', [True, False])
 def test_tapped_maps_equal_the_timm_blocks(norm):
     ref = _random_vit()
-    net = TimmViTHypercolumnBackbone('test_vit', blocks=(3, -5), norm=norm).eval()
+    net = TimmViTHypercolumnBackbone('test_vit', taps=(3, -5), norm=norm).eval()
     own = net.vit.state_dict()
     net.vit.load_state_dict({k: v for k, v in ref.state_dict().items() if k in own})
     images = torch.randn(2, 3, 70, 53)
@@ -53,7 +53,7 @@ def test_tapped_maps_equal_the_timm_blocks(norm):
 
 @pytest.mark.parametrize('size', [(32, 32), (33, 47), (70, 53), (16, 81)])
 def test_any_input_size_gives_the_ceil_grid(size):
-    net = TimmViTHypercolumnBackbone('test_vit', blocks=(0, -1)).eval()
+    net = TimmViTHypercolumnBackbone('test_vit', taps=(0, -1)).eval()
     assert net.out_channels == [DIMS, DIMS] and net.strides == [PATCH, PATCH]
     with torch.no_grad():
         feats = net(torch.rand(1, 3, *size))
@@ -64,14 +64,14 @@ def test_any_input_size_gives_the_ceil_grid(size):
 
 def test_blocks_after_the_last_tapped_one_are_removed():
     full = sum(p.numel() for p in timm.create_model('test_vit').parameters())
-    net = TimmViTHypercolumnBackbone('test_vit', blocks=(1, 3))
+    net = TimmViTHypercolumnBackbone('test_vit', taps=(1, 3))
     assert len(net.vit.blocks) == 4
     assert isinstance(net.vit.head, torch.nn.Identity)
     assert sum(p.numel() for p in net.parameters()) < full
     # every remaining parameter is used (no unused parameters under DDP)
     sum(f.sum() for f in net(torch.rand(1, 3, 32, 32))).backward()
     assert all(p.grad is not None for p in net.parameters())
-    unnormed = TimmViTHypercolumnBackbone('test_vit', blocks=(1, 3), norm=False)
+    unnormed = TimmViTHypercolumnBackbone('test_vit', taps=(1, 3), norm=False)
     assert isinstance(unnormed.vit.norm, torch.nn.Identity)
 
 
@@ -84,7 +84,7 @@ def test_local_checkpoint_is_loaded(tmp_path, suffix):
     else:
         from safetensors.torch import save_file
         save_file(ref.state_dict(), str(path))
-    net = TimmViTHypercolumnBackbone('test_vit', blocks=(2,), pretrained=str(path))
+    net = TimmViTHypercolumnBackbone('test_vit', taps=(2,), pretrained=str(path))
     torch.testing.assert_close(net.vit.blocks[2].attn.qkv.weight, ref.blocks[2].attn.qkv.weight)
     torch.testing.assert_close(net.vit.pos_embed, ref.pos_embed)
     torch.testing.assert_close(net.vit.norm.weight, ref.norm.weight)
@@ -101,14 +101,14 @@ def test_non_vit_model_is_refused():
         TimmViTHypercolumnBackbone('test_resnet')
 
 
-@pytest.mark.parametrize('blocks', [(6,), (0, -7), ()])
-def test_block_out_of_range_names_the_valid_range(blocks):
+@pytest.mark.parametrize('taps', [(6,), (0, -7), ()])
+def test_block_out_of_range_names_the_valid_range(taps):
     with pytest.raises(ValueError, match=r'-6\.\.5 \(the model has 6 blocks\)'):
-        TimmViTHypercolumnBackbone('test_vit', blocks=blocks)
+        TimmViTHypercolumnBackbone('test_vit', taps=taps)
 
 
 def test_norm_eval_has_no_effect_on_a_vit():
-    net = TimmViTHypercolumnBackbone('test_vit', blocks=(1,), norm_eval=True).train()
+    net = TimmViTHypercolumnBackbone('test_vit', taps=(1,), norm_eval=True).train()
     assert all(m.training for m in net.modules())
     assert all(p.requires_grad for p in net.parameters())
 

@@ -8,7 +8,7 @@ model = dict(
     backbone=dict(
         type='TimmHypercolumnBackbone',
         model_name='resnet101.tv_in1k',  # torchvision's ImageNet weights, as in the paper
-        stages=(3, 4),
+        taps=(3, 4),  # stages conv4_x and conv5_x: every block of each
         pretrained=True,
     ),
     correlation=dict(type='MultiChannelCorrelation'),

@@ -20,8 +20,9 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
 from ...ops.tps import warp_image
+from ...utils.fileio import package_file
 from ...utils.image import image_to_tensor, load_image
-from .photos import PHOTOS, SPLIT_PHOTOS, TEXTURES, package_file
+from .photos import PHOTOS, SPLIT_PHOTOS, TEXTURES
 from .structure import structure_keypoints
 from .warps import Warp, sample_warp
 

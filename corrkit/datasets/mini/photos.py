@@ -1,10 +1,8 @@
 """Real photos that ship inside installed packages, and their split."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-#: Photo name → (package, path inside the package). The name is the category.
+#: Photo name → (package, path inside the package), for
+#: :func:`corrkit.utils.fileio.package_file`. The name is the category.
 PHOTOS = {
     'astronaut': ('skimage', 'data/astronaut.png'),
     'coffee': ('skimage', 'data/coffee.png'),
@@ -32,21 +30,3 @@ TEXTURES = {
     'grass': ('skimage', 'data/grass.png'),
     'gravel': ('skimage', 'data/gravel.png'),
 }
-
-
-def package_file(package: str, relative: str) -> Path:
-    """The path of a data file inside an installed package, without importing it.
-
-    Raises:
-        FileNotFoundError: If the package is not installed or lacks the file;
-            the message says which package to install.
-    """
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the mini dataset uses photos shipped with the '{package}' "
-                                f"package, which is not installed; pip install "
-                                f"{'scikit-image' if package == 'skimage' else package}")
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"'{path}' is missing from the installed '{package}' package")
-    return path

@@ -4,15 +4,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...evaluation.functional import pck_reference_sizes
 from ...registry import TRANSFORMS
-from ...structures import PairDataSample
+from ...structures import DIFFICULTY_FIELDS, PairDataSample, pck_reference_sizes
 from ._pair import BORDER_TOLERANCE, SIDES, image_size, inside_image
 
 #: Annotation fields copied into the data sample's metainfo when present.
 META_KEYS = ('pair_id', 'category', 'category_id', 'src_img_path', 'trg_img_path',
-             'src_ori_shape', 'trg_ori_shape', 'flip', 'viewpoint_variation',
-             'scale_variation', 'truncation', 'occlusion')
+             'src_ori_shape', 'trg_ori_shape', 'flip', *DIFFICULTY_FIELDS)
 
 
 @TRANSFORMS.register_module()
@@ -21,7 +19,7 @@ class PackPairInputs:
 
     A keypoint that the transforms moved off either image (by more than the
     border tolerance) is marked invalid here; it was never clamped. The PCK reference sizes of every kind
-    (:func:`~corrkit.evaluation.pck_reference_sizes`) are computed in the final
+    (:func:`~corrkit.structures.pck_reference_sizes`) are computed in the final
     frame, so the metric compares distances and thresholds in the same pixels.
 
     Returns, in the results dict:

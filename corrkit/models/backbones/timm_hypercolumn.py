@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import timm
 from torch import Tensor, nn
@@ -16,7 +16,7 @@ from .freezing import FreezeMixin
 class TimmHypercolumnBackbone(FreezeMixin, Backbone):
     """Taps the output of every block of the chosen stages of a timm ResNet.
 
-    With ``resnet101`` and ``stages=(3, 4)`` (conv4_x and conv5_x) this gives
+    With ``resnet101`` and ``taps=(3, 4)`` (conv4_x and conv5_x) this gives
     23 maps of 1024 channels at stride 16 and 3 maps of 2048 channels at stride
     32: the 26 hypercolumn layers of TransforMatcher. Stages after the last
     chosen one and the classifier are dropped.
@@ -25,7 +25,9 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
         model_name: A timm ResNet-family model (``resnet*``, ``resnext*``,
             ``seresnet*``, ``test_resnet``...), optionally with a pretrained tag
             such as ``'resnet101.tv_in1k'`` (torchvision's ImageNet weights).
-        stages: Residual stages to tap, 1-based (``layer1`` … ``layer4``).
+        taps: Residual stages to tap, 1-based (``layer1`` … ``layer4``): the
+            indices of timm's ``feature_info`` for these models, as its
+            ``out_indices`` counts them. Every block of a tapped stage gives a map.
         pretrained: ``False`` (random init), ``True`` (timm / Hugging Face hub) or
             the path of a local checkpoint file (``.pth``, ``.bin``, ``.safetensors``).
         freeze: Use the backbone as a fixed feature extractor: no gradients, and it
@@ -39,37 +41,50 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
 
     Raises:
         ValueError: On a model without ResNet stages or an invalid stage.
+        UnknownArgumentError: When built from a config that still says ``stages``
+            (renamed to ``taps``).
         FileNotFoundError: If ``pretrained`` is a path that does not exist.
         RuntimeError: If pretrained weights cannot be fetched (for instance offline);
             the message says where to put the weights file.
 
     Examples:
-        >>> net = TimmHypercolumnBackbone('test_resnet', stages=(3, 4))
+        >>> net = TimmHypercolumnBackbone('test_resnet', taps=(3, 4))
         >>> [tuple(f.shape) for f in net(torch.zeros(1, 3, 64, 64))]
         [(1, 192, 4, 4), (1, 96, 2, 2)]
+        >>> net.feature_info[0]
+        {'num_chs': 192, 'reduction': 16, 'module': 'layer3.0'}
     """
 
-    def __init__(self, model_name: str = 'resnet101', stages: Sequence[int] = (3, 4),
+    renamed_keys: ClassVar[Mapping[str, str]] = {'stages': 'taps'}
+
+    def __init__(self, model_name: str = 'resnet101', taps: Sequence[int] = (3, 4),
                  pretrained: bool | str = False, freeze: bool = False, norm_eval: bool = False):
         super().__init__()
         model = create_timm_model(model_name, pretrained)
         if not all(hasattr(model, f'layer{i}') for i in range(1, 5)):
             raise ValueError(f"timm model '{model_name}' has no ResNet stages layer1..layer4; "
                              f'TimmHypercolumnBackbone needs a ResNet-family model')
-        stages = sorted(set(int(s) for s in stages))
+        stages = sorted(set(int(s) for s in taps))
         if not stages or stages[0] < 1 or stages[-1] > 4:
-            raise ValueError(f'stages must be a non-empty subset of 1..4, got {stages}')
+            raise ValueError(f'taps must be a non-empty subset of the stages 1..4, got '
+                             f'{list(taps)}')
         info = {d['module']: d for d in model.feature_info}
         self.stem = nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool)
         self.stages = nn.ModuleList(getattr(model, f'layer{i}') for i in range(1, stages[-1] + 1))
         self.tapped = tuple(stages)
         self.out_channels = []
         self.strides = []
+        self.modules_tapped: list[str] = []
         for i in stages:
             n_blocks = len(getattr(model, f'layer{i}'))
             self.out_channels += [info[f'layer{i}']['num_chs']] * n_blocks
             self.strides += [info[f'layer{i}']['reduction']] * n_blocks
+            self.modules_tapped += [f'layer{i}.{j}' for j in range(n_blocks)]
         self.setup_freezing(freeze, norm_eval)
+
+    def feature_modules(self) -> list[str]:
+        """The timm module of every tapped block, e.g. ``'layer3.0'``."""
+        return list(self.modules_tapped)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """Return the output of every block of the tapped stages, shallow to deep."""

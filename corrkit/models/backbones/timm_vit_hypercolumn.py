@@ -1,7 +1,7 @@
 """Hypercolumn features from chosen blocks of a timm vision transformer (DINOv2 family)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Mapping, Sequence
 
 from torch import Tensor
 
@@ -32,9 +32,10 @@ class TimmViTHypercolumnBackbone(FreezeMixin, Backbone):
         model_name: A timm vision transformer, optionally with a pretrained tag, e.g.
             ``'vit_small_patch14_dinov2.lvd142m'`` or
             ``'vit_base_patch14_reg4_dinov2.lvd142m'``.
-        blocks: Transformer blocks to tap, 0-based; negative indices count from the
-            end. The default ``(-4, -3, -2, -1)`` taps the last four blocks. Maps
-            come shallow to deep whatever the order given; a repeated block is
+        taps: Transformer blocks to tap, 0-based (the indices of timm's
+            ``feature_info`` and ``forward_intermediates``); negative indices count
+            from the end. The default ``(-4, -3, -2, -1)`` taps the last four blocks.
+            Maps come shallow to deep whatever the order given; a repeated block is
             tapped once.
         pretrained: ``False`` (random init), ``True`` (timm / Hugging Face hub) or
             the path of a local checkpoint file (``.pth``, ``.bin``, ``.safetensors``).
@@ -56,20 +57,26 @@ class TimmViTHypercolumnBackbone(FreezeMixin, Backbone):
         ValueError: On a model that is not a timm vision transformer (no patch
             embedding or ``forward_intermediates``), on non-square patches, or on
             block indices outside ``-depth .. depth - 1``.
+        UnknownArgumentError: When built from a config that still says ``blocks``
+            (renamed to ``taps``).
         FileNotFoundError: If ``pretrained`` is a path that does not exist.
         RuntimeError: If pretrained weights cannot be fetched (for instance offline);
             the message says where to put the weights file.
 
     Examples:
-        >>> net = TimmViTHypercolumnBackbone('test_vit', blocks=(1, 3))
+        >>> net = TimmViTHypercolumnBackbone('test_vit', taps=(1, 3))
         >>> net.out_channels, net.strides, len(net.vit.blocks)
         ([64, 64], [16, 16], 4)
         >>> [tuple(f.shape) for f in net(torch.zeros(1, 3, 70, 53))]
         [(1, 64, 5, 4), (1, 64, 5, 4)]
+        >>> [d['module'] for d in net.feature_info]
+        ['blocks.1', 'blocks.3']
     """
 
+    renamed_keys: ClassVar[Mapping[str, str]] = {'blocks': 'taps'}
+
     def __init__(self, model_name: str = 'vit_small_patch14_dinov2',
-                 blocks: Sequence[int] = (-4, -3, -2, -1), pretrained: bool | str = False,
+                 taps: Sequence[int] = (-4, -3, -2, -1), pretrained: bool | str = False,
                  norm: bool = True, freeze: bool = False, norm_eval: bool = False):
         super().__init__()
         requirement = (f'{type(self).__name__} needs a timm vision transformer with a patch '
@@ -90,7 +97,7 @@ class TimmViTHypercolumnBackbone(FreezeMixin, Backbone):
         if patch[0] != patch[1]:
             raise ValueError(f"timm model '{model_name}' has non-square {patch} patches; "
                              f'{type(self).__name__} needs square ones')
-        self.tapped = _absolute_blocks(blocks, len(model.blocks))
+        self.tapped = _absolute_blocks(taps, len(model.blocks))
         channels = [model.feature_info[i]['num_chs'] for i in self.tapped]
         model.prune_intermediate_layers(list(self.tapped), prune_norm=not norm, prune_head=True)
         self.vit = model
@@ -98,6 +105,10 @@ class TimmViTHypercolumnBackbone(FreezeMixin, Backbone):
         self.out_channels = channels
         self.strides = [patch[0]] * len(self.tapped)
         self.setup_freezing(freeze, norm_eval)
+
+    def feature_modules(self) -> list[str]:
+        """The timm module of every tapped block, e.g. ``'blocks.11'``."""
+        return [f'blocks.{i}' for i in self.tapped]
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """Return the patch-token map of every tapped block, shallow to deep."""
@@ -111,7 +122,7 @@ def _absolute_blocks(blocks: Sequence[int], depth: int) -> tuple[int, ...]:
     blocks = [int(b) for b in blocks]
     bad = [b for b in blocks if not -depth <= b < depth]
     if bad or not blocks:
-        raise ValueError(f'blocks must be a non-empty sequence of block indices in '
+        raise ValueError(f'taps must be a non-empty sequence of block indices in '
                          f'{-depth}..{depth - 1} (the model has {depth} blocks), got '
                          f'{list(blocks)}')
     return tuple(sorted({b % depth for b in blocks}))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import torch
 import torchvision
@@ -28,11 +28,16 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
     Args:
         model_name: A name known to ``torchvision.models.get_model``, e.g.
             ``'mobilenet_v2'``.
-        return_nodes: Graph nodes to tap, shallow to deep, e.g.
-            ``['features.7', 'features.8']``.
-        weights: ``None`` (random init), a weights enum name of that model such as
-            ``'IMAGENET1K_V1'`` or ``'DEFAULT'`` (loaded through torch hub's cache,
-            ``$TORCH_HOME/hub/checkpoints``), or the path of a local state dict.
+        taps: Graph nodes to tap, shallow to deep, e.g.
+            ``['features.7', 'features.8']`` (torchvision's ``return_nodes``).
+        pretrained: ``False`` (random init, whatever ``weights`` says), ``True``
+            (the weights ``weights`` names, by default the model's ``DEFAULT`` ones,
+            loaded through torch hub's cache ``$TORCH_HOME/hub/checkpoints``) or the
+            path of a local state dict. ``None`` (unset) follows ``weights``.
+        weights: torchvision's own key, kept as an alias: a weights enum name of
+            that model such as ``'IMAGENET1K_V1'`` (or a local state-dict path).
+            It chooses which weights ``pretrained=True`` loads, and alone it
+            implies ``pretrained``.
         freeze: Use the backbone as a fixed feature extractor: no gradients, and it
             stays in eval mode (BatchNorm statistics unchanged) when the model trains.
         norm_eval: Keep BatchNorm layers in eval mode while training.
@@ -44,32 +49,44 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
     A module name (``'features.7'``) taps the last operation inside that module.
 
     Raises:
-        ValueError: On unknown nodes.
-        FileNotFoundError: If ``weights`` is a path that does not exist.
+        ValueError: On unknown nodes, an unknown weights name, or ``weights``
+            together with a ``pretrained`` path.
+        FileNotFoundError: If ``pretrained`` is a path that does not exist.
         RuntimeError: If named weights are not cached and cannot be downloaded;
             the message gives the exact file path to put them at.
+        UnknownArgumentError: When built from a config that still says
+            ``return_nodes`` (renamed to ``taps``).
 
     Examples:
         >>> net = TorchvisionHypercolumnBackbone('mobilenet_v2', ['features.7', 'features.14'])
         >>> net.out_channels, net.strides
         ([64, 160], [16, 32])
+        >>> net.feature_info[1]
+        {'num_chs': 160, 'reduction': 32, 'module': 'features.14'}
     """
 
+    renamed_keys: ClassVar[Mapping[str, str]] = {'return_nodes': 'taps'}
+
     def __init__(self, model_name: str = 'mobilenet_v2',
-                 return_nodes: Sequence[str] = ('features.7', 'features.14'),
-                 weights: str | None = None, freeze: bool = False, norm_eval: bool = False):
+                 taps: Sequence[str] = ('features.7', 'features.14'),
+                 pretrained: bool | str | None = None, weights: str | None = None,
+                 freeze: bool = False, norm_eval: bool = False):
         super().__init__()
-        model = build_torchvision_model(model_name, weights)
-        nodes = list(return_nodes)
+        model = build_torchvision_model(model_name, pretrained, weights)
+        nodes = list(taps)
         _, known = get_graph_node_names(model)
         unknown = [n for n in nodes if not any(k == n or k.startswith(n + '.') for k in known)]
         if unknown or not nodes:
-            raise ValueError(f'return_nodes {unknown or nodes} are not nodes of torchvision model '
+            raise ValueError(f'taps {unknown or nodes} are not nodes of torchvision model '
                              f"'{model_name}'; known nodes include {known[:8]} ... {known[-4:]}")
-        self.return_nodes = nodes
+        self.nodes = nodes
         self.extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes})
         self.out_channels, self.strides = self._measure()
         self.setup_freezing(freeze, norm_eval)
+
+    def feature_modules(self) -> list[str]:
+        """The tapped graph nodes, e.g. ``'features.7'``."""
+        return list(self.nodes)
 
     @torch.no_grad()
     def _measure(self) -> tuple[list[int], list[int]]:
@@ -82,39 +99,48 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
         return ([f.shape[1] for f in feats], [round(_PROBE_SIZE / f.shape[-1]) for f in feats])
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        """Return the tapped nodes in ``return_nodes`` order."""
+        """Return the tapped nodes in ``taps`` order."""
         out = self.extractor(images)
-        return [out[n] for n in self.return_nodes]
+        return [out[n] for n in self.nodes]
 
 
-def build_torchvision_model(model_name: str, weights: str | None) -> nn.Module:
+def build_torchvision_model(model_name: str, pretrained: bool | str | os.PathLike | None = None,
+                            weights: str | None = None) -> nn.Module:
     """``torchvision.models.get_model`` with local files and an actionable offline error.
 
     Args:
         model_name: torchvision model name.
-        weights: ``None``, a weights enum name, or a local state-dict path.
+        pretrained: ``False`` (random, whatever ``weights`` says), ``True`` (the
+            weights ``weights`` names, else ``DEFAULT``), a local state-dict path,
+            or ``None`` (follow ``weights``).
+        weights: A weights enum name, or a local state-dict path.
 
     Returns:
         The model with the requested weights.
 
     Raises:
-        FileNotFoundError: If ``weights`` looks like a path and does not exist.
+        FileNotFoundError: If the local state dict does not exist.
+        ValueError: If the weights name is unknown, or ``weights`` comes with a
+            ``pretrained`` path.
         RuntimeError: If named weights are neither cached nor downloadable.
     """
-    if not weights:
+    if pretrained is False:
         return torchvision.models.get_model(model_name, weights=None)
-    if os.sep in str(weights) or str(weights).endswith(('.pth', '.pt', '.bin')):
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(f"weights file '{weights}' for torchvision model "
-                                    f"'{model_name}' does not exist")
-        model = torchvision.models.get_model(model_name, weights=None)
-        model.load_state_dict(torch.load(weights, map_location='cpu', weights_only=True))
-        return model
+    if pretrained is not None and pretrained is not True:
+        if weights:
+            raise ValueError(f"torchvision model '{model_name}' got both pretrained="
+                             f'{pretrained!r} and weights={weights!r}; set one of them')
+        return _load_state_dict(model_name, os.fspath(pretrained))
+    if weights and (os.sep in weights or weights.endswith(('.pth', '.pt', '.bin'))):
+        return _load_state_dict(model_name, weights)
+    name = weights or ('DEFAULT' if pretrained else None)
+    if name is None:
+        return torchvision.models.get_model(model_name, weights=None)
     enum = torchvision.models.get_model_weights(model_name)
     try:
-        spec = enum[weights] if weights != 'DEFAULT' else enum.DEFAULT
+        spec = enum[name] if name != 'DEFAULT' else enum.DEFAULT
     except KeyError:
-        raise ValueError(f"torchvision model '{model_name}' has no weights '{weights}'; "
+        raise ValueError(f"torchvision model '{model_name}' has no weights '{name}'; "
                          f'choose one of {[w.name for w in enum]} or DEFAULT') from None
     target = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(spec.url))
     try:
@@ -123,5 +149,15 @@ def build_torchvision_model(model_name: str, weights: str | None) -> nn.Module:
         raise RuntimeError(
             f"could not load weights {spec} for torchvision model '{model_name}' "
             f'({type(err).__name__}: {err}). Put the file {os.path.basename(spec.url)} at '
-            f'{target} (the torch hub cache; set TORCH_HOME to move it), or pass a local '
-            f'state-dict path as weights') from err
+            f'{target} (the torch hub cache; set TORCH_HOME to move it), or set '
+            f'model.backbone.pretrained to the path of a local state dict') from err
+
+
+def _load_state_dict(model_name: str, path: str) -> nn.Module:
+    """The model with the weights of a local state-dict file (read without running code)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file '{path}' for torchvision model "
+                                f"'{model_name}' does not exist")
+    model = torchvision.models.get_model(model_name, weights=None)
+    model.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+    return model

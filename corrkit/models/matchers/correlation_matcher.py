@@ -109,6 +109,12 @@ class CorrelationMatcher(BaseModel):
     them. Keypoints are transferred with the soft sampler (Eq. 11 of
     TransforMatcher) and trained with the configured loss.
 
+    Each stage is a public method that checks its component's output against
+    the role's contract: :meth:`features` (backbone, split into source and
+    target), :meth:`correlate`, :meth:`refine`, :meth:`predict_flow` and
+    :meth:`transfer`. :meth:`extract` and :meth:`forward` compose them; code that
+    runs or times one stage (``match_pair``, the benchmark) calls them too.
+
     Args:
         backbone: Config of a :class:`~corrkit.models.base.Backbone`.
         correlation: Config of a :class:`~corrkit.models.base.CorrelationBuilder`.
@@ -160,6 +166,9 @@ class CorrelationMatcher(BaseModel):
     def extract(self, inputs: Tensor) -> MatchOutputs:
         """Run the pipeline and return every intermediate, each checked against its contract.
 
+        Composes the stage methods :meth:`features`, :meth:`correlate`,
+        :meth:`refine` and :meth:`predict_flow`.
+
         Args:
             inputs: Normalised image pairs.
 
@@ -169,33 +178,153 @@ class CorrelationMatcher(BaseModel):
         Shape:
             - inputs: ``(B, 2, 3, H, W)``
         """
+        corr = self.correlate(*self.features(inputs))
+        refined = self.refine(corr)
+        pred = self.predict_flow(refined)
+        return MatchOutputs(corr, refined, pred.flow, pred.probs)
+
+    def backbone_input(self, inputs: Tensor) -> Tensor:
+        """The image batch as the backbone gets it: both images of every pair, in the
+        matcher's memory format.
+
+        Args:
+            inputs: Normalised image pairs.
+
+        Returns:
+            The images, source and target of each pair next to each other.
+
+        Raises:
+            ValueError: If ``inputs`` are not RGB image pairs.
+
+        Shape:
+            - inputs: ``(B, 2, 3, H, W)``
+            - output: ``(2B, 3, H, W)``
+        """
         if inputs.dim() != 5 or inputs.shape[1] != 2 or inputs.shape[2] != 3:
             raise ValueError(f'a matcher takes RGB image pairs of shape (B, 2, 3, H, W), '
                              f'got {tuple(inputs.shape)}')
-        b, _, _, h, w = inputs.shape
         images = inputs.flatten(0, 1)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def features(self, inputs: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Stage 1: one backbone call on both images of every pair, checked and split.
+
+        Args:
+            inputs: Normalised image pairs.
+
+        Returns:
+            The source images' feature maps and the target images'.
+
+        Raises:
+            ValueError: If ``inputs`` are not RGB image pairs.
+            ContractError: If the backbone's maps break its contract (naming its class).
+
+        Shape:
+            - inputs: ``(B, 2, 3, H, W)``
+            - output: two lists of ``(B, C_i, H_i, W_i)``, one entry per
+              ``backbone.out_channels``
+        """
+        images = self.backbone_input(inputs)
+        b, _, _, h, w = inputs.shape
         feats = self.backbone(images)
         self._check_features(feats, b, h, w)
-        src_feats = [f.unflatten(0, (b, 2))[:, 0] for f in feats]
-        trg_feats = [f.unflatten(0, (b, 2))[:, 1] for f in feats]
+        pairs = [f.unflatten(0, (b, 2)) for f in feats]
+        return [f[:, 0] for f in pairs], [f[:, 1] for f in pairs]
 
+    def correlate(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> Tensor:
+        """Stage 2: the multi-channel 4D correlation, checked.
+
+        Shape:
+            - src_feats, trg_feats: lists of ``(B, C_i, H_i, W_i)``
+            - output: ``(B, L, Hs, Ws, Ht, Wt)``
+        """
         corr = self.correlation(src_feats, trg_feats)
-        check_shape(corr, (b, self.correlation.out_channels, None, None, None, None),
+        check_shape(corr, (src_feats[0].shape[0], self.correlation.out_channels,
+                           None, None, None, None),
                     'B L Hs Ws Ht Wt', 'CorrelationBuilder', self.correlation)
+        return corr
+
+    def refine(self, corr: Tensor) -> Tensor:
+        """Stage 3: the refined correlation, checked.
+
+        Shape:
+            - corr: ``(B, L, Hs, Ws, Ht, Wt)``
+            - output: ``(B, L', Hs, Ws, Ht, Wt)``
+        """
         refined = self.refiner(corr)
-        check_shape(refined, (b, self.refiner.out_channels, *corr.shape[2:]),
+        check_shape(refined, (corr.shape[0], self.refiner.out_channels, *corr.shape[2:]),
                     "B L' Hs Ws Ht Wt", 'Refiner', self.refiner)
+        return refined
+
+    def predict_flow(self, refined: Tensor) -> FlowPrediction:
+        """Stage 4: the head's flow and match probabilities, checked.
+
+        Shape:
+            - refined: ``(B, L', Hs, Ws, Ht, Wt)``
+            - output: flow ``(B, 2, Hf, Wf)``, probs ``(B, Hf, Wf, Ht', Wt')`` with
+              ``Hf = f * Hs`` and ``Ht' = f * Ht``, ``f = head.upsample_factor``
+        """
         pred = self.head(refined)
-        f = self.head.upsample_factor
-        hs, ws, ht, wt = corr.shape[2:]
         if not isinstance(pred, FlowPrediction):
             pred = FlowPrediction(*pred)
+        b = refined.shape[0]
+        f = self.head.upsample_factor
+        hs, ws, ht, wt = refined.shape[2:]
         check_shape(pred.flow, (b, 2, hs * f, ws * f), 'B 2 Hf Wf', 'FlowHead', self.head)
         check_shape(pred.probs, (b, hs * f, ws * f, ht * f, wt * f), 'B Hf Wf Ht Wt',
                     'FlowHead', self.head)
-        return MatchOutputs(corr, refined, pred.flow, pred.probs)
+        return pred
+
+    def transfer_normalized(self, flow: Tensor, src_kps: Tensor, valid: Tensor | None = None,
+                            tau: float | None = None) -> Tensor:
+        """Stage 5 in normalised coordinates: the soft sampler (Eq. 11) through the flow.
+
+        Args:
+            flow: Source-to-target flow, normalised target coordinates.
+            src_kps: Normalised source keypoints ``(x, y)``.
+            valid: Which keypoints are real (default: all); padded ones come back
+                as zeros.
+            tau: Sampler threshold (default: ``test_tau``).
+
+        Returns:
+            Predicted normalised target keypoints.
+
+        Shape:
+            - flow: ``(B, 2, Hf, Wf)``
+            - src_kps: ``(B, K, 2)``
+            - valid: ``(B, K)``, bool
+            - output: ``(B, K, 2)``
+        """
+        if valid is None:
+            valid = torch.ones(src_kps.shape[:-1], dtype=torch.bool, device=src_kps.device)
+        return transfer_keypoints(flow_to_target(flow), src_kps, valid,
+                                  self.test_tau if tau is None else tau)
+
+    def transfer(self, flow: Tensor, src_kps: Tensor, size: Sequence[int],
+                 valid: Tensor | None = None, tau: float | None = None) -> Tensor:
+        """Stage 5: transfer source keypoints to the target, in pixels of the model's frame.
+
+        Args:
+            flow: Source-to-target flow, normalised target coordinates.
+            src_kps: Source keypoints ``(x, y)``, pixels of the ``size`` frame.
+            size: ``(H, W)`` of the frame the images were given at.
+            valid: Which keypoints are real (default: all); padded ones come back
+                as the pixel of normalised ``(0, 0)``.
+            tau: Sampler threshold (default: ``test_tau``).
+
+        Returns:
+            Predicted target keypoints, pixels of the ``size`` frame.
+
+        Shape:
+            - flow: ``(B, 2, Hf, Wf)``
+            - src_kps: ``(B, K, 2)``
+            - valid: ``(B, K)``, bool
+            - output: ``(B, K, 2)``
+        """
+        pred = self.transfer_normalized(flow, pixel_to_normalized(src_kps, size), valid, tau)
+        return normalized_to_pixel(pred, size)
 
     def _check_features(self, feats: list[Tensor], n: int, h: int, w: int) -> None:
         expected = len(self.backbone.out_channels)
@@ -237,11 +366,11 @@ class CorrelationMatcher(BaseModel):
         size = inputs.shape[-2:]
         src, trg, valid = _pad_keypoints(data_samples, flow.device, flow.dtype,
                                          need_targets=mode == 'loss')
-        tau = self.train_tau if mode == 'loss' else self.test_tau
-        pred = transfer_keypoints(flow_to_target(flow), pixel_to_normalized(src, size), valid, tau)
-        if mode == 'loss':
+        if mode == 'loss':  # the loss compares normalised keypoints
+            pred = self.transfer_normalized(flow, pixel_to_normalized(src, size), valid,
+                                            self.train_tau)
             return {'loss_kps': self.loss_fn(pred, pixel_to_normalized(trg, size), valid)}
-        pred_pixels = normalized_to_pixel(pred, size)
+        pred_pixels = self.transfer(flow, src, size, valid, self.test_tau)
         for i, sample in enumerate(data_samples):
             sample.pred_trg_kps = pred_pixels[i, :len(sample.src_kps)]
             sample.pred_flow = flow[i]

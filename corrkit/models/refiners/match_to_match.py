@@ -4,7 +4,7 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 
-from ...layers import AbsolutePosition4D, PreNormBlock, Rotary4D
+from ...layers import AbsolutePosition4D, Attention, PreNormBlock, Rotary4D
 from ...registry import ATTENTIONS, REFINERS
 from ..base import Refiner
 
@@ -87,6 +87,10 @@ class MatchToMatchRefiner(Refiner):
         if residual_mean:
             nn.init.zeros_(self.readout.weight)
             nn.init.zeros_(self.readout.bias)
+
+    def attention_layers(self) -> list[Attention]:
+        """The attention of every block, first block first."""
+        return [block.attn for block in self.blocks]
 
     def forward(self, corr: Tensor) -> Tensor:
         """Refine ``corr``; every match attends to a summary of all matches."""

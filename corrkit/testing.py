@@ -1,0 +1,350 @@
+"""Contract checkers: one function per role, for corrkit's tests and for plugin authors'.
+
+Each ``check_*`` takes a built component, runs it on small random inputs and
+raises :class:`~corrkit.errors.ContractError` naming the component's class and
+what broke:
+
+- it implements its role's ABC and has the role's declared attributes;
+- its outputs have the role's shapes and are finite;
+- outputs follow the input's dtype (once per entry of ``dtypes``) and device
+  (the component's own);
+- gradients reach every parameter that requires grad, and the inputs of the
+  roles downstream of the backbone (a fine-tuned backbone learns through them).
+
+The component passed in is not modified: each dtype runs on a copy.
+
+Examples:
+    >>> from corrkit.models.refiners import MeanRefiner
+    >>> check_refiner(MeanRefiner(in_channels=3))
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ContractError
+from .layers import Attention
+from .models.base import Backbone, CorrelationBuilder, FlowHead, FlowPrediction, Refiner
+from .ops import flow_to_target
+from .utils.shape_check import check_shape, describe
+
+__all__ = ['check_attention', 'check_backbone', 'check_correlation', 'check_head', 'check_loss',
+           'check_refiner']
+
+DTYPES = (torch.float32, torch.float64)
+
+
+def _fail(module: nn.Module, role: str, what: str) -> ContractError:
+    return ContractError(f'{describe(module)} breaks the {role} contract: {what}')
+
+
+def _device(module: nn.Module) -> torch.device:
+    tensor = next(iter(module.parameters()), None)
+    tensor = tensor if tensor is not None else next(iter(module.buffers()), None)
+    return tensor.device if tensor is not None else torch.device('cpu')
+
+
+def _copies(module: nn.Module, role: type, dtypes: Sequence[torch.dtype]):
+    """Yield ``(copy of module in dtype, dtype)`` after checking the role and its attributes."""
+    if not isinstance(module, role):
+        raise ContractError(f'{describe(module)} is not a {role.__module__}.{role.__name__}; '
+                            f'subclass it to implement that role')
+    for name in role.declared_attributes:
+        if not hasattr(module, name):
+            raise _fail(module, role.__name__, f'declared attribute {name!r} is missing')
+    for dtype in dtypes:
+        yield copy.deepcopy(module).to(dtype), dtype
+
+
+def _random(shape: Sequence[int], dtype: torch.dtype, device: torch.device, seed: int,
+            positive: bool = False, requires_grad: bool = True) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(*shape, generator=generator) if positive else torch.randn(
+        *shape, generator=generator)
+    return x.to(dtype=dtype, device=device).requires_grad_(requires_grad)
+
+
+def _check_output(out: Tensor, expected: Sequence[int | None], names: str, role: str,
+                  module: nn.Module, like: Tensor) -> None:
+    check_shape(out, expected, names, role, module)
+    if out.dtype != like.dtype:
+        raise _fail(module, role, f'output dtype {out.dtype} does not follow the input dtype '
+                                  f'{like.dtype} (no hard-coded dtypes)')
+    if out.device != like.device:
+        raise _fail(module, role, f'output on {out.device} does not follow the input on '
+                                  f'{like.device} (no hard-coded devices)')
+    if not torch.isfinite(out).all():
+        raise _fail(module, role, f'output of shape {tuple(out.shape)} has NaN or infinite '
+                                  f'entries')
+
+
+def _check_gradients(module: nn.Module, role: str, outputs: Sequence[Tensor],
+                     inputs: Sequence[Tensor], seed: int) -> None:
+    """Backpropagate a random projection of ``outputs``; every input and trainable
+    parameter must get a finite gradient."""
+    named = [(f'parameter {n!r}', p) for n, p in module.named_parameters() if p.requires_grad]
+    named += [(f'input {i}', x) for i, x in enumerate(inputs) if x.requires_grad]
+    if not named:
+        return
+    generator = torch.Generator().manual_seed(seed)
+    total = sum((out * torch.randn(out.shape, generator=generator).to(out)).sum()
+                for out in outputs)
+    if not torch.is_tensor(total) or not total.requires_grad:
+        raise _fail(module, role, f'no gradient reaches {named[0][0]}: the output does not '
+                                  f'depend on it differentiably (detached or no_grad?)')
+    grads = torch.autograd.grad(total, [t for _, t in named], allow_unused=True)
+    for (name, _), grad in zip(named, grads):
+        if grad is None:
+            raise _fail(module, role, f'no gradient reaches {name}')
+        if not torch.isfinite(grad).all():
+            raise _fail(module, role, f'the gradient of {name} has NaN or infinite entries')
+
+
+def check_backbone(backbone: Backbone, image_size: tuple[int, int] = (70, 53), batch: int = 2,
+                   dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.Backbone` against its contract.
+
+    Args:
+        backbone: The component, in the mode it is to be checked in.
+        image_size: ``(H, W)`` of the test images (odd sizes exercise
+            :meth:`~corrkit.models.base.Backbone.feature_sizes`'s rounding).
+        batch: Number of images ``N``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+
+    Shape:
+        - images: ``(N, 3, H, W)``
+        - checked output: one ``(N, C_i, h_i, w_i)`` per ``out_channels`` entry
+    """
+    role = 'Backbone'
+    if len(backbone.out_channels) != len(backbone.strides) or not backbone.strides:
+        raise _fail(backbone, role, f'out_channels {list(backbone.out_channels)} and strides '
+                                    f'{list(backbone.strides)} need one entry per map')
+    for net, dtype in _copies(backbone, Backbone, dtypes):
+        # nothing upstream of a backbone needs the gradient of its images
+        images = _random((batch, 3, *image_size), dtype, _device(net), seed, requires_grad=False)
+        feats = net(images)
+        if not isinstance(feats, (list, tuple)) or len(feats) != len(net.out_channels):
+            got = len(feats) if isinstance(feats, (list, tuple)) else type(feats).__name__
+            raise _fail(net, role, f'expected a list of {len(net.out_channels)} feature maps, '
+                                   f'got {got}')
+        for i, (feat, c, size) in enumerate(zip(feats, net.out_channels,
+                                                net.feature_sizes(*image_size))):
+            _check_output(feat, (batch, c, *size), f'N C_{i} H_{i} W_{i}', role, net, images)
+        _check_gradients(net, role, feats, [], seed)
+
+
+def check_correlation(builder: CorrelationBuilder, in_channels: Sequence[int] | None = None,
+                      source_size: tuple[int, int] = (6, 6), target_size: tuple[int, int] = (5, 5),
+                      grid: tuple[int, int, int, int] | None = None, batch: int = 2,
+                      dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.CorrelationBuilder` against its contract.
+
+    The first maps are at ``source_size`` / ``target_size``; with several maps the
+    last is at half that size, as a coarser backbone stage would be.
+
+    Args:
+        builder: The component.
+        in_channels: Channels of each feature map; default ``builder.in_channels``
+            (the value the matcher injected).
+        source_size: ``(Hs, Ws)`` of the finest source map.
+        target_size: ``(Ht, Wt)`` of the finest target map.
+        grid: Expected ``(Hs, Ws, Ht, Wt)`` of the output; ``None`` accepts any.
+        batch: Number of pairs ``B``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+        TypeError: If ``in_channels`` is neither given nor set on the builder.
+    """
+    role = 'CorrelationBuilder'
+    channels = list(in_channels if in_channels is not None else _injected(builder, 'in_channels'))
+    src_sizes, trg_sizes = _map_sizes(source_size, len(channels)), _map_sizes(target_size,
+                                                                             len(channels))
+    for net, dtype in _copies(builder, CorrelationBuilder, dtypes):
+        device = _device(net)
+        src = [_random((batch, c, *s), dtype, device, seed + i)
+               for i, (c, s) in enumerate(zip(channels, src_sizes))]
+        trg = [_random((batch, c, *s), dtype, device, seed + 100 + i)
+               for i, (c, s) in enumerate(zip(channels, trg_sizes))]
+        out = net(src, trg)
+        _check_output(out, (batch, net.out_channels, *(grid or (None,) * 4)), 'B L Hs Ws Ht Wt',
+                      role, net, src[0])
+        _check_gradients(net, role, [out], src + trg, seed)
+
+
+def check_refiner(refiner: Refiner, in_channels: int | None = None,
+                  grid: tuple[int, int, int, int] = (3, 4, 2, 3), batch: int = 2,
+                  dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.Refiner` against its contract.
+
+    Also checks every layer of :meth:`~corrkit.models.base.Refiner.attention_layers`
+    is a :class:`~corrkit.layers.Attention`.
+
+    Args:
+        refiner: The component.
+        in_channels: Correlation channels ``L``; default ``refiner.in_channels``.
+        grid: ``(Hs, Ws, Ht, Wt)`` of the test correlation.
+        batch: Number of pairs ``B``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+        TypeError: If ``in_channels`` is neither given nor set on the refiner.
+
+    Examples:
+        >>> from corrkit.models.refiners import NCNetRefiner
+        >>> check_refiner(NCNetRefiner(in_channels=2, channels=(4, 1), kernel_sizes=(3, 3)))
+    """
+    role = 'Refiner'
+    channels = in_channels if in_channels is not None else _injected(refiner, 'in_channels')
+    for net, dtype in _copies(refiner, Refiner, dtypes):
+        corr = _random((batch, channels, *grid), dtype, _device(net), seed, positive=True)
+        out = net(corr)
+        _check_output(out, (batch, net.out_channels, *grid), "B L' Hs Ws Ht Wt", role, net, corr)
+        _check_gradients(net, role, [out], [corr], seed)
+    for layer in refiner.attention_layers():
+        if not isinstance(layer, Attention):
+            raise _fail(refiner, role, f'attention_layers() returned a {type(layer).__name__}, '
+                                       f'not a corrkit.layers.Attention')
+
+
+def check_head(head: FlowHead, in_channels: int = 1,
+               grid: tuple[int, int, int, int] = (3, 4, 5, 6), batch: int = 2,
+               dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.FlowHead` against its contract.
+
+    Probabilities must sum to one over the target cells and the predicted
+    targets (``source_grid + flow``) must lie in the normalised target frame.
+
+    Args:
+        head: The component.
+        in_channels: Channels ``L'`` of the refined correlation (the shipped heads
+            read one).
+        grid: ``(Hs, Ws, Ht, Wt)`` of the test correlation.
+        batch: Number of pairs ``B``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+    """
+    role = 'FlowHead'
+    hs, ws, ht, wt = grid
+    for net, dtype in _copies(head, FlowHead, dtypes):
+        f = net.upsample_factor
+        corr = _random((batch, in_channels, *grid), dtype, _device(net), seed, positive=True)
+        pred = net(corr)
+        if not isinstance(pred, FlowPrediction):
+            raise _fail(net, role, f'expected a FlowPrediction, got {type(pred).__name__}')
+        _check_output(pred.flow, (batch, 2, hs * f, ws * f), 'B 2 Hf Wf', role, net, corr)
+        _check_output(pred.probs, (batch, hs * f, ws * f, ht * f, wt * f), 'B Hf Wf Ht Wt',
+                      role, net, corr)
+        total = pred.probs.sum((-1, -2))
+        if not torch.allclose(total, torch.ones_like(total), atol=1e-4):
+            raise _fail(net, role, f'probabilities sum to {total.min().item():.4g} .. '
+                                   f'{total.max().item():.4g} over target cells, not to one')
+        reach = flow_to_target(pred.flow).abs().max().item()
+        if reach > 1 + 1e-4:
+            raise _fail(net, role, f'a predicted target lies at {reach:.4g} in normalised '
+                                   f'coordinates, outside the target frame [-1, 1]')
+        _check_gradients(net, role, [pred.flow], [corr], seed)
+
+
+def check_attention(attn: Attention, grid: tuple[int, int, int, int] = (2, 2, 2, 2),
+                    batch: int = 2, dtypes: Sequence[torch.dtype] = DTYPES,
+                    seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.layers.Attention` against its contract.
+
+    When :meth:`~corrkit.layers.Attention.pairwise_queries_keys` returns a map,
+    its queries and keys must be finite ``(B, heads, T, D_h)`` tensors.
+
+    Args:
+        attn: The component.
+        grid: The 4D grid the ``T`` test tokens flatten.
+        batch: Number of pairs ``B``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+    """
+    role = 'Attention'
+    tokens = math.prod(grid)
+    for net, dtype in _copies(attn, Attention, dtypes):
+        x = _random((batch, tokens, net.embed_dims), dtype, _device(net), seed)
+        out = net(x, tuple(grid))
+        _check_output(out, (batch, tokens, net.embed_dims), 'B T D', role, net, x)
+        _check_gradients(net, role, [out], [x], seed)
+        pair = net.pairwise_queries_keys(x, tuple(grid))
+        if pair is None:
+            continue
+        q, k = pair
+        check_shape(q, (batch, None, tokens, None), 'B heads T D_h', role, net)
+        check_shape(k, tuple(q.shape), 'B heads T D_h', role, net)
+        if not (torch.isfinite(q).all() and torch.isfinite(k).all()):
+            raise _fail(net, role, 'pairwise_queries_keys returned NaN or infinite entries')
+
+
+def check_loss(loss: nn.Module, batch: int = 3, num_keypoints: int = 4,
+               dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built keypoint loss (registry ``LOSSES``) against its contract.
+
+    ``loss(pred, target, valid)`` must return a finite scalar whose gradient is
+    zero at masked keypoints and reaches the valid ones, and stay finite for a
+    batch without any valid keypoint.
+
+    Args:
+        loss: The component.
+        batch: Number of pairs ``B`` (at least 2: one pair has no valid keypoint).
+        num_keypoints: Keypoints ``K`` per pair.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+
+    Shape:
+        - pred, target: ``(B, K, 2)`` normalised coordinates
+        - valid: ``(B, K)`` bool
+    """
+    role = 'loss'
+    valid = torch.ones(batch, num_keypoints, dtype=torch.bool)
+    valid[0, num_keypoints // 2:] = False
+    valid[1] = False
+    for fn, dtype in ((copy.deepcopy(loss).to(dtype), dtype) for dtype in dtypes):
+        device = _device(fn)
+        pred = _random((batch, num_keypoints, 2), dtype, device, seed)
+        target = _random((batch, num_keypoints, 2), dtype, device, seed + 1).detach()
+        value = fn(pred, target, valid.to(device))
+        _check_output(value, (), '', role, fn, pred)
+        (grad,) = torch.autograd.grad(value, pred)
+        if grad[~valid].abs().sum() != 0:
+            raise _fail(fn, role, 'masked keypoints get a gradient')
+        if grad[valid].abs().sum() == 0:
+            raise _fail(fn, role, 'no gradient reaches the valid keypoints')
+        empty = fn(pred, target, torch.zeros_like(valid).to(device))
+        _check_output(empty, (), '', role, fn, pred)
+
+
+def _map_sizes(size: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """``count`` map sizes: all at ``size`` but the last, at half of it (when ``count > 1``)."""
+    half = tuple((s + 1) // 2 for s in size)
+    return [size] * (count - 1) + [half if count > 1 else size]
+
+
+def _injected(module: nn.Module, name: str):
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise TypeError(f'{type(module).__name__} has no {name} attribute; pass {name}= to '
+                        f'the checker') from None
