@@ -187,7 +187,8 @@ def check_refiner(refiner: Refiner, in_channels: int | None = None,
     """Check a built :class:`~corrkit.models.base.Refiner` against its contract.
 
     Also checks every layer of :meth:`~corrkit.models.base.Refiner.attention_layers`
-    is a :class:`~corrkit.layers.Attention`.
+    is a :class:`~corrkit.layers.Attention`, and every entry of
+    :meth:`~corrkit.models.base.Refiner.convolution_kernels` a kernel tensor.
 
     Args:
         refiner: The component.
@@ -216,6 +217,11 @@ def check_refiner(refiner: Refiner, in_channels: int | None = None,
         if not isinstance(layer, Attention):
             raise _fail(refiner, role, f'attention_layers() returned a {type(layer).__name__}, '
                                        f'not a corrkit.layers.Attention')
+    for weight in refiner.convolution_kernels():
+        if not isinstance(weight, Tensor) or weight.dim() < 3:
+            got = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+            raise _fail(refiner, role, f'convolution_kernels() returned {got}, not a kernel '
+                                       f'(C_out, C_in, *kernel_size)')
 
 
 def check_head(head: FlowHead, in_channels: int = 1,

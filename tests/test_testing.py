@@ -55,6 +55,11 @@ class DetachedRefiner(ScaledRefiner):
         return super().forward(corr).detach()
 
 
+class BadKernelsRefiner(ScaledRefiner):
+    def convolution_kernels(self):  # a scalar is no (C_out, C_in, *kernel_size) kernel
+        return [self.scale]
+
+
 def test_a_correct_refiner_passes_and_is_left_unchanged():
     refiner = ScaledRefiner()
     check_refiner(refiner)
@@ -70,6 +75,8 @@ def test_a_correct_refiner_passes_and_is_left_unchanged():
     (UnusedParameterRefiner(), r"UnusedParameterRefiner .* no gradient reaches parameter "
                                r"'unused.weight'"),
     (DetachedRefiner(), r'DetachedRefiner .* no gradient reaches'),
+    (BadKernelsRefiner(), r'BadKernelsRefiner .* convolution_kernels\(\) returned \(\), not a '
+                          r'kernel'),
 ])
 def test_check_refiner_names_the_class_and_what_broke(refiner, message):
     with pytest.raises(ContractError, match=message):

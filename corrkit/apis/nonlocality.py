@@ -11,7 +11,6 @@ from mmengine.registry import DefaultScope
 
 from ..analysis.nonlocality import (PairNonlocality, conv_nonlocality, dataset_nonlocality,
                                     uniform_nonlocality)
-from ..layers import Conv4d
 from ..registry import DATASETS
 from .inference import init_matcher, resolve_checkpoint
 from .runtime import default_work_dir
@@ -42,7 +41,7 @@ def nonlocality_report(config: str | os.PathLike, checkpoint: str | None = None,
     ``nonlocality_hist.png`` (Fig. 6) and, when the pairs carry difficulty
     annotations, ``nonlocality_difficulty.png`` (Fig. 7) into ``out_dir``. The
     convolution panel holds the ``K^d`` kernels of ``conv_dims`` × ``conv_kernels``
-    and, for a refiner built of :class:`~corrkit.layers.Conv4d` layers (NC-Net),
+    and, for a refiner with convolutions (``Refiner.convolution_kernels``, e.g. NC-Net),
     its learned kernels weighted by their magnitudes; such a model has no attention
     panel and no Figure 7.
 
@@ -74,10 +73,11 @@ def nonlocality_report(config: str | os.PathLike, checkpoint: str | None = None,
     out.mkdir(parents=True, exist_ok=True)
 
     conv = kernel_nonlocality(conv_dims, conv_kernels)
-    learned = [m for m in model.refiner.modules() if isinstance(m, Conv4d)]
-    for i, layer in enumerate(learned, start=1):
-        conv[f'learned layer {i} {"x".join(map(str, layer.kernel_size))}'] = \
-            conv_nonlocality(layer.kernel_size, layer.weight)
+    learned = model.refiner.convolution_kernels()
+    for i, weight in enumerate(learned, start=1):
+        kernel_size = tuple(weight.shape[2:])
+        conv[f'learned layer {i} {"x".join(map(str, kernel_size))}'] = \
+            conv_nonlocality(kernel_size, weight)
 
     pairs: list[PairNonlocality] = []
     grid = None
@@ -91,7 +91,8 @@ def nonlocality_report(config: str | os.PathLike, checkpoint: str | None = None,
         grid = max(model.backbone.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
     elif not learned:
         raise ValueError(f'the refiner {type(model.refiner).__name__} has neither attention '
-                         f'layers (Refiner.attention_layers) nor Conv4d layers to analyse')
+                         f'layers (Refiner.attention_layers) nor convolution kernels '
+                         f'(Refiner.convolution_kernels) to analyse')
     uniform = uniform_nonlocality((*grid, *grid)) if grid is not None else float('nan')
     layers = max((len(p.layers) for p in pairs), default=0)
     report = dict(

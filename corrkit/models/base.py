@@ -147,6 +147,17 @@ class Refiner(nn.Module, metaclass=DeclaredAttributesMeta):
         """
         return []
 
+    def convolution_kernels(self) -> list[Tensor]:
+        """The weights of the refiner's convolutions over the 4D grid, in the order they run.
+
+        Each is ``(C_out, C_in, *kernel_size)``. The nonlocality analysis measures a
+        convolution by the offsets its kernel weighs
+        (:func:`~corrkit.analysis.conv_nonlocality`), so a convolutional refiner
+        that returns its kernels here is analysed like NC-Net's. The default is an
+        empty list: the refiner has no convolutions.
+        """
+        return []
+
 
 class FlowPrediction(NamedTuple):
     """What a :class:`FlowHead` returns.

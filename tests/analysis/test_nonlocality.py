@@ -213,7 +213,7 @@ def test_report_on_a_convolutional_refiner_and_on_a_refiner_without_layers(tmp_p
     assert all(0 < report['conv'][k] < 16 for k in learned)  # inside a 5^4 kernel
     assert report['pairs'] == [] and report['figures'] == [str(tmp_path / 'nc' /
                                                                'nonlocality_hist.png')]
-    with pytest.raises(ValueError, match='MeanRefiner has neither attention layers .* nor Conv4d'):
+    with pytest.raises(ValueError, match='MeanRefiner has neither attention layers .* nor convolution kernels'):
         nonlocality_report('configs/zeroshot_mobilenetv2.py', out_dir=tmp_path / 'z',
                            cfg_options={'model.backbone.pretrained': False,
                                         'model.backbone.weights': None})

@@ -60,6 +60,10 @@ class NCNetRefiner(Refiner):
             layers += [Conv4d(c_in, c_out, k), nn.ReLU(inplace=True)]
         self.layers = nn.Sequential(*layers)
 
+    def convolution_kernels(self) -> list[Tensor]:
+        """The kernels of the stacked 4D convolutions, first layer first."""
+        return [layer.weight for layer in self.layers if isinstance(layer, Conv4d)]
+
     def forward(self, corr: Tensor) -> Tensor:
         """Filter, convolve (both ways when symmetric), filter."""
         if self.mutual_before:
