@@ -15,8 +15,9 @@ model = dict(
         model_name='mobilenet_v2',
         # inverted-residual blocks at stride 16 and 32: 15x15 and 8x8 grids at 240x240
         taps=[f'features.{i}' for i in range(7, 18)],
-        pretrained=True,
-        weights='IMAGENET1K_V1',  # which ImageNet weights (DEFAULT would be V2's file)
+        # torchvision's weights name implies pretrained; IMAGENET1K_V1 because DEFAULT
+        # would be V2's file. pretrained=False (or weights=None) builds it random.
+        weights='IMAGENET1K_V1',
     ),
     refiner=dict(_delete_=True, type='MeanRefiner'),
     # cosine scores lie in [0, 1]: a low temperature makes the softmax peaky

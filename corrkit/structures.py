@@ -12,7 +12,8 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 __all__ = ['DIFFICULTY_FIELDS', 'DIFFICULTY_GRADES', 'DIFFICULTY_LEVELS', 'REFERENCE_PAD_VALUE',
-           'THRESHOLD_KINDS', 'PairDataSample', 'difficulty_grade', 'pck_reference_sizes']
+           'THRESHOLD_KINDS', 'PairDataSample', 'difficulty_grade', 'pck_reference_sizes',
+           'swap_difficulty_sides']
 
 #: SPair-71k's difficulty annotations, as a pair's metainfo carries them: each
 #: field's annotated values and SPair-71k's names for them. Viewpoint and scale
@@ -128,6 +129,27 @@ def difficulty_grade(field: str, value: int) -> str:
         raise ValueError(f'difficulty field {field!r} has no level {value!r}; expected one of '
                          f'{sorted(levels)}')
     return _GRADE_OF_LEVEL[levels[int(value)]]
+
+
+def swap_difficulty_sides(field: str, value: int) -> int:
+    """The annotation of ``field`` for the same pair with source and target swapped.
+
+    Fields that name an image (truncation, occlusion) swap ``src`` and ``trg``;
+    the others describe the pair and stay.
+
+    Raises:
+        ValueError: If the field or its value is not one SPair-71k defines.
+
+    Examples:
+        >>> swap_difficulty_sides('occlusion', 1), swap_difficulty_sides('occlusion', 3)
+        (2, 3)
+        >>> swap_difficulty_sides('viewpoint_variation', 1)
+        1
+    """
+    difficulty_grade(field, value)  # validates both
+    levels = DIFFICULTY_LEVELS[field]
+    name = {'src': 'trg', 'trg': 'src'}.get(levels[int(value)], levels[int(value)])
+    return next(v for v, n in levels.items() if n == name)
 
 
 def pck_reference_sizes(img_shape: tuple[int, int], trg_kps: Tensor, valid: Tensor,

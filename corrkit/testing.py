@@ -48,16 +48,22 @@ def _device(module: nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device('cpu')
 
 
-def _copies(module: nn.Module, role: type, dtypes: Sequence[torch.dtype]):
-    """Yield ``(copy of module in dtype, dtype)`` after checking the role and its attributes."""
+def _check_role(module: nn.Module, role: type, dtypes: Sequence[torch.dtype]) -> None:
+    """Raise unless ``module`` implements ``role`` and has its declared attributes."""
     if not isinstance(module, role):
         raise ContractError(f'{describe(module)} is not a {role.__module__}.{role.__name__}; '
                             f'subclass it to implement that role')
     for name in role.declared_attributes:
         if not hasattr(module, name):
             raise _fail(module, role.__name__, f'declared attribute {name!r} is missing')
-    for dtype in dtypes:
-        yield copy.deepcopy(module).to(dtype), dtype
+    if not dtypes:
+        raise ValueError('dtypes is empty: name at least one dtype to run the checks in')
+
+
+def _copies(module: nn.Module, role: type, dtypes: Sequence[torch.dtype]):
+    """``(copy of module in dtype, dtype)`` per dtype, after checking the role (eagerly)."""
+    _check_role(module, role, dtypes)
+    return ((copy.deepcopy(module).to(dtype), dtype) for dtype in dtypes)
 
 
 def _random(shape: Sequence[int], dtype: torch.dtype, device: torch.device, seed: int,
@@ -124,6 +130,7 @@ def check_backbone(backbone: Backbone, image_size: tuple[int, int] = (70, 53), b
         - checked output: one ``(N, C_i, h_i, w_i)`` per ``out_channels`` entry
     """
     role = 'Backbone'
+    _check_role(backbone, Backbone, dtypes)
     if len(backbone.out_channels) != len(backbone.strides) or not backbone.strides:
         raise _fail(backbone, role, f'out_channels {list(backbone.out_channels)} and strides '
                                     f'{list(backbone.strides)} need one entry per map')

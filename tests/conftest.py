@@ -41,5 +41,5 @@ def tiny_matcher():
 
 def offline_options(cfg) -> dict:
     """cfg_options that make a config build without any pretrained weights."""
-    from corrkit.utils.config import random_weights_options
+    from corrkit.models.backbones import random_weights_options
     return random_weights_options(cfg)

@@ -57,7 +57,7 @@ def test_plugin_config_swaps_in_the_plugin_refiner(repo, monkeypatch):
 def test_zero_shot_config_uses_mobilenet_and_mean_refiner():
     cfg = load_config(Path(__file__).resolve().parents[1] / 'configs' / 'zeroshot_mobilenetv2.py')
     assert cfg.model.backbone.type == 'TorchvisionHypercolumnBackbone'
-    assert cfg.model.backbone.pretrained is True
+    assert 'pretrained' not in cfg.model.backbone  # the weights name implies it; None turns off
     assert cfg.model.backbone.weights == 'IMAGENET1K_V1'  # the file make weights provides
     assert cfg.model.refiner == dict(type='MeanRefiner')  # _delete_ dropped the attention keys
 

@@ -16,7 +16,7 @@ from corrkit.testing import (check_backbone, check_correlation, check_head, chec
 CASES = {
     'TimmHypercolumnBackbone': dict(model_name='test_resnet', taps=(2, 3, 4)),
     'TimmViTHypercolumnBackbone': dict(model_name='test_vit', taps=(1, 3)),  # 6 blocks, p 16
-    'TorchvisionHypercolumnBackbone': dict(model_name='mobilenet_v2', weights=None,
+    'TorchvisionHypercolumnBackbone': dict(model_name='mobilenet_v2', pretrained=False,
                                            taps=['features.4', 'features.7']),
     'MatchToMatchRefiner': dict(depth=2, num_heads=2, head_dims=4),
     'NCNetRefiner': dict(channels=(4, 1), kernel_sizes=(3, 3)),

@@ -87,6 +87,10 @@ def test_a_module_of_another_role_is_refused():
     with pytest.raises(ContractError, match=r'KernelSoftArgmaxHead .* is not a '
                                             r'corrkit.models.base.Refiner'):
         check_refiner(KernelSoftArgmaxHead(), in_channels=1)
+    with pytest.raises(ContractError, match=r'Conv2d .* is not a corrkit.models.base.Backbone'):
+        check_backbone(nn.Conv2d(3, 3, 1))
+    with pytest.raises(ValueError, match='dtypes is empty'):
+        check_refiner(ScaledRefiner(), dtypes=())
 
 
 def test_forgotten_declared_attributes_fail_at_build():

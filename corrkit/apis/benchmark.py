@@ -13,7 +13,8 @@ from ..analysis.benchmark import (STAGES, benchmark_model, count_flops, matmul_g
                                   random_pairs, scaling_exponent, sweep_refiner, time_call)
 from ..layers import AttentionMemoryError
 from ..utils.acceleration import autocast, compile_forward, precision_dtype
-from ..utils.config import load_config, random_weights_options
+from ..models.backbones import random_weights_options
+from ..utils.config import load_config
 from ..utils.text import format_table
 from .inference import init_matcher
 

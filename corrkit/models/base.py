@@ -75,9 +75,18 @@ class Backbone(nn.Module, metaclass=DeclaredAttributesMeta):
 
         Derived from ``out_channels``, ``strides`` and :meth:`feature_modules`, so
         code written against timm's ``model.feature_info`` reads a corrkit backbone.
+        A backbone that wraps a timm model may also assign its own list (one
+        dict per returned map); it is then returned as assigned.
         """
+        assigned = self.__dict__.get('_feature_info')
+        if assigned is not None:
+            return [dict(info) for info in assigned]
         return [dict(num_chs=c, reduction=s, module=m)
                 for c, s, m in zip(self.out_channels, self.strides, self.feature_modules())]
+
+    @feature_info.setter
+    def feature_info(self, value: Sequence[Mapping[str, Any]]) -> None:
+        self.__dict__['_feature_info'] = [dict(info) for info in value]
 
     @classmethod
     def random_weights_options(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:

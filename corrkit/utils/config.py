@@ -9,8 +9,6 @@ from typing import Any
 
 from mmengine.config import Config
 
-from ..registry import BACKBONES
-
 
 def load_config(config: str | os.PathLike | Config | dict,
                 cfg_options: dict[str, Any] | None = None) -> Config:
@@ -101,36 +99,3 @@ def _make_importable(top: str, config_file: str | None) -> None:
         if os.path.isdir(os.path.join(folder, top)) or os.path.isfile(os.path.join(folder, top + '.py')):
             sys.path.insert(0, folder)
             return
-
-
-def random_weights_options(cfg: Config) -> dict[str, Any]:
-    """``cfg_options`` that build a config's backbone with random weights (nothing fetched).
-
-    For measurements whose outcome does not depend on the weights (speed,
-    memory, shapes), and for building any config offline. Each backbone says
-    which of its keys to set (``Backbone.random_weights_options``); its class is
-    looked up in the ``BACKBONES`` registry by the config's ``type``.
-
-    Args:
-        cfg: A config with ``model.backbone``.
-
-    Returns:
-        Dotted keys under ``model.backbone`` and their values; empty when the
-        config has no backbone or names a type the registry does not hold (the
-        build then reports it).
-
-    Examples:
-        >>> random_weights_options(Config(dict(model=dict(backbone=dict(
-        ...     type='TimmHypercolumnBackbone', pretrained=True)))))
-        {'model.backbone.pretrained': False}
-    """
-    backbone = cfg.get('model', {}).get('backbone')
-    if not isinstance(backbone, dict):
-        return {}
-    cls = backbone.get('type')
-    if isinstance(cls, str):
-        cls = BACKBONES.get(cls)
-    if cls is None:
-        return {}
-    return {f'model.backbone.{key}': value
-            for key, value in cls.random_weights_options(backbone).items()}

@@ -215,5 +215,4 @@ def test_report_on_a_convolutional_refiner_and_on_a_refiner_without_layers(tmp_p
                                                                'nonlocality_hist.png')]
     with pytest.raises(ValueError, match='MeanRefiner has neither attention layers .* nor convolution kernels'):
         nonlocality_report('configs/zeroshot_mobilenetv2.py', out_dir=tmp_path / 'z',
-                           cfg_options={'model.backbone.pretrained': False,
-                                        'model.backbone.weights': None})
+                           cfg_options={'model.backbone.pretrained': False})

@@ -129,6 +129,19 @@ def test_pretrained_true_loads_torchvisions_default_weights(tmp_path, monkeypatc
     assert not torch.equal(next(off.extractor.parameters()), ref.features[0][0].weight)
 
 
+@pytest.mark.parametrize('override', [{'model.backbone.weights': None},
+                                      {'model.backbone.pretrained': False}])
+def test_zero_shot_config_builds_random_with_either_off_switch(repo, tmp_path, monkeypatch,
+                                                                override):
+    """The alias keeps its meaning: ``weights=None`` still builds the config without weights,
+    like the new ``pretrained=False`` (an empty hub cache: any fetch would fail)."""
+    from corrkit.registry import BACKBONES
+    from corrkit.utils.config import load_config
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    cfg = load_config(repo / 'configs' / 'zeroshot_mobilenetv2.py', override)
+    assert BACKBONES.build(cfg.model.backbone).out_channels
+
+
 @pytest.mark.parametrize('type_, old, value', [
     ('TimmHypercolumnBackbone', 'stages', (3, 4)),
     ('TimmViTHypercolumnBackbone', 'blocks', (1, 3)),
@@ -173,7 +186,7 @@ def test_feature_info_describes_every_map_in_timms_terms():
 def test_each_backbone_says_how_to_build_without_weights(backbone, expected):
     from mmengine.config import Config
 
-    from corrkit.utils.config import random_weights_options
+    from corrkit.models.backbones import random_weights_options
     assert random_weights_options(Config(dict(model=dict(backbone=backbone)))) == expected
 
 
@@ -190,3 +203,22 @@ def test_a_backbone_without_weights_has_nothing_to_switch_off():
 
     assert PlainBackbone.random_weights_options({}) == {}
     assert PlainBackbone().feature_info == [dict(num_chs=3, reduction=1, module='map0')]
+
+
+def test_a_wrapping_backbone_may_assign_its_models_feature_info():
+    """timm wrappers often write ``self.feature_info = model.feature_info``; that keeps working."""
+    from corrkit.models.base import Backbone
+
+    class WrapperBackbone(Backbone):
+        def __init__(self):
+            super().__init__()
+            self.out_channels, self.strides = [8], [4]
+            self.feature_info = [dict(num_chs=8, reduction=4, module='stem.conv')]
+
+        def forward(self, images):
+            return [images]
+
+    net = WrapperBackbone()
+    assert net.feature_info == [dict(num_chs=8, reduction=4, module='stem.conv')]
+    net.feature_info[0]['module'] = 'changed'  # a copy: the stored description stays
+    assert net.feature_info[0]['module'] == 'stem.conv'

@@ -45,7 +45,7 @@ def test_tapped_maps_equal_the_timm_blocks(norm):
     with torch.no_grad():
         feats = net(images)
         expected = _reference_maps(ref, images, blocks=(1, 3), norm=norm)
-    assert net.tapped == (1, 3)  # -5 is block 1; maps come shallow to deep
+    assert net.taps == (1, 3)  # -5 is block 1; maps come shallow to deep
     assert len(feats) == 2
     for feat, exp in zip(feats, expected):
         torch.testing.assert_close(feat, exp, atol=1e-5, rtol=0)

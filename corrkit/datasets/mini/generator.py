@@ -20,6 +20,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
 from ...ops.tps import warp_image
+from ...structures import DIFFICULTY_FIELDS, swap_difficulty_sides
 from ...utils.fileio import package_file
 from ...utils.image import image_to_tensor, load_image
 from .photos import PHOTOS, SPLIT_PHOTOS, TEXTURES
@@ -257,6 +258,6 @@ def _reverse(record: dict) -> dict:
     for a, b in (('src_imname', 'trg_imname'), ('src_imsize', 'trg_imsize'),
                  ('src_bndbox', 'trg_bndbox'), ('src_kps', 'trg_kps')):
         swapped[a], swapped[b] = record[b], record[a]
-    for flag in ('truncation', 'occlusion'):
-        swapped[flag] = {0: 0, 1: 2, 2: 1, 3: 3}[record[flag]]
+    for field in DIFFICULTY_FIELDS:
+        swapped[field] = swap_difficulty_sides(field, record[field])
     return swapped

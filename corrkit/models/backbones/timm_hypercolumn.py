@@ -71,7 +71,7 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
         info = {d['module']: d for d in model.feature_info}
         self.stem = nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool)
         self.stages = nn.ModuleList(getattr(model, f'layer{i}') for i in range(1, stages[-1] + 1))
-        self.tapped = tuple(stages)
+        self.taps = tuple(stages)
         self.out_channels = []
         self.strides = []
         self.modules_tapped: list[str] = []
@@ -93,7 +93,7 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
         for index, stage in enumerate(self.stages, start=1):
             for block in stage:
                 x = block(x)
-                if index in self.tapped:
+                if index in self.taps:
                     feats.append(x)
         return feats
 

@@ -97,22 +97,22 @@ class TimmViTHypercolumnBackbone(FreezeMixin, Backbone):
         if patch[0] != patch[1]:
             raise ValueError(f"timm model '{model_name}' has non-square {patch} patches; "
                              f'{type(self).__name__} needs square ones')
-        self.tapped = _absolute_blocks(taps, len(model.blocks))
-        channels = [model.feature_info[i]['num_chs'] for i in self.tapped]
-        model.prune_intermediate_layers(list(self.tapped), prune_norm=not norm, prune_head=True)
+        self.taps = _absolute_blocks(taps, len(model.blocks))
+        channels = [model.feature_info[i]['num_chs'] for i in self.taps]
+        model.prune_intermediate_layers(list(self.taps), prune_norm=not norm, prune_head=True)
         self.vit = model
         self.norm = norm
         self.out_channels = channels
-        self.strides = [patch[0]] * len(self.tapped)
+        self.strides = [patch[0]] * len(self.taps)
         self.setup_freezing(freeze, norm_eval)
 
     def feature_modules(self) -> list[str]:
         """The timm module of every tapped block, e.g. ``'blocks.11'``."""
-        return [f'blocks.{i}' for i in self.tapped]
+        return [f'blocks.{i}' for i in self.taps]
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """Return the patch-token map of every tapped block, shallow to deep."""
-        return self.vit.forward_intermediates(images, indices=list(self.tapped),
+        return self.vit.forward_intermediates(images, indices=list(self.taps),
                                               norm=self.norm, output_fmt='NCHW',
                                               intermediates_only=True)
 

@@ -79,14 +79,14 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
         if unknown or not nodes:
             raise ValueError(f'taps {unknown or nodes} are not nodes of torchvision model '
                              f"'{model_name}'; known nodes include {known[:8]} ... {known[-4:]}")
-        self.nodes = nodes
+        self.taps = nodes
         self.extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes})
         self.out_channels, self.strides = self._measure()
         self.setup_freezing(freeze, norm_eval)
 
     def feature_modules(self) -> list[str]:
         """The tapped graph nodes, e.g. ``'features.7'``."""
-        return list(self.nodes)
+        return list(self.taps)
 
     @torch.no_grad()
     def _measure(self) -> tuple[list[int], list[int]]:
@@ -101,7 +101,7 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
     def forward(self, images: Tensor) -> list[Tensor]:
         """Return the tapped nodes in ``taps`` order."""
         out = self.extractor(images)
-        return [out[n] for n in self.nodes]
+        return [out[n] for n in self.taps]
 
 
 def build_torchvision_model(model_name: str, pretrained: bool | str | os.PathLike | None = None,

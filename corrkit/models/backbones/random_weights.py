@@ -1,0 +1,44 @@
+"""Building any config's backbone without fetching weights."""
+from __future__ import annotations
+
+from typing import Any
+
+from mmengine.config import Config
+
+from ...registry import BACKBONES
+from ..base import Backbone
+
+__all__ = ['random_weights_options']
+
+
+def random_weights_options(cfg: Config) -> dict[str, Any]:
+    """``cfg_options`` that build a config's backbone with random weights (nothing fetched).
+
+    For measurements whose outcome does not depend on the weights (speed,
+    memory, shapes), and for building any config offline. Each backbone says
+    which of its keys to set (``Backbone.random_weights_options``); its class is
+    looked up in the ``BACKBONES`` registry by the config's ``type``.
+
+    Args:
+        cfg: A config with ``model.backbone``.
+
+    Returns:
+        Dotted keys under ``model.backbone`` and their values; empty when the
+        config has no backbone or names a type that is not a registered
+        :class:`~corrkit.models.base.Backbone` (the build then reports it).
+
+    Examples:
+        >>> random_weights_options(Config(dict(model=dict(backbone=dict(
+        ...     type='TimmHypercolumnBackbone', pretrained=True)))))
+        {'model.backbone.pretrained': False}
+    """
+    backbone = cfg.get('model', {}).get('backbone')
+    if not isinstance(backbone, dict):
+        return {}
+    cls = backbone.get('type')
+    if isinstance(cls, str):
+        cls = BACKBONES.get(cls)
+    if not (isinstance(cls, type) and issubclass(cls, Backbone)):
+        return {}  # unknown or not a Backbone: building it reports that
+    return {f'model.backbone.{key}': value
+            for key, value in cls.random_weights_options(backbone).items()}
