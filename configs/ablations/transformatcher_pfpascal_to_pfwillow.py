@@ -10,7 +10,7 @@ test_dataloader = dict(dataset=dict(type='PFWillowDataset', data_root='data/PF-W
                                     split='test'))
 test_evaluator = [
     dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='bbox-kp', average='pair',
-         prefix='bbox-kp'),
+         frame='resized', prefix='bbox-kp'),
     dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='bbox-kp-padded',
-         average='pair', prefix='bbox-kp-padded'),
+         average='pair', frame='resized', prefix='bbox-kp-padded'),
 ]

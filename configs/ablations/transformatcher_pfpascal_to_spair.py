@@ -8,4 +8,4 @@ _base_ = ['../transformatcher_pfpascal.py']
 test_dataloader = dict(dataset=dict(type='SPairDataset', data_root='data/SPair-71k',
                                     split='test'))
 test_evaluator = dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='bbox',
-                      average='pair')
+                      average='pair', frame='resized')

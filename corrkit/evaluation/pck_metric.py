@@ -18,16 +18,26 @@ from .report import category_table, difficulty_table, pairs_digest, summarize
 
 AVERAGES = ('pair', 'keypoint')
 
+#: Where distances and thresholds are measured, see :class:`PCKMetric`.
+FRAMES = ('resized', 'original')
+
 
 @METRICS.register_module()
 class PCKMetric(BaseMetric):
     """Percentage of correct keypoints, reported the way the benchmarks define it.
 
     A predicted target keypoint is correct when its distance to the ground
-    truth is at most ``alpha`` times the pair's reference size (inclusive), both
-    in pixels of the evaluation frame (the resized images). The reference size
-    is chosen by ``threshold``; the data samples carry all kinds in
-    ``pck_ref_sizes`` (:func:`~corrkit.structures.pck_reference_sizes`).
+    truth is at most ``alpha`` times the pair's reference size (inclusive). The
+    reference size is chosen by ``threshold``; the data samples carry all kinds
+    in ``pck_ref_sizes`` (:func:`~corrkit.structures.pck_reference_sizes`).
+
+    ``frame`` says where both are measured. ``'resized'`` (the default,
+    TransforMatcher's protocol) uses pixels of the model's input frame.
+    ``'original'`` (the SPair-71k authors' protocol, and the one the DINOv2-based
+    papers report) maps each prediction back to the original target image and
+    takes the reference sizes there. The two agree when the resize keeps the
+    aspect ratio; a stretching resize scales the axes differently, so a distance
+    and a box side shrink by different factors and the numbers differ.
 
     Returns ``{'PCK@<alpha>': percent}`` for each alpha (prefixed by ``prefix/``
     when given), prints the overall, per-category and, for SPair-71k, the
@@ -40,13 +50,15 @@ class PCKMetric(BaseMetric):
             variant of the public code of several peers).
         average: ``pair`` averages per pair then over pairs (the benchmarks'
             default); ``keypoint`` pools all keypoints.
+        frame: ``'resized'`` or ``'original'``, see above.
         out_dir: Folder for the JSON report; ``None`` writes none (the corrkit
             tools set it to the work directory).
         collect_device: Where results are gathered in distributed runs.
         prefix: Prefix of the returned metric names.
 
     Raises:
-        ValueError: If ``threshold`` or ``average`` is unknown, or ``alphas`` is empty.
+        ValueError: If ``threshold``, ``average`` or ``frame`` is unknown, or
+            ``alphas`` is empty.
         KeyError: If a data sample lacks the requested reference size (e.g.
             ``bbox`` on PF-WILLOW, which has no boxes).
 
@@ -65,7 +77,7 @@ class PCKMetric(BaseMetric):
     default_prefix = ''  # metric names are already explicit: PCK@0.1
 
     def __init__(self, alphas: Sequence[float] = (0.05, 0.1, 0.15), threshold: str = 'bbox',
-                 average: str = 'pair', out_dir: str | None = None,
+                 average: str = 'pair', frame: str = 'resized', out_dir: str | None = None,
                  collect_device: str = 'cpu', prefix: str | None = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if threshold not in THRESHOLD_KINDS:
@@ -73,11 +85,14 @@ class PCKMetric(BaseMetric):
                              f'{THRESHOLD_KINDS}')
         if average not in AVERAGES:
             raise ValueError(f'unknown PCK averaging {average!r}; expected one of {AVERAGES}')
+        if frame not in FRAMES:
+            raise ValueError(f'unknown PCK frame {frame!r}; expected one of {FRAMES}')
         if not alphas:
             raise ValueError('alphas must name at least one tolerance, e.g. (0.05, 0.1, 0.15)')
         self.alphas = tuple(float(a) for a in alphas)
         self.threshold = threshold
         self.average = average
+        self.frame = frame
         self.out_dir = out_dir
 
     def process(self, data_batch: Any, data_samples: Sequence[dict | BaseDataElement]) -> None:
@@ -85,7 +100,7 @@ class PCKMetric(BaseMetric):
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
-            ref_sizes = sample.get('pck_ref_sizes', {})
+            pred, gt, ref_sizes = self._in_frame(sample)
             if self.threshold not in ref_sizes:
                 raise KeyError(f"pair {sample.get('pair_id')!r} has no {self.threshold!r} PCK "
                                f"reference size (it has {sorted(ref_sizes)}); choose a "
@@ -94,8 +109,6 @@ class PCKMetric(BaseMetric):
             num_valid = int(valid.sum())
             # One record per pair, even without valid keypoints: distributed
             # collection relies on it to drop the sampler's padding.
-            pred = torch.as_tensor(sample['pred_trg_kps']).detach().cpu().double()[None]
-            gt = torch.as_tensor(sample['trg_kps']).cpu().double()[None]
             ref = torch.tensor([float(ref_sizes[self.threshold])], dtype=torch.float64)
             correct = [round(float(pck(pred, gt, valid[None], ref, a)) * num_valid)
                        if num_valid else 0 for a in self.alphas]
@@ -104,13 +117,31 @@ class PCKMetric(BaseMetric):
             record.update({k: sample[k] for k in DIFFICULTY_FIELDS if sample.get(k) is not None})
             self.results.append(record)
 
+    def _in_frame(self, sample: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Predicted and true target keypoints ``(1, K, 2)`` and the reference sizes, in the
+        frame this metric measures in."""
+        pred = torch.as_tensor(sample['pred_trg_kps']).detach().cpu().double()[None]
+        if self.frame == 'resized':
+            gt = torch.as_tensor(sample['trg_kps']).cpu().double()[None]
+            return pred, gt, sample.get('pck_ref_sizes', {})
+        frame = sample.get('trg_frame')
+        if frame is None or 'pck_ref_sizes_original' not in sample:
+            raise KeyError(f"pair {sample.get('pair_id')!r} cannot be measured in the original "
+                           f"image: its pipeline kept no map back to it (a flip, or a pipeline "
+                           f"without LoadPairImages); use frame='resized'")
+        ax, bx, ay, by = (float(v) for v in frame)
+        pred = torch.stack([(pred[..., 0] - bx) / ax, (pred[..., 1] - by) / ay], dim=-1)
+        gt = torch.as_tensor(sample['trg_kps_original']).cpu().double()[None]
+        return pred, gt, sample['pck_ref_sizes_original']
+
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Summarise, print the tables, write the JSON report and return overall PCK."""
         summary = summarize(results, self.alphas, self.average)
-        report = dict(threshold=self.threshold, average=self.average,
+        report = dict(threshold=self.threshold, average=self.average, frame=self.frame,
                       alphas=list(self.alphas), **summary, pairs_digest=pairs_digest(results))
         title = (f'PCK (%) with threshold {self.threshold!r}, averaged per {self.average}, '
-                 f'{summary["num_pairs"]} pairs, {summary["num_keypoints"]} keypoints')
+                 f'{self.frame} frame, {summary["num_pairs"]} pairs, '
+                 f'{summary["num_keypoints"]} keypoints')
         text = [title, 'per category:', category_table(summary, self.alphas)]
         if summary['per_difficulty']:
             text += ['per difficulty:', difficulty_table(summary, self.alphas)]

@@ -102,7 +102,7 @@ def comparison_table(reports: dict[str, dict]) -> str:
         reports: Model name → a report as :class:`~corrkit.evaluation.PCKMetric` writes it.
 
     Raises:
-        ValueError: If the reports differ in threshold, averaging or alphas, or were
+        ValueError: If the reports differ in threshold, averaging, alphas or frame, or were
             measured on different pairs (``pairs_digest``, where both reports have one).
 
     Examples:
@@ -114,7 +114,8 @@ def comparison_table(reports: dict[str, dict]) -> str:
         zero-shot    50.0     2
         trained      75.0     2
     """
-    protocols = {(r['threshold'], r['average'], tuple(r['alphas'])) for r in reports.values()}
+    protocols = {(r['threshold'], r['average'], tuple(r['alphas']), r.get('frame', 'resized'))
+                 for r in reports.values()}
     if len(protocols) != 1:
         raise ValueError(f'the reports follow different protocols {sorted(protocols)}; '
                          f'compare like with like')

@@ -184,3 +184,37 @@ def test_pack_carries_the_difficulty_fields_and_reference_sizes(tmp_path):
     sample = PackPairInputs()(PairResize(40)(results))['data_samples']
     assert {field: sample.get(field) for field in DIFFICULTY_FIELDS} == flags
     assert sample.pck_ref_sizes['img'] == 40.0 and 'bbox' not in sample.pck_ref_sizes
+
+
+@pytest.mark.parametrize('keep_ratio', [False, True])
+def test_resize_keeps_the_map_back_to_the_original_target(tmp_path, keep_ratio):
+    """Blobs land where the keypoints say after a stretching or an aspect-keeping resize, and
+    ``trg_frame`` maps the frame's keypoints back onto the original annotation exactly."""
+    results = LoadPairImages()(dict(results_for(tmp_path, POINTS, POINTS),
+                                    trg_bbox=np.array([10, 5, 80, 50], np.float32)))
+    torch.manual_seed(0)
+    results = PairRandomCrop(prob=1.0, padding=5)(results)
+    results = PairResize(120, keep_ratio=keep_ratio)(results)
+    image = results['trg_img'].as_subclass(torch.Tensor)
+    assert image.shape == (3, 120, 120)
+    kps = results['trg_kps'].as_subclass(torch.Tensor)
+    for c, point in enumerate(kps):  # the keypoints still mark their blobs
+        assert torch.dist(centroid(image[c].float()), point.double()) < 0.6
+    if keep_ratio:  # one scale for both axes, padding below or right of the content
+        ax, _, ay, _ = results['trg_frame']
+        assert ax == pytest.approx(ay, rel=0.02)
+        assert image[:, -1].sum() == 0 or image[:, :, -1].sum() == 0
+    sample = PackPairInputs()(results)['data_samples']
+    ax, bx, ay, by = sample.trg_frame
+    back = torch.stack([(sample.trg_kps[:, 0] - bx) / ax, (sample.trg_kps[:, 1] - by) / ay], -1)
+    torch.testing.assert_close(back, torch.tensor(POINTS), atol=1e-4, rtol=0)
+    torch.testing.assert_close(sample.trg_kps_original, torch.tensor(POINTS))
+    assert sample.pck_ref_sizes_original['bbox'] == pytest.approx(70.0)  # max(80-10, 50-5)
+
+
+def test_a_flip_drops_the_map_back(tmp_path):
+    from corrkit.datasets.transforms import PairFlip
+    results = LoadPairImages()(dict(results_for(tmp_path, POINTS, POINTS), flip=True))
+    results = PairResize(64)(PairFlip()(results))
+    sample = PackPairInputs()(results)['data_samples']
+    assert 'trg_frame' not in sample and 'pck_ref_sizes_original' not in sample

@@ -178,3 +178,43 @@ def test_comparison_refuses_reports_of_different_pairs():
     assert 'trained' in comparison_table({'zero-shot': base, 'trained': base})
     with pytest.raises(ValueError, match='different pairs'):
         comparison_table({'zero-shot': base, 'trained': dict(base, pairs_digest=other)})
+
+
+def _frame_sample(pred, frame=(2.0, 0.5, 0.5, -0.25)):
+    """A pair whose target was stretched by 2 in x and squeezed by 2 in y (pixel centres)."""
+    from corrkit.structures import PairDataSample
+    ax, bx, ay, by = frame
+    kps_original = torch.tensor([[10.0, 40.0], [30.0, 20.0]])
+    kps_frame = torch.stack([ax * kps_original[:, 0] + bx, ay * kps_original[:, 1] + by], -1)
+    sample = PairDataSample(src_kps=kps_frame, trg_kps=kps_frame,
+                            kps_valid=torch.tensor([True, True]), pred_trg_kps=pred)
+    sample.set_metainfo(dict(pck_ref_sizes={'img': 100.0}, trg_frame=frame,
+                             trg_kps_original=kps_original,
+                             pck_ref_sizes_original={'img': 100.0}))
+    return sample, kps_frame
+
+
+def test_original_frame_maps_predictions_back_before_measuring():
+    """An error of 8 frame pixels along x is 4 original pixels (x was stretched by 2); along y
+    it is 16 (y was squeezed by 2). At alpha 0.05 of 100 px (5 px) the frames disagree."""
+    from corrkit.evaluation import PCKMetric
+    sample, kps_frame = _frame_sample(None)
+    sample.pred_trg_kps = kps_frame + torch.tensor([[8.0, 0.0], [0.0, 8.0]])
+    scores = {}
+    for frame in ('resized', 'original'):
+        metric = PCKMetric(alphas=(0.05,), threshold='img', frame=frame)
+        metric.process({}, [sample])
+        scores[frame] = metric.compute_metrics(metric.results)['PCK@0.05']
+    assert scores == {'resized': 0.0, 'original': 50.0}
+
+
+def test_original_frame_refuses_a_pair_without_a_map_back():
+    from corrkit.evaluation import PCKMetric
+    from corrkit.structures import PairDataSample
+    sample = PairDataSample(src_kps=torch.zeros(1, 2), trg_kps=torch.zeros(1, 2),
+                            kps_valid=torch.tensor([True]), pred_trg_kps=torch.zeros(1, 2))
+    sample.set_metainfo(dict(pair_id='p1', pck_ref_sizes={'img': 10.0}))
+    with pytest.raises(KeyError, match=r"'p1' cannot be measured in the original image"):
+        PCKMetric(threshold='img', frame='original').process({}, [sample])
+    with pytest.raises(ValueError, match="unknown PCK frame 'raw'"):
+        PCKMetric(frame='raw')

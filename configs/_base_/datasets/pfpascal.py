@@ -39,7 +39,8 @@ val_dataloader = dict(
 )
 test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'], split='test'))
 
-val_evaluator = dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='img', average='pair')
+val_evaluator = dict(type='PCKMetric', alphas=(0.05, 0.1, 0.15), threshold='img', average='pair',
+                     frame='resized')
 test_evaluator = val_evaluator
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

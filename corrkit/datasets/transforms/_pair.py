@@ -58,3 +58,20 @@ def as_box(box: object, height: int, width: int) -> tv_tensors.BoundingBoxes:
     """Wrap ``[x1, y1, x2, y2]`` as a one-box ``tv_tensors.BoundingBoxes``."""
     return tv_tensors.BoundingBoxes(torch.as_tensor(box, dtype=torch.float32).reshape(1, 4),
                                     format='XYXY', canvas_size=(height, width))
+
+
+#: Identity of the map from original pixels to the current frame, ``(ax, bx, ay, by)``:
+#: ``x_frame = ax * x + bx`` and ``y_frame = ay * y + by`` (pixel centres at integers).
+IDENTITY_FRAME = (1.0, 0.0, 1.0, 0.0)
+
+
+def compose_frame(results: dict, side: str, ax: float, bx: float, ay: float, by: float) -> None:
+    """Follow a transform ``x -> ax x + bx``, ``y -> ay y + by`` in ``{side}_frame``.
+
+    A pipeline that cannot say where a frame pixel came from (a flip) stores
+    ``None``; measuring in the original images then refuses the pair.
+    """
+    frame = results.get(f'{side}_frame')
+    if frame is not None:
+        fx, gx, fy, gy = frame
+        results[f'{side}_frame'] = (ax * fx, ax * gx + bx, ay * fy, ay * gy + by)

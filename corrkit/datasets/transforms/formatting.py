@@ -27,7 +27,11 @@ class PackPairInputs:
         ``data_samples``: the pair's data sample, with ``src_kps``, ``trg_kps``,
         ``kps_valid`` and metainfo ``img_shape``, ``pck_ref_sizes``,
         ``src_bbox`` / ``trg_bbox`` (``[x1, y1, x2, y2]`` or ``None``), and the
-        annotation fields in :data:`META_KEYS` that the dataset provides.
+        annotation fields in :data:`META_KEYS` that the dataset provides. When
+        the pipeline can map the frame back to the original target image (no
+        flip), also ``trg_frame`` (``(ax, bx, ay, by)``: ``x_frame = ax x + bx``),
+        ``trg_kps_original`` and ``pck_ref_sizes_original`` (reference sizes in
+        the original target image), for ``PCKMetric(frame='original')``.
 
     Raises:
         ValueError: If the two images differ in size (the pipeline needs a
@@ -51,6 +55,15 @@ class PackPairInputs:
         meta.update(img_shape=(height, width), src_bbox=boxes['src'], trg_bbox=boxes['trg'],
                     pck_ref_sizes=pck_reference_sizes((height, width), kps['trg'], valid,
                                                       results.get('trg_bbox')))
+        frame = results.get('trg_frame')
+        if frame is not None and results.get('trg_kps_original') is not None:
+            # the same pair measured in the original target image (PCKMetric frame='original')
+            kps_original = torch.as_tensor(results['trg_kps_original']).float()
+            meta.update(trg_frame=tuple(float(v) for v in frame),
+                        trg_kps_original=kps_original,
+                        pck_ref_sizes_original=pck_reference_sizes(
+                            tuple(results['trg_ori_shape']), kps_original, valid,
+                            results.get('trg_bbox_original')))
         sample.set_metainfo(meta)
         inputs = torch.stack([results['src_img'].as_subclass(Tensor),
                               results['trg_img'].as_subclass(Tensor)])

@@ -9,7 +9,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from ...registry import TRANSFORMS
-from ._pair import SIDES, apply_to_side, image_size
+from ._pair import SIDES, apply_to_side, compose_frame, image_size
 
 
 def resize_keypoints_exact(kps: tv_tensors.KeyPoints, size: list[int]) -> tv_tensors.KeyPoints:
@@ -34,31 +34,67 @@ def resize_keypoints_exact(kps: tv_tensors.KeyPoints, size: list[int]) -> tv_ten
 class PairResize:
     """Resize both images (and their keypoints and boxes) to the model's input size.
 
-    The aspect ratio is not kept, as in the benchmarks' protocol; PCK reference
-    sizes are computed afterwards in this frame.
+    By default each image is stretched to ``size``, as the correspondence
+    benchmarks' protocol does (the aspect ratio is not kept). With
+    ``keep_ratio`` each image is scaled so that its longer side fits ``size``
+    and is then padded with zeros at the bottom and right, as the DINOv2-based
+    matchers do; objects keep their shape. Either way the PCK reference sizes
+    are computed afterwards in this frame, and the map back to the original
+    pixels is kept in ``{side}_frame`` for measuring in the original images.
 
     Args:
         size: Output size, one number for a square or ``(H, W)``.
         antialias: Anti-alias when downsampling.
+        keep_ratio: Scale by one factor per image and pad, instead of stretching.
+
+    Examples:
+        >>> import torch
+        >>> from torchvision import tv_tensors
+        >>> from corrkit.datasets.transforms._pair import as_keypoints
+        >>> results = {}
+        >>> for side in ('src', 'trg'):
+        ...     image = torch.zeros(3, 50, 100, dtype=torch.uint8)
+        ...     results[f'{side}_img'] = tv_tensors.Image(image)
+        ...     results[f'{side}_kps'] = as_keypoints([[99.0, 49.0]], 50, 100)
+        ...     results[f'{side}_frame'] = (1.0, 0.0, 1.0, 0.0)
+        >>> out = PairResize(200, keep_ratio=True)(results)
+        >>> tuple(out['trg_img'].shape), out['trg_kps'].tolist(), out['trg_frame']
+        ((3, 200, 200), [[198.5, 98.5]], (2.0, 0.5, 2.0, 0.5))
     """
 
-    def __init__(self, size: int | tuple[int, int] = 240, antialias: bool = True):
+    def __init__(self, size: int | tuple[int, int] = 240, antialias: bool = True,
+                 keep_ratio: bool = False):
         self.size = [size, size] if isinstance(size, int) else list(size)
         if len(self.size) != 2 or min(self.size) < 1:
             raise ValueError(f'size must be a positive int or (H, W), got {size!r}')
         self.antialias = antialias
+        self.keep_ratio = keep_ratio
 
     def __call__(self, results: dict) -> dict:
         for side in SIDES:
-            results[f'{side}_img'] = F.resize(results[f'{side}_img'], self.size,
+            height, width = image_size(results, side)
+            size = self._scaled_size(height, width) if self.keep_ratio else self.size
+            results[f'{side}_img'] = F.resize(results[f'{side}_img'], size,
                                               antialias=self.antialias)
-            results[f'{side}_kps'] = resize_keypoints_exact(results[f'{side}_kps'], self.size)
+            results[f'{side}_kps'] = resize_keypoints_exact(results[f'{side}_kps'], size)
             if results.get(f'{side}_bbox') is not None:
-                results[f'{side}_bbox'] = F.resize(results[f'{side}_bbox'], self.size)
+                results[f'{side}_bbox'] = F.resize(results[f'{side}_bbox'], size)
+            rx, ry = size[1] / width, size[0] / height
+            compose_frame(results, side, rx, 0.5 * rx - 0.5, ry, 0.5 * ry - 0.5)
+            if self.keep_ratio:  # pad bottom and right: coordinates stay as they are
+                pad = [0, 0, self.size[1] - size[1], self.size[0] - size[0]]
+                apply_to_side(results, side, lambda x: F.pad(x, pad, fill=0))
         return results
 
+    def _scaled_size(self, height: int, width: int) -> list[int]:
+        """The largest size of the image's aspect ratio that fits ``self.size``."""
+        scale = min(self.size[0] / height, self.size[1] / width)
+        return [min(self.size[0], max(1, round(height * scale))),
+                min(self.size[1], max(1, round(width * scale)))]
+
     def __repr__(self) -> str:
-        return f'{type(self).__name__}(size={self.size}, antialias={self.antialias})'
+        return (f'{type(self).__name__}(size={self.size}, antialias={self.antialias}, '
+                f'keep_ratio={self.keep_ratio})')
 
 
 @TRANSFORMS.register_module()
@@ -80,6 +116,7 @@ class PairFlip:
         if results.get(self.key):
             for side in SIDES:
                 apply_to_side(results, side, F.horizontal_flip)
+                results[f'{side}_frame'] = None  # mirrored: no longer measured in the original
         return results
 
     def __repr__(self) -> str:
@@ -122,6 +159,7 @@ class PairRandomCrop:
             top, bottom = self._window(kps[:, 1], height)
             apply_to_side(results, side,
                           lambda x: F.crop(x, top, left, bottom - top, right - left))
+            compose_frame(results, side, 1.0, -float(left), 1.0, -float(top))
         return results
 
     def _window(self, coords: Tensor, length: int) -> tuple[int, int]:

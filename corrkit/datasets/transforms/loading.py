@@ -9,7 +9,7 @@ from torchvision.transforms.v2 import functional as F
 
 from ...registry import TRANSFORMS
 from ...utils.image import load_image
-from ._pair import BORDER_TOLERANCE, SIDES, as_box, as_keypoints, inside_image
+from ._pair import BORDER_TOLERANCE, IDENTITY_FRAME, SIDES, as_box, as_keypoints, inside_image
 
 
 @TRANSFORMS.register_module()
@@ -22,7 +22,11 @@ class LoadPairImages:
     image's canvas. A keypoint annotated outside its image (by more than
     :data:`~corrkit.datasets.transforms._pair.BORDER_TOLERANCE`) is marked
     invalid in ``kps_valid`` rather than clamped, and a warning says so (once).
-    Adds ``src_ori_shape`` / ``trg_ori_shape`` (``(H, W)`` as read).
+    Adds ``src_ori_shape`` / ``trg_ori_shape`` (``(H, W)`` as read), the
+    identity ``src_frame`` / ``trg_frame`` (the map from original pixels to the
+    current frame, which the geometric transforms update), and the target's
+    original keypoints and box (``trg_kps_original``, ``trg_bbox_original``) for
+    measuring PCK in the original images.
 
     Raises:
         FileNotFoundError: If an image file is missing (the message names it).
@@ -38,6 +42,7 @@ class LoadPairImages:
             height, width = image.shape[-2:]
             results[f'{side}_img'] = tv_tensors.Image(image)
             results[f'{side}_ori_shape'] = (height, width)
+            results[f'{side}_frame'] = IDENTITY_FRAME
             kps = as_keypoints(results[f'{side}_kps'], height, width)
             inside = inside_image(kps, height, width, BORDER_TOLERANCE)
             if (valid & ~inside).any() and not LoadPairImages._warned_outside:
@@ -50,6 +55,9 @@ class LoadPairImages:
             if results.get(f'{side}_bbox') is not None:
                 results[f'{side}_bbox'] = as_box(results[f'{side}_bbox'], height, width)
         results['kps_valid'] = valid
+        results['trg_kps_original'] = results['trg_kps'].as_subclass(torch.Tensor).clone()
+        box = results.get('trg_bbox')
+        results['trg_bbox_original'] = None if box is None else box.as_subclass(torch.Tensor).clone()
         return results
 
     def __repr__(self) -> str:
