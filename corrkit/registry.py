@@ -3,7 +3,8 @@
 ``MODELS``, ``DATASETS``, ``TRANSFORMS``, ``METRICS``, ``HOOKS`` and ``FUNCTIONS`` are children of
 mmengine's roots, so that ``mmengine.runner.Runner`` finds corrkit's classes
 under ``default_scope='corrkit'``. The role registries (``BACKBONES``,
-``CORRELATIONS``, ``REFINERS``, ``ATTENTIONS``, ``FLOW_HEADS``, ``LOSSES``) are standalone
+``CORRELATIONS``, ``REFINERS``, ``ATTENTIONS``, ``FLOW_HEADS``, ``NECKS``,
+``KEYPOINT_HEADS``, ``LOSSES``) are standalone
 roots: only corrkit's matchers build from them. Registration is lazy: a
 registry imports its ``locations`` the first time it is searched.
 
@@ -31,7 +32,8 @@ from .errors import UnknownArgumentError, UnknownComponentError
 
 __all__ = [
     'MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'FUNCTIONS', 'BACKBONES', 'CORRELATIONS',
-    'REFINERS', 'ATTENTIONS', 'FLOW_HEADS', 'LOSSES', 'ALL_REGISTRIES', 'RUNTIME_REGISTRIES',
+    'REFINERS', 'ATTENTIONS', 'FLOW_HEADS', 'NECKS', 'KEYPOINT_HEADS', 'LOSSES', 'ALL_REGISTRIES',
+    'RUNTIME_REGISTRIES',
     'UnknownComponentError', 'UnknownArgumentError', 'check_config',
 ]
 
@@ -105,12 +107,15 @@ CORRELATIONS = _root('correlation', 'corrkit.models.correlation')
 REFINERS = _root('refiner', 'corrkit.models.refiners')
 ATTENTIONS = _root('attention', 'corrkit.layers')
 FLOW_HEADS = _root('flow_head', 'corrkit.models.heads')
+NECKS = _root('neck', 'corrkit.models.necks')
+KEYPOINT_HEADS = _root('keypoint_head', 'corrkit.models.keypoint_heads')
 LOSSES = _root('loss', 'corrkit.models.losses')
 
 #: Every corrkit registry by name, in pipeline order.
 ALL_REGISTRIES: dict[str, Registry] = {
     'backbone': BACKBONES, 'correlation': CORRELATIONS, 'refiner': REFINERS,
-    'attention': ATTENTIONS, 'flow_head': FLOW_HEADS, 'loss': LOSSES, 'model': MODELS,
+    'attention': ATTENTIONS, 'flow_head': FLOW_HEADS, 'neck': NECKS,
+    'keypoint_head': KEYPOINT_HEADS, 'loss': LOSSES, 'model': MODELS,
     'dataset': DATASETS, 'transform': TRANSFORMS, 'metric': METRICS, 'hook': HOOKS,
     'function': FUNCTIONS,
 }

@@ -55,6 +55,8 @@ class PairDataSample(BaseDataElement):
     - ``kps_valid``: ``(K,)`` bool, true where a keypoint is annotated in both images.
     - ``pred_trg_kps``: ``(K, 2)`` predicted target keypoints (set by ``predict``).
     - ``pred_flow``: ``(2, Hf, Wf)`` predicted normalised flow (set by ``predict``).
+    - ``pred_confidence``: ``(K,)`` confidence of each prediction in ``[0, 1]`` (set by
+      ``KeypointMatcher``'s ``predict``).
 
     Meta fields (anything else, e.g. ``category``, ``src_imsize``, ``trg_imsize``,
     ``pck_ref_sizes``) are set with ``set_metainfo``.

@@ -28,12 +28,14 @@ from torch import Tensor, nn
 
 from .errors import ContractError
 from .layers import Attention
-from .models.base import Backbone, CorrelationBuilder, FlowHead, FlowPrediction, Refiner
+from .models.base import (Backbone, CorrelationBuilder, FlowHead, FlowPrediction, KeypointHead,
+                          KeypointPrediction, Neck, Refiner, SimilarityLoss)
 from .ops import flow_to_target
 from .utils.shape_check import check_shape, describe
 
-__all__ = ['check_attention', 'check_backbone', 'check_correlation', 'check_head', 'check_loss',
-           'check_refiner']
+__all__ = ['check_attention', 'check_backbone', 'check_correlation', 'check_head',
+           'check_keypoint_head', 'check_loss', 'check_similarity_loss',
+           'check_neck', 'check_refiner']
 
 DTYPES = (torch.float32, torch.float64)
 
@@ -146,6 +148,80 @@ def check_backbone(backbone: Backbone, image_size: tuple[int, int] = (70, 53), b
                                                 net.feature_sizes(*image_size))):
             _check_output(feat, (batch, c, *size), f'N C_{i} H_{i} W_{i}', role, net, images)
         _check_gradients(net, role, feats, [], seed)
+
+
+def check_neck(neck: Neck, in_channels: Sequence[int] | None = None,
+               in_strides: Sequence[int] | None = None,
+               sizes: Sequence[tuple[int, int]] | None = None, batch: int = 2,
+               dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.Neck` against its contract.
+
+    The input maps are those of a backbone with ``in_strides`` on an image of
+    ``6 s × 5 s`` pixels, ``s`` the least common multiple of the strides (so
+    every map is whole cells and coarser maps are smaller); their sizes feed
+    :meth:`~corrkit.models.base.Neck.output_sizes`, and each output map ``j`` must
+    then be ``ceil(H / strides[j])`` × ``ceil(W / strides[j])`` cells, as a
+    backbone's maps are (a neck that upsamples divides its strides). Given
+    ``sizes``, the maps are of those sizes and the strides are not compared.
+
+    Args:
+        neck: The component.
+        in_channels: Channels of each input map; default ``neck.in_channels``
+            (the value the matcher injected).
+        in_strides: Stride of each input map; default ``neck.in_strides``.
+        sizes: ``(h_i, w_i)`` of each input map; default derived from ``in_strides``.
+        batch: Number of images ``N``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+        TypeError: If ``in_channels`` or ``in_strides`` is neither given nor set on
+            the neck.
+
+    Shape:
+        - input: one ``(N, C_i, h_i, w_i)`` per ``in_channels`` entry
+        - checked output: one ``(N, C'_j, h'_j, w'_j)`` per ``out_channels`` entry
+
+    Examples:
+        >>> from corrkit.models.necks import IdentityNeck
+        >>> check_neck(IdentityNeck(in_channels=[4, 8], in_strides=[8, 16]))
+    """
+    role = 'Neck'
+    _check_role(neck, Neck, dtypes)
+    channels = list(in_channels if in_channels is not None else _injected(neck, 'in_channels'))
+    strides = list(in_strides if in_strides is not None else _injected(neck, 'in_strides'))
+    if len(neck.out_channels) != len(neck.strides) or not neck.strides:
+        raise _fail(neck, role, f'out_channels {list(neck.out_channels)} and strides '
+                                f'{list(neck.strides)} need one entry per map')
+    image = None
+    if sizes is None:  # every stride divides the image: no rounding to argue about
+        image = (6 * math.lcm(*strides), 5 * math.lcm(*strides))
+        sizes = [(image[0] // s, image[1] // s) for s in strides]
+    sizes = [tuple(s) for s in sizes]
+    out_sizes = neck.output_sizes(sizes)
+    if len(out_sizes) != len(neck.out_channels):
+        raise _fail(neck, role, f'output_sizes gives {len(out_sizes)} sizes for '
+                                f'{len(neck.out_channels)} out_channels entries')
+    if image is not None:
+        for j, (stride, size) in enumerate(zip(neck.strides, out_sizes)):
+            expected = (math.ceil(image[0] / stride), math.ceil(image[1] / stride))
+            if tuple(size) != expected:
+                raise _fail(neck, role, f'map {j} is {tuple(size)} cells for a '
+                                        f'{image[0]}x{image[1]} image, but its stride '
+                                        f'{stride} means {expected}')
+    for net, dtype in _copies(neck, Neck, dtypes):
+        device = _device(net)
+        feats = [_random((batch, c, *s), dtype, device, seed + i)
+                 for i, (c, s) in enumerate(zip(channels, sizes))]
+        out = net(feats)
+        if not isinstance(out, (list, tuple)) or len(out) != len(net.out_channels):
+            got = len(out) if isinstance(out, (list, tuple)) else type(out).__name__
+            raise _fail(net, role, f'expected a list of {len(net.out_channels)} feature maps, '
+                                   f'got {got}')
+        for j, (feat, c, size) in enumerate(zip(out, net.out_channels, out_sizes)):
+            _check_output(feat, (batch, c, *size), f'N C_{j} H_{j} W_{j}', role, net, feats[0])
+        _check_gradients(net, role, out, feats, seed)
 
 
 def check_correlation(builder: CorrelationBuilder, in_channels: Sequence[int] | None = None,
@@ -273,6 +349,88 @@ def check_head(head: FlowHead, in_channels: int = 1,
         _check_gradients(net, role, [pred.flow], [corr], seed)
 
 
+def check_keypoint_head(head: KeypointHead, num_keypoints: int = 3,
+                        grid: tuple[int, int] = (5, 7), batch: int = 2,
+                        dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.KeypointHead` against its contract.
+
+    On random similarities in ``[-1, 1]`` (cosine scores) the head must return a
+    :class:`~corrkit.models.base.KeypointPrediction` with keypoints inside the
+    normalised target frame and confidences in ``[0, 1]``. Gradients must reach
+    every trainable parameter and, unless the head declares
+    ``differentiable = False`` (a hard argmax), reach the similarity through
+    ``kps`` alone. A single clear peak in the top-right cell must be predicted
+    right of and above the grid's centre, which catches ``(y, x)`` swaps.
+
+    Args:
+        head: The component.
+        num_keypoints: Keypoints ``K`` per pair.
+        grid: ``(Ht, Wt)`` of the test similarity.
+        batch: Number of pairs ``B``.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+
+    Shape:
+        - similarity: ``(B, K, Ht, Wt)``
+        - checked output: kps ``(B, K, 2)``, confidence ``(B, K)``
+
+    Examples:
+        >>> from corrkit.models.keypoint_heads import WindowSoftArgmaxHead
+        >>> check_keypoint_head(WindowSoftArgmaxHead(window=3))
+    """
+    role = 'KeypointHead'
+    size = (batch, num_keypoints, *grid)
+    for net, dtype in _copies(head, KeypointHead, dtypes):
+        device = _device(net)
+        sim = _random(size, dtype, device, seed, positive=True, requires_grad=False)
+        sim = (sim * 2 - 1).requires_grad_()
+        pred = net(sim)
+        if not isinstance(pred, KeypointPrediction):
+            raise _fail(net, role, f'expected a KeypointPrediction, got {type(pred).__name__}')
+        _check_output(pred.kps, (batch, num_keypoints, 2), 'B K 2', role, net, sim)
+        _check_output(pred.confidence, (batch, num_keypoints), 'B K', role, net, sim)
+        reach = pred.kps.abs().max().item()
+        if reach > 1 + 1e-4:
+            raise _fail(net, role, f'a predicted keypoint lies at {reach:.4g} in normalised '
+                                   f'coordinates, outside the target frame [-1, 1]')
+        low, high = pred.confidence.min().item(), pred.confidence.max().item()
+        if low < 0 or high > 1:
+            raise _fail(net, role, f'confidences span {low:.4g} .. {high:.4g}, not inside [0, 1]')
+        if net.differentiable:  # declared on KeypointHead; an argmax head sets it False
+            _check_keypoint_gradient(net, role, pred.kps, sim, seed)
+        _check_gradients(net, role, [pred.kps, pred.confidence], [], seed)
+        peak = torch.full(size, -1.0, dtype=dtype, device=device)
+        peak[..., 0, -1] = 1.0  # top-right cell: x = +1, y = -1
+        kps = net(peak).kps.detach()
+        sides = [('x', kps[..., 0], grid[1]), ('y', -kps[..., 1], grid[0])]
+        wrong = [axis for axis, coord, n in sides if n > 1 and not bool((coord > 0).all())]
+        if wrong:
+            raise _fail(net, role, f'a single peak in the top-right cell (x = +1, y = -1) is '
+                                   f'predicted on the wrong side in {" and ".join(wrong)} '
+                                   f'(keypoints are (x, y), normalised); got {kps[0, 0].tolist()}')
+
+
+def _check_keypoint_gradient(net: nn.Module, role: str, kps: Tensor, sim: Tensor,
+                             seed: int) -> None:
+    """A differentiable head's keypoints must carry a finite, non-zero gradient to the input."""
+    hint = ('; a head whose keypoints are not differentiable declares '
+            '`differentiable = False`')
+    if not kps.requires_grad:
+        raise _fail(net, role, f'no gradient reaches the similarity through kps{hint}')
+    generator = torch.Generator().manual_seed(seed)
+    projection = torch.randn(kps.shape, generator=generator).to(kps)
+    (grad,) = torch.autograd.grad((kps * projection).sum(), sim, retain_graph=True,
+                                  allow_unused=True)
+    if grad is None or not bool(grad.abs().sum() > 0):
+        raise _fail(net, role, f'no gradient reaches the similarity through kps{hint}')
+    if not torch.isfinite(grad).all():
+        raise _fail(net, role, 'the gradient of the similarity through kps has NaN or infinite '
+                               'entries')
+
+
 def check_attention(attn: Attention, grid: tuple[int, int, int, int] = (2, 2, 2, 2),
                     batch: int = 2, dtypes: Sequence[torch.dtype] = DTYPES,
                     seed: int = 0) -> None:
@@ -310,8 +468,10 @@ def check_attention(attn: Attention, grid: tuple[int, int, int, int] = (2, 2, 2,
 
 def check_loss(loss: nn.Module, batch: int = 3, num_keypoints: int = 4,
                dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
-    """Check a built keypoint loss (registry ``LOSSES``) against its contract.
+    """Check a built loss (registry ``LOSSES``) against the contract of its kind.
 
+    A :class:`~corrkit.models.base.SimilarityLoss` is checked by
+    :func:`check_similarity_loss`. Any other loss is a keypoint loss:
     ``loss(pred, target, valid)`` must return a finite scalar whose gradient is
     zero at masked keypoints and reaches the valid ones, and stay finite for a
     batch without any valid keypoint.
@@ -330,10 +490,12 @@ def check_loss(loss: nn.Module, batch: int = 3, num_keypoints: int = 4,
         - pred, target: ``(B, K, 2)`` normalised coordinates
         - valid: ``(B, K)`` bool
     """
+    if isinstance(loss, SimilarityLoss):  # the declared kind, not a probe of its signature
+        check_similarity_loss(loss, batch=batch, num_keypoints=num_keypoints, dtypes=dtypes,
+                              seed=seed)
+        return
     role = 'loss'
-    valid = torch.ones(batch, num_keypoints, dtype=torch.bool)
-    valid[0, num_keypoints // 2:] = False
-    valid[1] = False
+    valid = _loss_mask(batch, num_keypoints)
     for fn, dtype in ((copy.deepcopy(loss).to(dtype), dtype) for dtype in dtypes):
         device = _device(fn)
         pred = _random((batch, num_keypoints, 2), dtype, device, seed)
@@ -347,6 +509,77 @@ def check_loss(loss: nn.Module, batch: int = 3, num_keypoints: int = 4,
             raise _fail(fn, role, 'no gradient reaches the valid keypoints')
         empty = fn(pred, target, torch.zeros_like(valid).to(device))
         _check_output(empty, (), '', role, fn, pred)
+
+
+def check_similarity_loss(loss: SimilarityLoss, batch: int = 3, num_keypoints: int = 4,
+                          grid: tuple[int, int] = (5, 6),
+                          dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
+    """Check a built :class:`~corrkit.models.base.SimilarityLoss` against its contract.
+
+    ``loss(similarity, pred, target, valid)`` must return a finite scalar whose
+    gradient (to the similarity and to ``pred.kps``) is zero at masked keypoints
+    and reaches the valid ones; it must take ``pred=None``, and without any
+    valid keypoint return a finite scalar still connected to the graph.
+
+    Args:
+        loss: The component.
+        batch: Number of pairs ``B`` (at least 2: one pair has no valid keypoint).
+        num_keypoints: Keypoints ``K`` per pair.
+        grid: ``(Ht, Wt)`` of the test similarity.
+        dtypes: Run once per dtype.
+        seed: Seed of the random inputs.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+
+    Shape:
+        - similarity: ``(B, K, Ht, Wt)`` scores in ``[-1, 1]``
+        - pred: kps ``(B, K, 2)``, confidence ``(B, K)``
+        - target: ``(B, K, 2)`` normalised coordinates
+        - valid: ``(B, K)`` bool
+
+    Examples:
+        >>> from corrkit.models.losses import KeypointCrossEntropyLoss
+        >>> check_similarity_loss(KeypointCrossEntropyLoss(regression_weight=0.5))
+    """
+    role = 'SimilarityLoss'
+    valid = _loss_mask(batch, num_keypoints)
+    for fn, dtype in _copies(loss, SimilarityLoss, dtypes):
+        device = _device(fn)
+        mask = valid.to(device)
+
+        def uniform(shape, offset, requires_grad):  # in [-1, 1], like cosines and keypoints
+            x = _random(shape, dtype, device, seed + offset, positive=True, requires_grad=False)
+            return (x * 2 - 1).requires_grad_(requires_grad)
+
+        sim = uniform((batch, num_keypoints, *grid), 0, True)
+        kps = uniform((batch, num_keypoints, 2), 1, True)
+        target = uniform((batch, num_keypoints, 2), 2, False)
+        pred = KeypointPrediction(kps, (kps.detach()[..., 0] + 1) / 2)
+        value = fn(sim, pred, target, mask)
+        _check_output(value, (), '', role, fn, sim)
+        grads = torch.autograd.grad(value, [sim, kps], allow_unused=True)
+        grads = [g.flatten(2) if g is not None else torch.zeros(batch, num_keypoints, 1).to(sim)
+                 for g in grads]
+        if any(g[~mask].abs().sum() != 0 for g in grads):
+            raise _fail(fn, role, 'masked keypoints get a gradient')
+        if all(g[mask].abs().sum() == 0 for g in grads):
+            raise _fail(fn, role, 'no gradient reaches the valid keypoints (neither through '
+                                  'the similarity nor through pred.kps)')
+        _check_output(fn(sim, None, target, mask), (), '', role, fn, sim)
+        empty = fn(sim, pred, target, torch.zeros_like(mask))
+        _check_output(empty, (), '', role, fn, sim)
+        if not empty.requires_grad:
+            raise _fail(fn, role, 'without any valid keypoint the loss is not connected to the '
+                                  'graph, so a backward pass on such a batch fails')
+
+
+def _loss_mask(batch: int, num_keypoints: int) -> Tensor:
+    """Validity for loss checks: pair 0 half valid, pair 1 none valid, the rest all valid."""
+    valid = torch.ones(batch, num_keypoints, dtype=torch.bool)
+    valid[0, num_keypoints // 2:] = False
+    valid[1] = False
+    return valid
 
 
 def _map_sizes(size: tuple[int, int], count: int) -> list[tuple[int, int]]:

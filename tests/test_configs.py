@@ -7,6 +7,7 @@ import torch
 
 from corrkit.apis import init_matcher
 from corrkit.layers import AttentionMemoryError
+from corrkit.models import KeypointMatcher
 from corrkit.utils.config import load_config
 
 from .conftest import offline_options
@@ -39,8 +40,11 @@ def test_config_builds_and_runs(path):
         model = init_matcher(path, cfg_options={**options, 'model.input_size': 64})
     with torch.no_grad():
         flow = model(torch.randn(1, 2, 3, *model.input_size))
-    grid = max(model.backbone.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
-    f = model.head.upsample_factor
+    if isinstance(model, KeypointMatcher):  # its flow: the cells of the finest matched map
+        grid, f = max(model.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1]), 1
+    else:
+        grid = max(model.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
+        f = model.head.upsample_factor
     assert flow.shape == (1, 2, grid[0] * f, grid[1] * f)
     assert torch.isfinite(flow).all()
 

@@ -8,9 +8,10 @@ components cannot skip these tests.
 import pytest
 import torch
 
-from corrkit.registry import BACKBONES, CORRELATIONS, FLOW_HEADS, LOSSES, REFINERS
-from corrkit.testing import (check_backbone, check_correlation, check_head, check_loss,
-                             check_refiner)
+from corrkit.registry import (BACKBONES, CORRELATIONS, FLOW_HEADS, KEYPOINT_HEADS, LOSSES, NECKS,
+                              REFINERS)
+from corrkit.testing import (check_backbone, check_correlation, check_head, check_keypoint_head,
+                             check_loss, check_neck, check_refiner)
 
 # Constructor arguments that keep each component tiny; injected sizes are added by the tests.
 CASES = {
@@ -20,6 +21,7 @@ CASES = {
                                            taps=['features.4', 'features.7']),
     'MatchToMatchRefiner': dict(depth=2, num_heads=2, head_dims=4),
     'NCNetRefiner': dict(channels=(4, 1), kernel_sizes=(3, 3)),
+    'AggregationNeck': dict(out_channels=16, num_blocks=1, norm_groups=2, upsample=2),
 }
 
 
@@ -66,6 +68,12 @@ def test_frozen_backbone_stays_in_eval_mode(name):
     assert trainable.training and all(p.requires_grad for p in trainable.parameters())
 
 
+@pytest.mark.parametrize('name', names(NECKS))
+def test_neck_contract(name):
+    # two maps at two strides, as a hypercolumn backbone gives (upsampling factors divide both)
+    check_neck(build(NECKS, name, in_channels=[8, 16], in_strides=[8, 16]))
+
+
 @pytest.mark.parametrize('name', names(CORRELATIONS))
 def test_correlation_contract(name):
     # every built-in builder correlates on the finest source and target grids
@@ -89,6 +97,11 @@ def test_flow_head_rejects_multi_channel_input(name):
         build(FLOW_HEADS, name, in_channels=3)
 
 
+@pytest.mark.parametrize('name', names(KEYPOINT_HEADS))
+def test_keypoint_head_contract(name):
+    check_keypoint_head(build(KEYPOINT_HEADS, name))
+
+
 @pytest.mark.parametrize('name', names(LOSSES))
 def test_loss_contract(name):
     check_loss(build(LOSSES, name))
@@ -98,7 +111,8 @@ def test_every_component_builds():
     """Guards CASES: every registered component can be built with it."""
     for registry, derived in [(BACKBONES, {}), (CORRELATIONS, dict(in_channels=[4])),
                               (REFINERS, dict(in_channels=3)), (FLOW_HEADS, dict(in_channels=1)),
-                              (LOSSES, {})]:
+                              (NECKS, dict(in_channels=[4], in_strides=[8])),
+                              (KEYPOINT_HEADS, {}), (LOSSES, {})]:
         for name in names(registry):
             assert build(registry, name, **derived) is not None, name
 

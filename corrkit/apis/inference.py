@@ -13,6 +13,7 @@ from mmengine.registry import DefaultScope
 from torch import Tensor
 
 from ..engine.checkpoint_hook import check_state_dict_keys
+from ..models.base import PointMatcher
 from ..ops import (normalized_grid, normalized_to_pixel, pixel_to_normalized, rescale_points,
                    soft_sampler_weights)
 from ..registry import MODELS
@@ -109,7 +110,9 @@ class MatchResult:
     Attributes:
         src_kps: ``(N, 2)`` source points ``(x, y)``, pixels of the source image.
         trg_kps: ``(N, 2)`` their predicted matches, pixels of the target image.
-        confidence: ``(N,)`` peak match probability around each source point.
+        confidence: ``(N,)`` how sure the matcher is of each match, in ``[0, 1]``: a
+            flow matcher's peak match probability around the point, a
+            ``PointMatcher``'s own confidence (a keypoint head's).
         flow: ``(2, Hf, Wf)`` dense source-to-target flow, normalised target
             coordinates (``target = source_grid + flow``).
         src_size: ``(H, W)`` of the source image.
@@ -134,17 +137,24 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     through the resize and back, so inputs and outputs are in the pixels of the
     images as given.
 
+    A :class:`~corrkit.models.base.PointMatcher` (``KeypointMatcher``) matches
+    the points with its ``match_points``; any other model is treated as a flow
+    matcher: its flow and match probabilities come from ``extract``, the points
+    go through its ``transfer`` stage and the confidence is the peak match
+    probability around each point.
+
     Args:
-        model: A matcher (``CorrelationMatcher`` or anything with its ``extract``
-            and ``transfer`` stages, ``input_size``, ``test_tau`` and a
-            ``data_preprocessor``).
+        model: A matcher with ``input_size`` and a ``data_preprocessor``: a
+            :class:`~corrkit.models.base.PointMatcher`, or ``CorrelationMatcher``
+            (or anything with its ``extract`` and ``transfer`` stages and ``test_tau``).
         src_image: Source image: path, PIL image or array.
         trg_image: Target image: path, PIL image or array.
         src_kps: ``(N, 2)`` source points ``(x, y)`` in source pixels; by default
             the centres of the flow grid's cells.
         precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` to run the network under
-            autocast (see :mod:`corrkit.utils.acceleration`); keypoints are
-            transferred in fp32 either way.
+            autocast (see :mod:`corrkit.utils.acceleration`); a flow matcher's
+            keypoints are transferred in fp32 either way, a ``PointMatcher``'s
+            ``match_points`` runs under autocast as a whole.
 
     Returns:
         A :class:`MatchResult`.
@@ -157,6 +167,8 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     size = tuple(model.input_size)
     pair = torch.stack([image_to_tensor(src, size), image_to_tensor(trg, size)])
     inputs = model.data_preprocessor(dict(inputs=pair[None]))['inputs']
+    if isinstance(model, PointMatcher):
+        return _match_points(model, inputs, src_kps, src_size, trg_size, precision)
     with autocast(precision, inputs.device):
         out = model.extract(inputs)
     flow, probs = (t.float() if t.dtype in HALF_TYPES else t for t in (out.flow[0], out.probs[0]))
@@ -178,4 +190,30 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     weights = soft_sampler_weights(pixel_to_normalized(kps_frame, size)[None], hf, wf,
                                    model.test_tau)[0]
     confidence = weights @ probs.flatten(2).amax(-1).flatten()
+    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)
+
+
+def _as_points(src_kps: Any, device: torch.device, dtype: torch.dtype) -> Tensor:
+    kps = torch.as_tensor(np.asarray(src_kps, dtype=np.float64), dtype=dtype, device=device)
+    if kps.dim() != 2 or kps.shape[-1] != 2:
+        raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
+    return kps
+
+
+def _match_points(model: PointMatcher, inputs: Tensor, src_kps: Any, src_size: tuple[int, int],
+                  trg_size: tuple[int, int], precision: str) -> MatchResult:
+    """:func:`match_pair` for a :class:`~corrkit.models.base.PointMatcher`."""
+    size = tuple(inputs.shape[-2:])
+    kps_frame = None
+    if src_kps is not None:
+        kps_frame = rescale_points(_as_points(src_kps, inputs.device, inputs.dtype), src_size,
+                                   size)[None]
+    with autocast(precision, inputs.device):
+        out = model.match_points(inputs, kps_frame)
+    src_frame, trg_frame, confidence, flow = (
+        t[0].float() if t.dtype in HALF_TYPES else t[0] for t in out)
+    kps = rescale_points(src_frame, size, src_size)
+    if src_kps is not None:  # the caller's points exactly, not their round trip through the frame
+        kps = _as_points(src_kps, kps.device, kps.dtype)
+    trg_kps = rescale_points(trg_frame, size, trg_size)
     return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)

@@ -88,7 +88,7 @@ def nonlocality_report(config: str | os.PathLike, checkpoint: str | None = None,
         with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'corrkit')):
             dataset = DATASETS.build(spec)
         pairs = dataset_nonlocality(model, dataset, max_pairs, scores, num_queries, seed)
-        grid = max(model.backbone.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
+        grid = max(model.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
     elif not learned:
         raise ValueError(f'the refiner {type(model.refiner).__name__} has neither attention '
                          f'layers (Refiner.attention_layers) nor convolution kernels '

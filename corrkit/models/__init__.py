@@ -1,14 +1,18 @@
 """Models: the role contracts and the matchers.
 
 Components live in the role subpackages (``backbones``, ``correlation``,
-``refiners``, ``heads``, ``losses``); each registry imports its subpackage the
-first time it is searched, so importing the contracts here does not pull in
-timm or torchvision.
+``refiners``, ``heads``, ``necks``, ``keypoint_heads``, ``losses``); each registry
+imports its subpackage the first time it is searched, so importing the contracts here
+does not pull in timm or torchvision.
 """
 from .base import (Backbone, ConfigConflictError, CorrelationBuilder, FlowHead, FlowPrediction,
-                   MatchOutputs, Refiner)
-from .matchers import CorrelationMatcher, PairDataPreprocessor, build_with_derived
+                   KeypointHead, KeypointPrediction, MatchOutputs, Neck, PointMatcher, PointMatches,
+                   Refiner)
+from .matchers import (CorrelationMatcher, KeypointMatcher, PairDataPreprocessor,
+                       build_with_derived)
 
-__all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction',
-           'CorrelationMatcher', 'ConfigConflictError', 'MatchOutputs', 'PairDataPreprocessor',
+__all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction', 'Neck',
+           'KeypointHead', 'KeypointPrediction', 'PointMatcher', 'PointMatches',
+           'CorrelationMatcher', 'KeypointMatcher', 'ConfigConflictError', 'MatchOutputs',
+           'PairDataPreprocessor',
            'build_with_derived']

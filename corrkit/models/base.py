@@ -24,7 +24,7 @@ a built component against its role's whole contract.
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
 
 from torch import Tensor, nn
@@ -202,6 +202,166 @@ class FlowHead(nn.Module, metaclass=DeclaredAttributesMeta):
         """Return the flow of every source cell and its match probabilities."""
 
 
+class Neck(nn.Module, metaclass=DeclaredAttributesMeta):
+    """Adapts a backbone's feature maps before matching: an adapter, an aggregation, an upsampling.
+
+    ``in_channels`` and ``in_strides`` (the backbone's ``out_channels`` and
+    ``strides``) are injected by the matcher when the constructor takes them;
+    subclasses set ``out_channels`` and ``strides`` (one entry per returned map,
+    strides in input pixels, so an upsampling by 2 halves them).
+
+    Shape:
+        - input: list of ``(N, C_i, h_i, w_i)``, one per backbone map
+        - output: list of ``(N, C'_j, h'_j, w'_j)`` with ``C'_j = out_channels[j]``
+          and ``(h'_j, w'_j)`` from :meth:`output_sizes`
+    """
+
+    declared_attributes: ClassVar[tuple[str, ...]] = ('out_channels', 'strides')
+    out_channels: list[int]
+    strides: list[int]
+
+    @abstractmethod
+    def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
+        """Return one map per entry of ``out_channels``."""
+
+    def output_sizes(self, in_sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The ``(h, w)`` of each returned map, given the sizes of the input maps.
+
+        The default keeps the grids: one output map per input map, of the same
+        size. A neck that merges or resamples maps overrides it.
+
+        Raises:
+            NotImplementedError: If the neck returns another number of maps and
+                does not override this method.
+        """
+        if len(self.out_channels) != len(in_sizes):
+            raise NotImplementedError(
+                f'{type(self).__name__} returns {len(self.out_channels)} maps from '
+                f'{len(in_sizes)}; it must override Neck.output_sizes')
+        return [tuple(size) for size in in_sizes]
+
+
+class KeypointPrediction(NamedTuple):
+    """What a :class:`KeypointHead` returns.
+
+    Attributes:
+        kps: ``(B, K, 2)`` predicted target keypoints ``(x, y)`` in normalised
+            target coordinates (``[-1, 1]``, ``align_corners=True``).
+        confidence: ``(B, K)`` how sure the head is of each prediction, in
+            ``[0, 1]``, higher is surer (each head documents its definition).
+    """
+
+    kps: Tensor
+    confidence: Tensor
+
+
+class KeypointHead(nn.Module, metaclass=DeclaredAttributesMeta):
+    """Turns each source keypoint's similarity over target locations into a target keypoint.
+
+    A keypoint matcher compares the feature of every source keypoint with the
+    feature of every target location; the head reads those similarities (cosine
+    scores in ``[-1, 1]`` for the shipped matcher) and predicts where each
+    keypoint lands. Memory is ``K · Ht · Wt``, never ``Hs · Ws · Ht · Wt``.
+
+    A head whose keypoints do not depend differentiably on the similarity (a
+    hard argmax) sets the class attribute ``differentiable = False``; the
+    contract check then does not ask for a gradient from ``kps`` to the input,
+    and a loss on the keypoints alone cannot train the features through it.
+
+    Shape:
+        - input: ``(B, K, Ht, Wt)``
+        - output: :class:`KeypointPrediction` with kps ``(B, K, 2)`` and
+          confidence ``(B, K)``
+    """
+
+    declared_attributes: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``kps`` carries a gradient to the similarity.
+    differentiable: ClassVar[bool] = True
+
+    @abstractmethod
+    def forward(self, similarity: Tensor) -> KeypointPrediction:
+        """Return every keypoint's predicted normalised target position and its confidence."""
+
+
+class SimilarityLoss(nn.Module, metaclass=DeclaredAttributesMeta):
+    """A keypoint matcher's loss: reads the similarity maps as well as the head's prediction.
+
+    Losses in ``LOSSES`` come in two kinds, told apart by this base class:
+    a ``SimilarityLoss`` is called as ``loss(similarity, pred, target, valid)``;
+    any other loss (e.g. :class:`~corrkit.models.losses.KeypointL2Loss`) as
+    ``loss(pred_kps, target, valid)`` on keypoints alone.
+    :func:`corrkit.testing.check_loss` checks each against its kind's contract.
+
+    Shape:
+        - similarity: ``(B, K, Ht, Wt)``, each source keypoint against every
+          target cell
+        - pred: :class:`KeypointPrediction` (kps ``(B, K, 2)``) or ``None``
+        - target: ``(B, K, 2)`` true target keypoints, normalised ``(x, y)``
+        - valid: ``(B, K)`` bool; masked keypoints contribute nothing
+        - output: scalar
+    """
+
+    declared_attributes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def forward(self, similarity: Tensor, pred: KeypointPrediction | None, target: Tensor,
+                valid: Tensor) -> Tensor:
+        """Return the loss, finite (and connected to the graph) without any valid keypoint."""
+
+
+class PointMatches(NamedTuple):
+    """What :meth:`PointMatcher.match_points` returns, for a batch of pairs.
+
+    Attributes:
+        src_kps: ``(B, N, 2)`` the source points matched ``(x, y)``, pixels of the
+            model's frame.
+        trg_kps: ``(B, N, 2)`` their predicted target points, pixels of the frame.
+        confidence: ``(B, N)`` how sure the matcher is of each match, in ``[0, 1]``.
+        flow: ``(B, 2, Hf, Wf)`` dense source-to-target flow, normalised target
+            coordinates (``target = source_grid + flow``).
+    """
+
+    src_kps: Tensor
+    trg_kps: Tensor
+    confidence: Tensor
+    flow: Tensor
+
+
+class PointMatcher(ABC):
+    """The interface :func:`~corrkit.apis.match_pair` and the demo call: points in, points out.
+
+    A matcher model (an mmengine ``BaseModel``) lists it among its bases and
+    implements both methods; :class:`~corrkit.models.KeypointMatcher` does.
+    ``match_pair`` treats a model that is not a ``PointMatcher`` as a flow
+    matcher with ``CorrelationMatcher``'s ``extract`` and ``transfer`` stages.
+
+    Attributes:
+        input_size: ``(H, W)`` the model matches images at (the frame).
+    """
+
+    input_size: tuple[int, int]
+
+    @abstractmethod
+    def match_points(self, inputs: Tensor, src_kps: Tensor | None = None) -> PointMatches:
+        """Match source points, given in pixels of the frame, to the target.
+
+        Args:
+            inputs: Normalised image pairs at ``input_size``, ``(B, 2, 3, H, W)``.
+            src_kps: ``(B, N, 2)`` source points ``(x, y)``, pixels of the frame;
+                ``None`` matches the cell centres of the flow's grid.
+
+        Returns:
+            The points, their matches, confidences and the dense flow.
+        """
+
+    @abstractmethod
+    def dense_flow(self, inputs: Tensor) -> Tensor:
+        """The source-to-target flow ``(B, 2, Hf, Wf)`` of a grid of source cells.
+
+        Args:
+            inputs: Normalised image pairs, ``(B, 2, 3, H, W)``.
+        """
+
 
 class MatchOutputs(NamedTuple):
     """Every intermediate of one matcher forward (see ``CorrelationMatcher.extract``).
@@ -219,5 +379,6 @@ class MatchOutputs(NamedTuple):
     probs: Tensor
 
 
-__all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction',
-           'ConfigConflictError', 'MatchOutputs']
+__all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction', 'Neck',
+           'KeypointHead', 'KeypointPrediction', 'SimilarityLoss', 'ConfigConflictError',
+           'MatchOutputs', 'PointMatcher', 'PointMatches']

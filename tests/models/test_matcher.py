@@ -212,3 +212,52 @@ def test_backbone_input_is_both_images_of_each_pair_in_the_matchers_format():
     assert images.is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(ValueError, match=r'\(B, 2, 3, H, W\)'):
         model.features(torch.randn(2, 3, 32, 32))
+
+
+def test_identity_neck_changes_nothing():
+    torch.manual_seed(0)
+    plain = MODELS.build(TINY).eval()
+    with_neck = MODELS.build({**TINY, 'neck': dict(type='IdentityNeck')}).eval()
+    assert type(with_neck.neck).__name__ == 'IdentityNeck' and plain.neck is None
+    with_neck.load_state_dict(plain.state_dict())  # an identity neck has no state of its own
+    inputs = torch.randn(2, 2, 3, 32, 32)
+    with torch.no_grad():
+        a, b = plain.extract(inputs), with_neck.extract(inputs)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_aggregation_neck_feeds_the_correlation_and_trains():
+    torch.manual_seed(0)
+    neck = dict(type='AggregationNeck', out_channels=16, num_blocks=1, norm_groups=2, upsample=2)
+    model = MODELS.build({**TINY, 'neck': neck})
+    # derived: the backbone's maps into the neck, the neck's one map into the correlation
+    assert model.neck.in_channels == model.backbone.out_channels
+    assert model.neck.in_strides == model.backbone.strides == [8, 16]
+    assert model.correlation.in_channels == [16] and model.refiner.in_channels == 1
+    assert model.feature_sizes(32, 32) == [(8, 8)]  # the stride-8 grid of 4 x 4, upsampled twice
+    inputs = torch.randn(2, 2, 3, 32, 32)
+    assert model(inputs).shape == (2, 2, 16, 16)  # the head upsamples twice more
+    model(inputs, samples(), mode='loss')['loss_kps'].backward()
+    for name in ('layer_logits', 'projections.0.weight', 'projections.1.weight',
+                 'blocks.0.body.6.weight'):
+        grad = model.neck.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_neck_breaking_its_contract_is_named():
+    from corrkit.models.necks import IdentityNeck
+
+    class ShrinkingNeck(IdentityNeck):
+        def forward(self, feats):
+            return [f[..., :-1] for f in feats]
+
+    model = MODELS.build({**TINY, 'neck': ShrinkingNeck(in_channels=[16, 32],
+                                                        in_strides=[8, 16])})
+    with pytest.raises(ContractError, match=r'ShrinkingNeck .* breaks the Neck contract'):
+        model(torch.randn(1, 2, 3, 32, 32))
+
+
+def test_neck_config_contradicting_the_backbone_raises():
+    cfg = {**TINY, 'neck': dict(type='IdentityNeck', in_strides=[4, 8])}
+    with pytest.raises(ConfigConflictError, match=r'IdentityNeck.in_strides=\[4, 8\]'):
+        MODELS.build(cfg)
