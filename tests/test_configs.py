@@ -113,3 +113,47 @@ def test_benchmark_protocols():
                   for p in root.glob('*.py') for c in [load_config(p).test_evaluator]}
     assert thresholds == {'spair': ['bbox'], 'mini_spair': ['bbox'], 'pfpascal': ['img'],
                           'pfwillow': ['bbox-kp', 'bbox-kp-padded']}
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs'
+
+
+def test_dinov2_zeroshot_config_spells_out_its_protocol():
+    cfg = load_config(CONFIG_DIR / 'dinov2_zeroshot_spair.py')
+    backbone = cfg.model.backbone
+    assert cfg.model.type == 'KeypointMatcher' and cfg.model.pose_alignment is True
+    assert backbone.model_name.startswith('vit_base_patch14_dinov2')
+    assert backbone.pretrained is True and backbone['freeze'] is True  # a ConfigDict method
+    assert cfg.model.input_size == 840 and 840 // 14 == 60  # the 60 x 60 grid
+    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'PairResize']
+    assert resize == [dict(type='PairResize', size=840, keep_ratio=True)]
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert (evaluator.frame, evaluator.threshold) == ('original', 'bbox')
+
+
+@pytest.mark.parametrize('name', ['dinov2_adapter_spair', 'keypoint_mobilenetv2_mini'])
+def test_adapter_configs_train_the_neck_only(name):
+    cfg = load_config(CONFIG_DIR / f'{name}.py')
+    assert cfg.model.neck.type == 'AggregationNeck'
+    assert cfg.model.backbone['freeze'] is True
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult == 0
+    assert cfg.model.loss.type == 'KeypointCrossEntropyLoss'
+
+
+def test_dinov2_config_offline_names_file_cache_and_pretrained_path(tmp_path, repo):
+    """Offline with an empty cache, building the zero-shot config says how to get weights."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, HF_HUB_OFFLINE='1', HF_HOME=str(tmp_path / 'hf'),
+               PYTHONPATH=str(repo))
+    code = ("from corrkit.apis import init_matcher\n"
+            "init_matcher('configs/dinov2_zeroshot_spair.py')\n")
+    proc = subprocess.run([sys.executable, '-c', code], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'vit_base_patch14_dinov2.lvd142m' in proc.stderr
+    assert 'huggingface.co/timm/vit_base_patch14_dinov2.lvd142m' in proc.stderr  # the file
+    assert 'HF_HOME' in proc.stderr  # the cache
+    assert 'model.backbone.pretrained=' in proc.stderr  # pretrained=PATH

@@ -13,6 +13,7 @@ from .keypoint_heads import (argmax_2d, expected_position_2d, soft_argmax_2d,
                             spatial_softmax_2d, window_mask_2d, window_soft_argmax_2d,
                             window_softmax_2d)
 from .keypoint_similarity import keypoint_similarity, sample_features
+from .pose_alignment import mutual_nn_agreement
 from .rotary import apply_rope_4d, grid_positions_4d, rope_4d_angles, rotate_pairs
 from .soft_argmax import (expected_target, gaussian_around_argmax, kernel_soft_argmax,
                           kernel_soft_argmax_probabilities, soft_argmax,
@@ -28,7 +29,7 @@ __all__ = [
     'gaussian_around_argmax', 'grid_positions_4d', 'homography_transform', 'interpolate_4d',
     'invert_points', 'kernel_soft_argmax', 'kernel_soft_argmax_probabilities',
     'keypoint_similarity',
-    'mutual_nn_filter', 'normalized_grid', 'normalized_to_pixel', 'pixel_to_normalized',
+    'mutual_nn_agreement', 'mutual_nn_filter', 'normalized_grid', 'normalized_to_pixel', 'pixel_to_normalized',
     'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'sample_features',
     'soft_argmax',
     'soft_argmax_probabilities', 'soft_sampler_weights', 'swap_source_target',

@@ -5,9 +5,9 @@ transforms move images, keypoints (``tv_tensors.KeyPoints``) and boxes
 (``tv_tensors.BoundingBoxes``) together through ``torchvision.transforms.v2``.
 """
 from .formatting import PackPairInputs
-from .geometric import PairFlip, PairRandomCrop, PairResize
+from .geometric import PairFlip, PairMirrorSource, PairRandomCrop, PairResize
 from .loading import LoadPairImages
 from .photometric import PairPhotometricAugment
 
-__all__ = ['LoadPairImages', 'PackPairInputs', 'PairFlip', 'PairPhotometricAugment',
+__all__ = ['LoadPairImages', 'PackPairInputs', 'PairFlip', 'PairMirrorSource', 'PairPhotometricAugment',
            'PairRandomCrop', 'PairResize']

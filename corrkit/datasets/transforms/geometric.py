@@ -1,4 +1,4 @@
-"""Geometric pair transforms: flip, keypoint-aware random crop, resize."""
+"""Geometric pair transforms: flip, source mirror, keypoint-aware random crop, resize."""
 from __future__ import annotations
 
 import math
@@ -121,6 +121,36 @@ class PairFlip:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(key={self.key!r})'
+
+
+@TRANSFORMS.register_module()
+class PairMirrorSource:
+    """Mirror the source image of every pair (with its keypoints and box), not the target.
+
+    An evaluation probe for test-time pose alignment: on a test split whose
+    sources are mirrored, a matcher that compares features as they are meets
+    every pair in the wrong pose. Keypoint identities are kept (the left eye
+    stays the left eye, now on the other side). The target is untouched, so
+    PCK in the original target image (``trg_frame``) stays valid; the source
+    frame follows the mirror, ``x → W - 1 - x``.
+
+    Examples:
+        >>> from corrkit.datasets.transforms._pair import as_keypoints
+        >>> results = dict(src_img=tv_tensors.Image(torch.arange(3.0).view(1, 1, 3)),
+        ...                src_kps=as_keypoints([[0.0, 0.0]], 1, 3), src_frame=(1.0, 0.0, 1.0, 0.0))
+        >>> out = PairMirrorSource()(results)
+        >>> out['src_img'].flatten().tolist(), out['src_kps'].tolist(), out['src_frame']
+        ([2.0, 1.0, 0.0], [[2.0, 0.0]], (-1.0, 2.0, 1.0, 0.0))
+    """
+
+    def __call__(self, results: dict) -> dict:
+        width = image_size(results, 'src')[1]
+        apply_to_side(results, 'src', F.horizontal_flip)
+        compose_frame(results, 'src', -1.0, float(width - 1), 1.0, 0.0)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}()'
 
 
 @TRANSFORMS.register_module()

@@ -195,22 +195,44 @@ class FeatureMatcher(BaseModel):
             - output: two lists of ``(B, C_i, H_i, W_i)``, one entry per
               ``out_channels`` of the neck (of the backbone without a neck)
         """
-        images = self.backbone_input(inputs)
-        b, _, _, h, w = inputs.shape
+        b = inputs.shape[0]
+        pairs = [f.unflatten(0, (b, 2)) for f in self.encode(self.backbone_input(inputs))]
+        return [f[:, 0] for f in pairs], [f[:, 1] for f in pairs]
+
+    def encode(self, images: Tensor) -> list[Tensor]:
+        """The backbone and the neck on a batch of single images, checked.
+
+        :meth:`features` calls it on both images of every pair; a matcher that
+        needs one side again (a flipped source) calls it on that side alone.
+
+        Args:
+            images: Normalised images.
+
+        Returns:
+            One map per ``out_channels`` entry of the neck (of the backbone without one).
+
+        Raises:
+            ContractError: If the backbone's or the neck's maps break their role's
+                contract (naming the class).
+
+        Shape:
+            - images: ``(N, 3, H, W)``
+            - output: list of ``(N, C_i, H_i, W_i)``
+        """
+        n, _, h, w = images.shape
         sizes = self.backbone.feature_sizes(h, w)
         feats = self.backbone(images)
-        _check_maps(feats, self.backbone, 'Backbone', b, sizes)
+        _check_maps(feats, self.backbone, 'Backbone', n, sizes)
         if self.neck is not None:
             sizes = self.neck.output_sizes(sizes)
             feats = self.neck(feats)
-            _check_maps(feats, self.neck, 'Neck', b, sizes)
-        pairs = [f.unflatten(0, (b, 2)) for f in feats]
-        return [f[:, 0] for f in pairs], [f[:, 1] for f in pairs]
+            _check_maps(feats, self.neck, 'Neck', n, sizes)
+        return feats
 
 
 def _check_maps(feats: Any, component: Backbone | Neck, role: str, n: int,
                 sizes: Sequence[tuple[int, int]]) -> None:
-    """Raise :class:`ContractError` unless ``feats`` are ``component``'s maps of ``n`` pairs
+    """Raise :class:`ContractError` unless ``feats`` are ``component``'s maps of ``n`` images
     at ``sizes``."""
     expected = len(component.out_channels)
     if not isinstance(feats, (list, tuple)) or len(feats) != expected:
@@ -219,4 +241,4 @@ def _check_maps(feats: Any, component: Backbone | Neck, role: str, n: int,
                             f'list of {expected} feature maps (one per out_channels entry), '
                             f'got {got}')
     for i, (feat, c, (fh, fw)) in enumerate(zip(feats, component.out_channels, sizes)):
-        check_shape(feat, (2 * n, c, fh, fw), f'N C_{i} H_{i} W_{i}', role, component)
+        check_shape(feat, (n, c, fh, fw), f'N C_{i} H_{i} W_{i}', role, component)

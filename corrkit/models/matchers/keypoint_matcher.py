@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ...ops import (keypoint_similarity, normalized_grid, normalized_to_pixel,
-                    pixel_to_normalized, resize_features, target_to_flow)
+from ...ops import (keypoint_similarity, mutual_nn_agreement, normalized_grid,
+                    normalized_to_pixel, pixel_to_normalized, resize_features, target_to_flow)
 from ...registry import KEYPOINT_HEADS, LOSSES, MODELS
 from ...structures import PairDataSample
 from ...utils import ContractError, check_shape, describe
@@ -44,6 +44,19 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
     :meth:`match_points` (pixels, what ``match_pair`` calls) and
     :meth:`dense_flow` (a grid of source points, in chunks).
 
+    Test-time pose alignment (``pose_alignment=True``, after GeoAware-SC,
+    CVPR 2024): at inference the source is also encoded mirrored (one more
+    backbone call, on the source images only), and per pair the matcher keeps
+    the hypothesis whose dense features agree better with the target's
+    (:meth:`align_pose`, :func:`~corrkit.ops.mutual_nn_agreement`; no mask).
+    For a mirrored pair the source keypoints are mirrored (``x → -x``,
+    normalised) and matched on the mirrored features; the predictions are
+    target positions and need no mapping back, and the flow stays indexed by
+    the original source grid. The choice is ``pred_flipped`` on each data
+    sample in ``predict`` mode and :attr:`last_flipped` after every call that
+    matches. Training (``loss`` mode) matches as is: the loss teaches the
+    features, and a choice of pose has no gradient.
+
     Args:
         backbone: Config of a :class:`~corrkit.models.base.Backbone`.
         head: Config of a :class:`~corrkit.models.base.KeypointHead`.
@@ -61,8 +74,15 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         chunk: Most keypoints matched at once by :meth:`dense_flow` and
             :meth:`match_points`; memory is ``B · chunk · Ht · Wt`` scores.
         channels_last: Run the backbone in channels-last memory format.
+        pose_alignment: At inference, also match the mirrored source and keep,
+            per pair, the pose whose matches agree better (see above).
         data_preprocessor: Config of the data preprocessor.
         init_cfg: mmengine initialisation config.
+
+    Attributes:
+        last_flipped: ``(B,)`` bool, which pairs the last inference call matched
+            with the source mirrored (all ``False`` without pose alignment);
+            ``None`` before the first.
 
     Raises:
         ValueError: On a bad ``input_size`` or ``chunk``.
@@ -77,7 +97,7 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
                  neck: ComponentCfg | None = None,
                  loss: ComponentCfg = dict(type='KeypointCrossEntropyLoss'),
                  input_size: int | Sequence[int] = 240, clamp_negative: bool = False,
-                 chunk: int = 1024, channels_last: bool = True,
+                 chunk: int = 1024, channels_last: bool = True, pose_alignment: bool = False,
                  data_preprocessor: dict | None = dict(type='PairDataPreprocessor'),
                  init_cfg: dict | None = None):
         super().__init__(backbone, neck, input_size, channels_last, data_preprocessor, init_cfg)
@@ -87,6 +107,8 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
             raise ValueError(f'{type(self).__name__}.chunk must be >= 1, got {chunk}')
         self.clamp_negative = clamp_negative
         self.chunk = chunk
+        self.pose_alignment = pose_alignment
+        self.last_flipped: Tensor | None = None
 
     def similarity(self, src_feats: Sequence[Tensor], kps: Tensor,
                    trg_feats: Sequence[Tensor]) -> Tensor:
@@ -161,6 +183,48 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         return KeypointPrediction(torch.cat([p.kps for p in parts], 1),
                                   torch.cat([p.confidence for p in parts], 1))
 
+    def align_pose(self, inputs: Tensor, src_feats: Sequence[Tensor],
+                   trg_feats: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
+        """Per pair, the source features of the pose (as is or mirrored) that agrees better.
+
+        Without ``pose_alignment`` the features are returned as they are. With
+        it, the mirrored source images go through :meth:`encode`, and each
+        hypothesis is scored by :func:`~corrkit.ops.mutual_nn_agreement` with
+        the target on the finest grid; a tie keeps the source as is. With
+        several maps, each is L2-normalised and resized to the finest grid and
+        they are concatenated, so that the cosine of the concatenation is the
+        mean of the per-map cosines (the matcher's similarity, unclamped).
+        Memory is bounded by the score's chunks (``self.chunk`` cells).
+
+        Args:
+            inputs: The normalised image pairs ``src_feats`` come from.
+            src_feats: The source maps from :meth:`features`.
+            trg_feats: The target maps.
+
+        Returns:
+            The chosen source maps (the mirrored pairs' maps mirrored, so read
+            them at mirrored points, :func:`mirror_points`) and which pairs were
+            mirrored, ``(B,)`` bool; also stored in :attr:`last_flipped`.
+
+        Shape:
+            - inputs: ``(B, 2, 3, H, W)``
+            - src_feats, trg_feats, output maps: lists of ``(B, C_j, h_j, w_j)``
+        """
+        flipped = torch.zeros(inputs.shape[0], dtype=torch.bool, device=inputs.device)
+        if self.pose_alignment:
+            images = inputs[:, 0].flip(-1)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            mirrored = self.encode(images)
+            trg = _agreement_features(trg_feats)
+            plain = mutual_nn_agreement(_agreement_features(src_feats), trg, chunk=self.chunk)
+            other = mutual_nn_agreement(_agreement_features(mirrored), trg, chunk=self.chunk)
+            flipped = other > plain
+            src_feats = [torch.where(flipped[:, None, None, None], m, s)
+                         for s, m in zip(src_feats, mirrored)]
+        self.last_flipped = flipped
+        return list(src_feats), flipped
+
     def dense_flow(self, inputs: Tensor, grid: Sequence[int] | None = None,
                    chunk: int | None = None) -> Tensor:
         """The flow of a grid of source points, matched in chunks of keypoints.
@@ -180,16 +244,19 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
             - output: ``(B, 2, Hf, Wf)``
         """
         src, trg = self.features(inputs)
-        return self._flow(src, trg, grid, chunk)[0]
+        src, flipped = self.align_pose(inputs, src, trg)
+        return self._flow(src, trg, grid, chunk, flipped)[0]
 
     def _flow(self, src: Sequence[Tensor], trg: Sequence[Tensor], grid: Sequence[int] | None,
-              chunk: int | None) -> tuple[Tensor, KeypointPrediction]:
-        """The flow over a grid of source points and the grid points' predictions."""
+              chunk: int | None, flipped: Tensor) -> tuple[Tensor, KeypointPrediction]:
+        """The flow over a grid of source points and the grid points' predictions; a
+        mirrored pair's features are read at the mirrored points, so the flow stays indexed
+        by the original grid."""
         hf, wf = grid or max((tuple(s.shape[-2:]) for s in src), key=lambda hw: hw[0] * hw[1])
         b = src[0].shape[0]
         points = normalized_grid(hf, wf, device=src[0].device, dtype=src[0].dtype)
         points = rearrange(points, 'xy h w -> (h w) xy').expand(b, -1, -1)
-        pred = self.match_keypoints(src, points, trg, chunk)
+        pred = self.match_keypoints(src, mirror_points(points, flipped), trg, chunk)
         target = rearrange(pred.kps, 'b (h w) xy -> b xy h w', h=hf, w=wf)
         return target_to_flow(target), pred
 
@@ -213,14 +280,16 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         """
         size = tuple(inputs.shape[-2:])
         src, trg = self.features(inputs)
-        flow, grid_pred = self._flow(src, trg, None, None)
+        src, flipped = self.align_pose(inputs, src, trg)
+        flow, grid_pred = self._flow(src, trg, None, None, flipped)
         if src_kps is None:
             points = normalized_grid(*flow.shape[-2:], device=flow.device, dtype=flow.dtype)
             src_kps = normalized_to_pixel(rearrange(points, 'xy h w -> (h w) xy'), size)
             pred = grid_pred
             src_kps = src_kps.expand(flow.shape[0], -1, -1)
         else:
-            pred = self.match_keypoints(src, pixel_to_normalized(src_kps, size), trg)
+            pred = self.match_keypoints(
+                src, mirror_points(pixel_to_normalized(src_kps, size), flipped), trg)
         return PointMatches(src_kps, normalized_to_pixel(pred.kps, size), pred.confidence, flow)
 
     def forward(self, inputs: Tensor, data_samples: list[PairDataSample] | None = None,
@@ -235,7 +304,9 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
                 :meth:`dense_flow` (like ``CorrelationMatcher``'s, so tools that
                 time or check a forward work unchanged); ``'loss'`` a dict with
                 ``loss_kps``; ``'predict'`` the data samples with ``pred_trg_kps``
-                (pixels of the model's frame) and ``pred_confidence`` set.
+                (pixels of the model's frame) and ``pred_confidence`` set, and
+                ``pred_flipped`` (a bool tensor) with pose alignment. ``loss`` mode
+                never aligns the pose.
 
         Returns:
             Depends on ``mode``, see above.
@@ -261,10 +332,44 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
             if isinstance(self.loss_fn, SimilarityLoss):
                 return {'loss_kps': self.loss_fn(similarity, pred, trg, valid)}
             return {'loss_kps': self.loss_fn(pred.kps, trg, valid)}
-        pred = self.match_keypoints(src_feats, src, trg_feats)
+        src_feats, flipped = self.align_pose(inputs, src_feats, trg_feats)
+        pred = self.match_keypoints(src_feats, mirror_points(src, flipped), trg_feats)
         pixels = normalized_to_pixel(pred.kps, size)
         for i, sample in enumerate(data_samples):
             k = len(sample.src_kps)
             sample.pred_trg_kps = pixels[i, :k]
             sample.pred_confidence = pred.confidence[i, :k]
+            if self.pose_alignment:
+                sample.pred_flipped = flipped[i]
         return data_samples
+
+
+def mirror_points(kps: Tensor, flipped: Tensor) -> Tensor:
+    """Mirror the normalised points of the flagged pairs horizontally (``x → -x``).
+
+    With ``align_corners=True`` coordinates, a point at ``x`` on an image is at
+    ``-x`` on the image flipped left to right.
+
+    Shape:
+        - kps: ``(B, K, 2)``
+        - flipped: ``(B,)`` bool
+        - output: ``(B, K, 2)``
+
+    Examples:
+        >>> mirror_points(torch.tensor([[[0.5, 0.2]], [[0.5, 0.2]]]), torch.tensor([True, False]))
+        tensor([[[-0.5000,  0.2000]],
+        <BLANKLINE>
+                [[ 0.5000,  0.2000]]])
+    """
+    sign = torch.ones(2, device=kps.device, dtype=kps.dtype)
+    sign[0] = -1
+    return torch.where(flipped[:, None, None], kps * sign, kps)
+
+
+def _agreement_features(feats: Sequence[Tensor]) -> Tensor:
+    """The maps, L2-normalised, resized to the finest grid and concatenated (see
+    :meth:`KeypointMatcher.align_pose`)."""
+    size = max((tuple(f.shape[-2:]) for f in feats), key=lambda hw: hw[0] * hw[1])
+    maps = [F.normalize(resize_features(F.normalize(f, dim=1, eps=1e-5), size)
+                        if tuple(f.shape[-2:]) != size else f, dim=1, eps=1e-5) for f in feats]
+    return torch.cat(maps, 1)
