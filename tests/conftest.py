@@ -27,6 +27,19 @@ TINY_MATCHER = dict(
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def random_samples(n_kps=(3, 5), size=32):
+    """One data sample per entry of ``n_kps``: random keypoints on a ``size`` square, the
+    targets the sources reversed, the first keypoint of each invalid."""
+    from corrkit.structures import PairDataSample
+    out = []
+    for k in n_kps:
+        kps = torch.rand(k, 2) * (size - 1)
+        valid = torch.ones(k, dtype=torch.bool)
+        valid[0] = False
+        out.append(PairDataSample(src_kps=kps, trg_kps=kps.flip(0), kps_valid=valid))
+    return out
+
+
 @pytest.fixture(scope='session')
 def repo() -> Path:
     return REPO

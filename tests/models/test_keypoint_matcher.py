@@ -11,8 +11,9 @@ from corrkit.models.base import (Backbone, KeypointHead, KeypointPrediction, Nec
 from corrkit.models.correlation.multi_channel import MultiChannelCorrelation
 from corrkit.ops import normalized_grid, normalized_to_pixel, pixel_to_normalized
 from corrkit.registry import MODELS
-from corrkit.structures import PairDataSample
 from corrkit.utils import ContractError
+
+from ..conftest import random_samples
 
 SIZE = 64  # test_resnet taps (2, 3): an 8 x 8 and a 4 x 4 grid
 BACKBONE = dict(type='TimmHypercolumnBackbone', model_name='test_resnet', taps=(2, 3),
@@ -68,13 +69,7 @@ def build(**kwargs):
 
 
 def samples(n_kps=(3, 5), size=SIZE):
-    out = []
-    for k in n_kps:
-        kps = torch.rand(k, 2) * (size - 1)
-        valid = torch.ones(k, dtype=torch.bool)
-        valid[0] = False
-        out.append(PairDataSample(src_kps=kps, trg_kps=kps.flip(0), kps_valid=valid))
-    return out
+    return random_samples(n_kps, size)
 
 
 def test_modes():

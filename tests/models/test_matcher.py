@@ -8,18 +8,13 @@ from corrkit.registry import MODELS
 from corrkit.structures import PairDataSample
 
 from ..conftest import TINY_MATCHER as TINY
+from ..conftest import random_samples
 from corrkit.utils import ContractError
 
 
 
 def samples(n_kps=(3, 5), size=32):
-    out = []
-    for k in n_kps:
-        kps = torch.rand(k, 2) * (size - 1)
-        valid = torch.ones(k, dtype=torch.bool)
-        valid[0] = False
-        out.append(PairDataSample(src_kps=kps, trg_kps=kps.flip(0), kps_valid=valid))
-    return out
+    return random_samples(n_kps, size)
 
 
 def test_modes():

@@ -12,7 +12,8 @@ from ...structures import PairDataSample
 from ...utils import check_shape
 from ..base import CorrelationBuilder, FlowHead, FlowPrediction, MatchOutputs, Refiner
 # the shared helpers' old home: importing them from here keeps working
-from .feature_matcher import ComponentCfg, FeatureMatcher, _pad_keypoints, build_with_derived
+from .feature_matcher import (ComponentCfg, FeatureMatcher, _check_mode, _pad_keypoints,
+                              build_with_derived)
 
 __all__ = ['CorrelationMatcher', 'ComponentCfg', 'build_with_derived']
 
@@ -209,10 +210,7 @@ class CorrelationMatcher(FeatureMatcher):
         """
         if mode == 'tensor':
             return self.extract(inputs).flow
-        if mode not in ('loss', 'predict'):
-            raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
-        if data_samples is None:
-            raise ValueError(f"mode '{mode}' needs data_samples with source keypoints")
+        _check_mode(mode, data_samples)
         flow = self.extract(inputs).flow
         size = inputs.shape[-2:]
         src, trg, valid = _pad_keypoints(data_samples, flow.device, flow.dtype,

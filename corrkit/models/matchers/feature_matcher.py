@@ -67,6 +67,15 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _check_mode(mode: str, data_samples: Sequence[PairDataSample] | None) -> None:
+    """Raise ``ValueError`` for a mode other than ``loss`` / ``predict`` (``tensor`` is handled
+    before) or for those modes without data samples."""
+    if mode not in ('loss', 'predict'):
+        raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
+    if data_samples is None:
+        raise ValueError(f"mode '{mode}' needs data_samples with source keypoints")
+
+
 def _pad_keypoints(samples: Sequence[PairDataSample], device: torch.device, dtype: torch.dtype,
                    need_targets: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Stack variable-length keypoints into ``(B, K, 2)`` tensors and a ``(B, K)`` mask.

@@ -14,7 +14,8 @@ from ...registry import KEYPOINT_HEADS, LOSSES, MODELS
 from ...structures import PairDataSample
 from ...utils import ContractError, check_shape, describe
 from ..base import KeypointHead, KeypointPrediction, PointMatcher, PointMatches, SimilarityLoss
-from .feature_matcher import ComponentCfg, FeatureMatcher, _pad_keypoints, build_with_derived
+from .feature_matcher import (ComponentCfg, FeatureMatcher, _check_mode, _pad_keypoints,
+                              build_with_derived)
 
 
 @MODELS.register_module()
@@ -316,10 +317,7 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         """
         if mode == 'tensor':
             return self.dense_flow(inputs)
-        if mode not in ('loss', 'predict'):
-            raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
-        if data_samples is None:
-            raise ValueError(f"mode '{mode}' needs data_samples with source keypoints")
+        _check_mode(mode, data_samples)
         size = inputs.shape[-2:]
         src_feats, trg_feats = self.features(inputs)
         src, trg, valid = _pad_keypoints(data_samples, inputs.device, src_feats[0].dtype,
