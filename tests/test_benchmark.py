@@ -7,7 +7,17 @@ import pytest
 import torch
 
 from corrkit.analysis.benchmark import (count_flops, peak_memory, scaling_exponent,
-                                        stage_calls, time_call)
+                                        stage_calls, sweep_resolution, time_call)
+from corrkit.registry import MODELS
+
+#: A tiny keypoint matcher: timm's test_resnet (random weights), one adapter block.
+KEYPOINT_TINY = dict(
+    type='KeypointMatcher', input_size=64,
+    backbone=dict(type='TimmHypercolumnBackbone', model_name='test_resnet', pretrained=False,
+                  taps=(2, 3)),
+    neck=dict(type='AggregationNeck', out_channels=None, hidden_channels=8, num_blocks=1,
+              norm_groups=2),
+    head=dict(type='WindowSoftArgmaxHead'))
 
 
 def test_time_call_reports_median_and_quartiles():
@@ -39,6 +49,32 @@ def test_stage_calls_chain_into_the_full_forward(tiny_matcher):
         assert calls['transfer']().shape == (2, 20, 2)
 
 
+def test_keypoint_stage_calls_chain_into_the_full_forward():
+    model = MODELS.build(KEYPOINT_TINY).eval()
+    inputs = torch.randn(2, 2, 3, 64, 64)
+    with torch.inference_mode():
+        calls = stage_calls(model, inputs)
+        assert list(calls) == ['backbone', 'similarity', 'head', 'dense flow']
+        assert calls['similarity']().shape[:2] == (2, 20)
+        assert calls['head']().kps.shape == (2, 20, 2)
+        torch.testing.assert_close(calls['dense flow']()[0], model(inputs))
+
+
+def test_resolution_sweep_grows_the_grid_and_names_a_refusal():
+    from corrkit.layers import AttentionMemoryError
+
+    def build(side):
+        if side > 96:
+            raise AttentionMemoryError('too large')
+        return MODELS.build({**KEYPOINT_TINY, 'input_size': side})
+
+    rows = sweep_resolution(build, [32, 64, 128], torch.device('cpu'), warmup=0, repeats=1)
+    assert [r['side'] for r in rows] == [32, 64, 128]
+    assert rows[2] == dict(side=128, refused='too large')
+    assert rows[0]['grid'] == [4, 4] and rows[1]['grid'] == [8, 8]  # test_resnet: stride 8
+    assert all(r['ms'] > 0 and r['peak_mb'] > 0 for r in rows[:2])
+
+
 def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     refusing = tmp_path / 'refusing.py'
     refusing.write_text(f"_base_ = ['{repo}/configs/transformatcher_tiny_softmax.py']\n"
@@ -47,7 +83,7 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     done = subprocess.run(
         [sys.executable, 'tools/benchmark.py', 'configs/transformatcher_tiny.py', str(refusing),
          '--out-dir', str(out), '--warmup', '1', '--repeats', '2', '--batch-sizes', '1', '2',
-         '--sweep-grid', '--sweep-sides', '3', '4', '5'],
+         '--sweep-grid', '--sweep-sides', '3', '4', '5', '--sweep-resolutions', '32', '64'],
         cwd=repo, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads((out / 'benchmark.json').read_text())
@@ -64,6 +100,11 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert '| `transformatcher_tiny` |' in markdown and '| `refusing` |' in markdown
     assert 'refused:' in markdown and 'time ∝ matches^' in markdown
     assert (out / 'refiner_scaling.png').read_bytes()[:4] == b'\x89PNG'
+    sweep = report['resolution_sweep']['transformatcher_tiny']
+    assert [r['side'] for r in sweep] == [32, 64] and sweep[1]['grid'] == [4, 4]
+    assert 'refused' in report['resolution_sweep']['refusing'][1]
+    assert '| `transformatcher_tiny` | 64 | 4 × 4 |' in markdown
+    assert (out / 'resolution_scaling.png').read_bytes()[:4] == b'\x89PNG'
     assert report['matmul_gflops'] > 0 and tiny['backbone_over_matmul'] > 0
 
 

@@ -114,3 +114,34 @@ def test_demo_names_a_bad_keypoint(repo, tmp_path, content, message):
               'configs/transformatcher_tiny.py', '--out-dir', str(tmp_path / 'out'))
     assert res.returncode == 1 and message in res.stderr, res.stderr
     assert 'Traceback' not in res.stderr and not (tmp_path / 'out' / 'matches.png').exists()
+
+
+def test_stereo_check_writes_the_pairs_and_reports_each_config(repo, tmp_path):
+    out = run(repo, 'tools/stereo_check.py', 'configs/transformatcher_tiny.py',
+              'configs/keypoint_mobilenetv2_zeroshot.py', '--data-root', str(tmp_path / 'data'),
+              '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+              'model.backbone.pretrained=false', 'test_dataloader.num_workers=0',
+              'test_dataloader.persistent_workers=false')
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    table = lines[-5:]
+    assert table[0].startswith('model ') and 'PCK@0.01 (7.4 px)' in table[0]
+    assert table[-1].startswith('report: ')
+    assert [line.split()[0] for line in table[1:4]] == [
+        'zero', 'transformatcher_tiny', 'keypoint_mobilenetv2_zeroshot']
+    report = json.loads((tmp_path / 'work' / 'stereo_check.json').read_text())
+    assert report['frame'] == 'original' and report['alphas'] == [0.01, 0.02, 0.05]
+    floor = report['results']['zero motion']
+    assert floor['PCK@0.01'] == 0 and 0 < floor['PCK@0.05'] < 100
+    pck = json.loads((tmp_path / 'work' / 'transformatcher_tiny' / 'pck_bbox.json').read_text())
+    assert pck['frame'] == 'original' and pck['num_pairs'] == 2
+    assert report['results']['transformatcher_tiny']['PCK@0.05'] == pytest.approx(
+        pck['overall']['0.05'])
+
+
+def test_stereo_check_refuses_a_checkpoint_for_several_configs(repo, tmp_path):
+    out = run(repo, 'tools/stereo_check.py', 'configs/transformatcher_tiny.py',
+              'configs/ncnet_spair.py', '--checkpoint', 'x.pth', '--data-root',
+              str(tmp_path / 'data'))
+    assert out.returncode == 1 and 'Traceback' not in out.stderr
+    assert '--checkpoint needs exactly one config, got 2' in out.stderr

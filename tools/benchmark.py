@@ -4,11 +4,15 @@ Usage:
     python tools/benchmark.py CONFIG [CONFIG ...] [--out-dir work_dirs/benchmark]
         [--batch-sizes 1 8] [--no-train] [--sweep-grid] [--sweep-sides 10 15 20 25 30]
         [--device cpu|cuda] [--warmup 2] [--repeats 10] [--threads N]
-        [--precision fp32|bf16|fp16] [--compile]
+        [--precision fp32|bf16|fp16] [--compile] [--sweep-resolutions 240 384 560 840]
         [--cfg-options KEY=VALUE ...] [--debug]
 
 Models are built with random weights. Writes benchmark.md, benchmark.json and, with
---sweep-grid, refiner_scaling.png (the first config's refiner alone on side^4 grids).
+--sweep-grid, refiner_scaling.png (the first config's refiner alone on side^4 grids);
+with --sweep-resolutions, resolution_scaling.png (every config's whole forward, batch 1,
+at each input side: peak memory and time). Keypoint matchers are timed stage by stage
+as backbone, similarity, head (20 keypoints) and dense flow; a model with nothing to
+train gets no training row.
 """
 import argparse
 import sys
@@ -38,6 +42,8 @@ def main(argv=None) -> int:
                         help='autocast type for every call, references included')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile each component (eager where that fails)')
+    parser.add_argument('--sweep-resolutions', type=int, nargs='+', default=[], metavar='SIDE',
+                        help='also run every config at these input sides (batch 1)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
@@ -51,7 +57,8 @@ def main(argv=None) -> int:
         report = benchmark_configs(
             args.configs, args.out_dir, args.batch_sizes, not args.no_train,
             args.sweep_sides if args.sweep_grid else (), args.device, args.warmup,
-            args.repeats, args.cfg_options, args.threads, args.precision, args.compile)
+            args.repeats, args.cfg_options, args.threads, args.precision, args.compile,
+            args.sweep_resolutions)
     print(report['markdown'])
     print(f'written: {args.out_dir}/benchmark.md, benchmark.json'
           + (', refiner_scaling.png' if args.sweep_grid else ''))

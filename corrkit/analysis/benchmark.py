@@ -128,11 +128,17 @@ def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], obje
     The stages are the matcher's own stage methods (see
     ``CorrelationMatcher.extract``), the keypoint transfer of 20 keypoints per
     pair included; ``backbone`` is the bare backbone on the images as the
-    matcher hands them over, the reference every figure is compared with.
+    matcher hands them over, the reference every figure is compared with. A
+    :class:`~corrkit.models.matchers.KeypointMatcher` has no 4D stages: its are
+    ``backbone``, ``similarity`` and ``head`` for 20 keypoints per pair, and
+    ``dense flow`` (every cell of the finest source grid matched, in chunks,
+    what its ``tensor`` mode returns).
     """
     b = inputs.shape[0]
     images = model.backbone_input(inputs)
     src, trg = model.features(inputs)
+    if not hasattr(model, 'correlate'):
+        return _keypoint_stage_calls(model, images, src, trg)
     corr = model.correlate(src, trg)
     refined = model.refine(corr)
     flow = model.predict_flow(refined).flow
@@ -148,16 +154,30 @@ def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], obje
     }
 
 
+def _keypoint_stage_calls(model: nn.Module, images: Tensor, src: list[Tensor],
+                          trg: list[Tensor]) -> dict[str, Callable[[], object]]:
+    kps = torch.rand(src[0].shape[0], 20, 2, device=images.device) * 2 - 1  # normalised
+    similarity = model.similarity(src, kps, trg)
+    flipped = torch.zeros(src[0].shape[0], dtype=torch.bool, device=images.device)
+    return {
+        'backbone': lambda: model.backbone(images),
+        'similarity': lambda: model.similarity(src, kps, trg),
+        'head': lambda: model.predict_keypoints(similarity),
+        'dense flow': lambda: model._flow(src, trg, None, None, flipped),
+    }
+
+
 def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train: bool = True,
                     warmup: int = 2, repeats: int = 10, precision: str = 'fp32') -> dict:
     """Parameters, FLOPs, time, memory and stage breakdown of one matcher.
 
     Args:
-        model: A :class:`~corrkit.models.matchers.CorrelationMatcher`.
+        model: A :class:`~corrkit.models.matchers.CorrelationMatcher` or a
+            :class:`~corrkit.models.matchers.KeypointMatcher`.
         batch_sizes: Pairs per call.
         train: Also time a training step (forward + loss + backward, every
             parameter that requires gradients included) and the bare backbone's
-            forward + backward.
+            forward + backward; skipped for a model with nothing to train.
         warmup: Untimed calls before each measurement.
         repeats: Timed calls per measurement.
         precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` autocast around every
@@ -188,7 +208,7 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         entry['forward'] = _per_pair(forward, batch)
         entry['backbone'] = _per_pair(stages['backbone'], batch)
         entry['forward_over_backbone'] = forward.median_ms / stages['backbone'].median_ms
-        if train:
+        if train and any(p.requires_grad for p in model.parameters()):  # a zero-shot model: none
             with autocast(precision, device):
                 entry.update(_train_step(model, inputs, samples, device, warmup, repeats))
         result['batches'][batch] = entry
@@ -202,7 +222,8 @@ def _per_pair(timing: Timing, batch: int) -> dict:
 
 def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.device,
                 warmup: int, repeats: int) -> dict:
-    """Time a training step and the bare backbone's forward + backward."""
+    """Time a training step and the bare backbone's forward + backward (its forward alone
+    when it is frozen: then no backward runs through it in the step either)."""
     model.train()
     images = model.backbone_input(inputs)
 
@@ -211,8 +232,14 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
         loss = sum(model(inputs, samples, mode='loss').values())
         loss.backward()
 
+    frozen = not any(p.requires_grad for p in model.backbone.parameters())
+
     def backbone_step() -> None:
         model.zero_grad(set_to_none=True)
+        if frozen:  # an adapter's training: no backward runs through the backbone
+            with torch.no_grad():
+                model.backbone(images)
+            return
         sum(f.mean() for f in model.backbone(images)).backward()
 
     peak = peak_memory(step, device) / 2 ** 20
@@ -258,3 +285,36 @@ def scaling_exponent(rows: Sequence[dict], key: str = 'ms') -> float:
     my = statistics.fmean(y for _, y in points)
     return (sum((x - mx) * (y - my) for x, y in points)
             / sum((x - mx) ** 2 for x, _ in points))
+
+
+def sweep_resolution(build: Callable[[int], nn.Module], sides: Sequence[int],
+                     device: torch.device, warmup: int = 1, repeats: int = 3) -> list[dict]:
+    """Time and peak memory of a whole forward (``tensor`` mode, batch 1) per input side.
+
+    Args:
+        build: Returns the matcher built at input size ``side × side``.
+        sides: Input sides in pixels.
+        device: Where the model runs.
+        warmup: Untimed calls per side.
+        repeats: Timed calls per side.
+
+    Returns:
+        One ``{'side', 'grid', 'ms', 'peak_mb'}`` per side (``grid``: the finest
+        feature map's ``[h, w]``), or ``{'side', 'refused'}`` where the model
+        refuses the size (:class:`~corrkit.errors.AttentionMemoryError`).
+    """
+    from ..layers import AttentionMemoryError
+    rows = []
+    for side in sides:
+        try:
+            model = build(side).eval()
+            inputs, _ = random_pairs(model, 1, device=device)
+            with torch.inference_mode():
+                grid = max(model.feature_sizes(*model.input_size), key=lambda hw: hw[0] * hw[1])
+                peak = peak_memory(lambda: model(inputs), device) / 2 ** 20
+                timing = time_call(lambda: model(inputs), device, warmup, repeats)
+        except AttentionMemoryError as err:
+            rows.append(dict(side=side, refused=str(err)))
+            continue
+        rows.append(dict(side=side, grid=list(grid), ms=timing.median_ms, peak_mb=peak))
+    return rows

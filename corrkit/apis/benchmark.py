@@ -10,7 +10,8 @@ from typing import Any, Sequence
 import torch
 
 from ..analysis.benchmark import (STAGES, benchmark_model, count_flops, matmul_gflops,
-                                  random_pairs, scaling_exponent, sweep_refiner, time_call)
+                                  random_pairs, scaling_exponent, sweep_refiner, sweep_resolution,
+                                  time_call)
 from ..layers import AttentionMemoryError
 from ..utils.acceleration import autocast, compile_forward, precision_dtype
 from ..models.backbones import random_weights_options
@@ -24,7 +25,7 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                       sweep_sides: Sequence[int] = (), device: str = 'cpu', warmup: int = 2,
                       repeats: int = 10, cfg_options: dict[str, Any] | None = None,
                       threads: int | None = None, precision: str = 'fp32',
-                      compile: bool = False) -> dict:
+                      compile: bool = False, sweep_resolutions: Sequence[int] = ()) -> dict:
     """Measure every config in one run and write ``benchmark.json`` and ``benchmark.md``.
 
     Models are built with random weights (speed does not depend on them, and
@@ -50,6 +51,12 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         compile: Compile the forward of each component (backbone, correlation,
             refiner, head) with ``torch.compile``, eager where compiling fails;
             the bare backbone reference is then the compiled backbone.
+        sweep_resolutions: Input sides (e.g. ``(240, 384, 560, 840)``): every config
+            is also built at each ``side × side`` and a whole forward at batch 1
+            (``tensor`` mode, the dense flow) is timed and its peak memory measured;
+            ``resolution_scaling.png`` plots memory and time against the side, one
+            line per config (a refused size is left out of the plot and named in
+            the table).
 
     The references also give a floor (``floor_over_backbone``): the time of the
     backbone plus the FLOPs the model adds to it run at the matmul reference's
@@ -103,6 +110,15 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                     / per_batch['backbone_train']['median_ms'])
         report['models'][Path(config).stem] = result
         first = first or model
+    if sweep_resolutions:
+        report['resolution_sweep'] = {}
+        for config in configs:
+            options = {**random_weights_options(load_config(config, cfg_options)),
+                       **(cfg_options or {})}
+            report['resolution_sweep'][Path(config).stem] = sweep_resolution(
+                lambda side: init_matcher(config, device=device, cfg_options={
+                    **options, 'model.input_size': side}), sweep_resolutions, dev)
+        plot_resolution_sweep(report['resolution_sweep'], out / 'resolution_scaling.png')
     if sweep_sides and first is not None:
         rows = sweep_refiner(first.refiner, sweep_sides, dev)
         report['sweep'] = dict(config=Path(configs[0]).stem, rows=rows,
@@ -170,11 +186,16 @@ def markdown_report(report: dict) -> str:
              f"{', compiled' if report.get('compiled') else ''}; {precision} matmul "
              f"{report['matmul_gflops']:.0f} GFLOP/s.", '',
              _table(header, rows), '']
-    stage_rows = [[f'`{name}`', f'b{b}'] + [f"{e['stages_ms'][s]:.1f}" for s in STAGES]
+    stages = list(STAGES)  # a keypoint matcher's stages follow the 4D ones
+    for m in models.values():
+        for e in m['batches'].values():
+            stages += [s for s in e['stages_ms'] if s not in stages]
+    stage_rows = [[f'`{name}`', f'b{b}'] + [f"{e['stages_ms'][s]:.1f}" if s in e['stages_ms']
+                                            else '' for s in stages]
                   for name, m in models.items() for b, e in sorted(
                       ((int(b), e) for b, e in m['batches'].items()))]
     parts += ['Milliseconds per pair, stage by stage:', '',
-              _table(['config', 'batch', *STAGES], stage_rows), '']
+              _table(['config', 'batch', *stages], stage_rows), '']
     ref_rows = [[f'`{name}`', f"{m['backbone_gflops_per_s']:.0f}",
                  f"{m['backbone_over_matmul']:.2f}", f"{m['added_gflops']:.1f}",
                  f"{m['floor_over_backbone']:.2f}"] for name, m in models.items()]
@@ -183,6 +204,13 @@ def markdown_report(report: dict) -> str:
               'throughput, as a ratio to the backbone\'s time:', '',
               _table(['config', 'backbone GFLOP/s', '× matmul', 'added GFLOPs / pair',
                       'floor × backbone'], ref_rows), '']
+    if 'resolution_sweep' in report:
+        res_rows = [[f'`{name}`', str(r['side'])] + (
+            ['refused', '', ''] if 'refused' in r else
+            [' × '.join(map(str, r['grid'])), f"{r['ms']:.0f}", f"{r['peak_mb']:.0f}"])
+            for name, rows in report['resolution_sweep'].items() for r in rows]
+        parts += ['A whole forward (the dense flow) at batch 1 against the input side:', '',
+                  _table(['config', 'side', 'grid', 'ms', 'peak MB'], res_rows), '']
     if 'sweep' in report:
         sweep = report['sweep']
         parts += [f"Refiner of `{sweep['config']}` alone, batch 1: time ∝ matches^"
@@ -214,5 +242,24 @@ def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
     axis.set(xlabel='matches (side⁴)', ylabel='ms per pair',
              title=f"refiner of {sweep['config']}")
     axis.legend(loc='upper left', fontsize='small')
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_resolution_sweep(sweep: dict[str, list[dict]], path: str | os.PathLike) -> None:
+    """Peak memory and time of a forward against the input side, one line per config."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (memory, timing) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for name, rows in sweep.items():
+        done = [r for r in rows if 'refused' not in r]
+        sides = [r['side'] for r in done]
+        memory.semilogy(sides, [max(r['peak_mb'], 1e-3) for r in done], 'o-', label=name)
+        timing.semilogy(sides, [r['ms'] for r in done], 'o-', label=name)
+    memory.set(xlabel='input side (px)', ylabel='peak memory of a forward (MB)',
+               title='memory, batch 1')
+    timing.set(xlabel='input side (px)', ylabel='ms per pair', title='time, batch 1')
+    memory.legend(fontsize='small')
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -114,3 +114,19 @@ def test_check_loss_dispatches_on_the_declared_kind():
 def test_bad_arguments_name_the_class_and_value(kwargs, match):
     with pytest.raises(ValueError, match=f'KeypointCrossEntropyLoss.*{match}'):
         KeypointCrossEntropyLoss(**kwargs)
+
+
+def test_a_learned_temperature_is_a_parameter_that_gets_gradients(batch):
+    sim, target, valid = batch
+    fixed = KeypointCrossEntropyLoss(temperature=0.1)
+    learned = KeypointCrossEntropyLoss(temperature=0.1, learn_temperature=True).double()
+    assert list(dict(fixed.named_parameters())) == [] and fixed.state_dict() == {}
+    assert list(dict(learned.named_parameters())) == ['log_temperature']
+    # it starts at the given temperature: the same loss
+    torch.testing.assert_close(learned(sim, None, target, valid), fixed(sim, None, target, valid))
+    learned(sim, None, target, valid).backward()
+    assert learned.log_temperature.grad is not None and learned.log_temperature.grad != 0
+    with torch.no_grad():  # it never goes below 1e-3
+        learned.log_temperature.fill_(-20.0)
+    assert learned.current_temperature.item() == pytest.approx(1e-3)
+    assert 'temperature=0.1 (learned)' in repr(learned)

@@ -13,7 +13,7 @@ from corrkit.testing import check_neck
 def test_aggregation_starts_as_the_weighted_mean_of_projected_maps():
     torch.manual_seed(0)
     neck = AggregationNeck(in_channels=[8, 16], in_strides=[8, 16], out_channels=16,
-                           num_blocks=2, norm_groups=2)
+                           num_blocks=2, norm_groups=2, normalize_inputs=False)
     torch.testing.assert_close(neck.layer_weights(), torch.full((2,), 0.5))
     feats = [torch.randn(2, 8, 6, 5), torch.randn(2, 16, 3, 3)]
     expected = sum(0.5 * resize_features(proj(f), (6, 5))
@@ -22,6 +22,34 @@ def test_aggregation_starts_as_the_weighted_mean_of_projected_maps():
     neck.layer_logits.data = torch.tensor([0.0, 50.0])  # all weight on the coarse map
     torch.testing.assert_close(neck(feats)[0], resize_features(neck.projections[1](feats[1]),
                                                                 (6, 5)), atol=1e-5, rtol=0)
+
+
+def test_normalized_inputs_weigh_the_same_whatever_their_scale():
+    torch.manual_seed(0)
+    neck = AggregationNeck(in_channels=[8, 16], in_strides=[8, 16], out_channels=16,
+                           num_blocks=1, norm_groups=2)
+    feats = [torch.randn(2, 8, 6, 5), torch.randn(2, 16, 3, 3)]
+    torch.testing.assert_close(neck([feats[0] * 100, feats[1] * 0.01])[0], neck(feats)[0])
+
+
+def test_concatenation_start_averages_the_per_map_cosines():
+    """out_channels=None: the untrained neck's cosine between two cells is the mean of the
+    input maps' cosines, what a matcher computes from the maps without a neck."""
+    torch.manual_seed(0)
+    neck = AggregationNeck(in_channels=[8, 16, 4], in_strides=[8, 8, 8], out_channels=None,
+                           num_blocks=2, hidden_channels=8, norm_groups=4)
+    assert neck.out_channels == [28] and neck.projections[1].weight.shape == (28, 16, 1, 1)
+    feats = [torch.randn(1, c, 4, 5) * s for c, s in zip([8, 16, 4], [1.0, 30.0, 0.1])]
+
+    def cosines(f):
+        f = F.normalize(f.flatten(2), dim=1)
+        return f.mT @ f
+
+    want = sum(cosines(f) for f in feats) / 3
+    torch.testing.assert_close(cosines(neck(feats)[0]), want, atol=1e-5, rtol=0)
+    # learned layer weights reweigh the maps' cosines by w_j² / sum(w²)
+    neck.layer_logits.data = torch.tensor([0.0, 0.0, 50.0])
+    torch.testing.assert_close(cosines(neck(feats)[0]), cosines(feats[2]), atol=1e-5, rtol=0)
 
 
 def test_untrained_aggregation_keeps_cosine_similarities_of_one_map():
@@ -107,3 +135,13 @@ def test_check_neck_takes_sizes_and_injected_values():
     check_neck(neck, sizes=[(5, 7)], dtypes=(torch.float32,))
     with pytest.raises(ContractError, match='is not a corrkit.models.base.Neck'):
         check_neck(torch.nn.Identity(), in_channels=[4], in_strides=[8])
+
+
+def test_blocks_refine_at_the_upsampled_resolution():
+    torch.manual_seed(0)
+    neck = AggregationNeck(in_channels=[4, 4], in_strides=[8, 16], out_channels=8,
+                           num_blocks=1, norm_groups=2, upsample=2, normalize_inputs=False)
+    torch.nn.init.normal_(neck.blocks[0].body[-1].weight)  # a block that is not the identity
+    feats = [torch.randn(1, 4, 3, 4), torch.randn(1, 4, 2, 2)]
+    mixed = sum(0.5 * resize_features(proj(f), (3, 4)) for proj, f in zip(neck.projections, feats))
+    torch.testing.assert_close(neck(feats)[0], neck.blocks(resize_features(mixed, (6, 8))))

@@ -1,14 +1,17 @@
 """Cross-entropy over target cells for keypoint matchers, plus an optional regression term."""
 from __future__ import annotations
 
+import math
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...ops import normalized_to_pixel
 from ...registry import LOSSES
 from ..base import KeypointPrediction, SimilarityLoss
 
 DISTRIBUTIONS = ('gaussian', 'bilinear')
+MIN_TEMPERATURE = 1e-3
 
 
 @LOSSES.register_module()
@@ -33,17 +36,31 @@ class KeypointCrossEntropyLoss(SimilarityLoss):
     gradient. Without any valid keypoint the loss is 0, still connected to the
     graph so that a backward pass runs.
 
+    A fixed temperature lets the loss fall by *spreading* the softmax: when the
+    features peak more sharply than the target distribution (frozen features at
+    a temperature of 0.02 do), an adapter lowers the loss by blurring them,
+    which moves argmaxes and costs PCK at tight thresholds. With
+    ``learn_temperature=True`` the temperature is a trained parameter (its log,
+    as CLIP's and GeoAware-SC's learned scale), so the spread is fitted by one
+    scalar and the features are trained to rank the true cell first.
+
     Args:
-        temperature: Softmax temperature on the similarities. The default 0.02
-            matches the window soft-argmax head's (SFNet's ``beta``, reused by
-            GeoAware-SC on cosine scores), so training sharpens the distribution
-            the head reads.
+        temperature: Softmax temperature on the similarities (the start, with
+            ``learn_temperature``). The default 0.02 matches the window
+            soft-argmax head's (SFNet's ``beta``, reused by GeoAware-SC on cosine
+            scores), so training sharpens the distribution the head reads.
         distribution: ``'gaussian'`` or ``'bilinear'``.
         sigma: Standard deviation of the Gaussian target in target cells (about
             one cell keeps the 3 × 3 neighbourhood; a choice, not from a paper).
         regression_weight: Weight of the L2 term on the head's keypoints; 0
             switches it off.
         loss_weight: Multiplier of the whole loss.
+        learn_temperature: Train the temperature (a parameter of the loss, so
+            of the model that owns it); it is kept at or above 1e-3.
+
+    Attributes:
+        log_temperature: With ``learn_temperature``, the temperature's log (a
+            parameter); :attr:`current_temperature` reads it.
 
     Raises:
         ValueError: On an unknown ``distribution``, ``temperature <= 0``,
@@ -65,7 +82,8 @@ class KeypointCrossEntropyLoss(SimilarityLoss):
     """
 
     def __init__(self, temperature: float = 0.02, distribution: str = 'gaussian',
-                 sigma: float = 1.0, regression_weight: float = 0.0, loss_weight: float = 1.0):
+                 sigma: float = 1.0, regression_weight: float = 0.0, loss_weight: float = 1.0,
+                 learn_temperature: bool = False):
         super().__init__()
         name = type(self).__name__
         if distribution not in DISTRIBUTIONS:
@@ -78,10 +96,21 @@ class KeypointCrossEntropyLoss(SimilarityLoss):
             raise ValueError(f'{name} weights must be >= 0, got regression_weight='
                              f'{regression_weight!r} and loss_weight={loss_weight!r}')
         self.temperature = temperature
+        self.learn_temperature = learn_temperature
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature)))
         self.distribution = distribution
         self.sigma = sigma
         self.regression_weight = regression_weight
         self.loss_weight = loss_weight
+
+    @property
+    def current_temperature(self) -> Tensor | float:
+        """The temperature in use: ``temperature``, or with ``learn_temperature`` the
+        learned one (a scalar tensor, at least 1e-3)."""
+        if not self.learn_temperature:
+            return self.temperature
+        return self.log_temperature.clamp(min=math.log(MIN_TEMPERATURE)).exp()
 
     def target_distribution(self, target: Tensor, size: tuple[int, int]) -> Tensor:
         """The distribution over target cells the softmax is pulled towards.
@@ -116,7 +145,10 @@ class KeypointCrossEntropyLoss(SimilarityLoss):
                 valid: Tensor) -> Tensor:
         """Return the weighted mean cross-entropy (plus regression) over valid keypoints."""
         target = target.to(similarity.dtype)
-        log_probs = torch.log_softmax(similarity.flatten(-2) / self.temperature, dim=-1)
+        temperature = self.current_temperature
+        if isinstance(temperature, Tensor):
+            temperature = temperature.to(similarity.dtype)
+        log_probs = torch.log_softmax(similarity.flatten(-2) / temperature, dim=-1)
         weights = self.target_distribution(target, similarity.shape[-2:]).flatten(-2)
         # cells without target weight drop out even where a score is -inf (masked
         # out by the caller): 0 * -inf would be NaN
@@ -132,5 +164,6 @@ class KeypointCrossEntropyLoss(SimilarityLoss):
         return self.loss_weight * per_kp.sum() / count
 
     def extra_repr(self) -> str:
-        return (f'temperature={self.temperature}, distribution={self.distribution!r}, '
+        learned = ' (learned)' if self.learn_temperature else ''
+        return (f'temperature={self.temperature}{learned}, distribution={self.distribution!r}, '
                 f'sigma={self.sigma}, regression_weight={self.regression_weight}')

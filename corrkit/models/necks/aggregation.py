@@ -5,6 +5,7 @@ from typing import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ...ops import resize_features
 from ...registry import NECKS
@@ -42,23 +43,44 @@ class AggregationNeck(Neck):
        and is resized to the finest input grid (bilinear, ``align_corners=True``;
        projecting first, since projection and bilinear resizing commute);
     2. the maps are summed with softmax-normalised learned layer weights;
-    3. ``num_blocks`` residual bottleneck blocks (1 × 1 conv to ``hidden_channels``,
-       3 × 3 conv, 1 × 1 conv back, GroupNorm and GELU between) refine the sum;
-       GroupNorm, unlike BatchNorm, behaves the same at batch 1 and in training;
-    4. an optional bilinear upsampling by the integer ``upsample`` divides the
-       stride accordingly.
+    3. an optional bilinear upsampling by the integer ``upsample`` divides the
+       stride accordingly;
+    4. ``num_blocks`` residual bottleneck blocks (1 × 1 conv to ``hidden_channels``,
+       3 × 3 conv, 1 × 1 conv back, GroupNorm and GELU between) refine the sum at
+       the output resolution, so that they can learn to sharpen what the
+       upsampling blurs; GroupNorm, unlike BatchNorm, behaves the same at batch 1
+       and in training.
 
-    It returns one map. Initialisation starts close to zero-shot matching of the
-    frozen features: layer weights start uniform (the mean of the maps), the
-    projections orthogonal (a random subspace, which roughly keeps cosine
-    similarities) and each block's last convolution zero (blocks start as the
-    identity).
+    It returns one map. With ``normalize_inputs`` every input map is first
+    L2-normalised along its channels, so that each map weighs the same whatever
+    its scale, and multiplied by ``sqrt(out_channels)``, so that an output
+    channel is of order one: the residual blocks (whose normalisation makes
+    their branch's size independent of the input's) then start as small
+    corrections instead of overwhelming features of norm one spread over
+    hundreds of channels. Initialisation starts at, or close to, zero-shot matching of the
+    frozen features: layer weights start uniform (the mean of the maps) and each
+    block's last convolution zero (blocks start as the identity). The
+    projections start in one of two ways:
+
+    - ``out_channels=None`` (the *concatenation start*): the width is the sum of
+      the input widths and each projection starts as the embedding of its map
+      into its own slice of the output, so the untrained neck returns the
+      normalised maps concatenated (times equal weights). The cosine of such a
+      concatenation is the mean of the per-map cosines (exactly on a single
+      grid; after bilinear resizing of coarser maps, approximately), which is
+      what a matcher without a neck computes from the same maps: training
+      starts *at* zero-shot matching and learns a correction, including the
+      weight of each map;
+    - an integer ``out_channels``: orthogonal projections (a random subspace,
+      which roughly keeps cosine similarities) to a smaller width, cheaper to
+      refine but lossy when the inputs are wide.
 
     Args:
         in_channels: Channels of each input map (injected by the matcher).
         in_strides: Stride of each input map in input pixels (injected by the matcher).
         out_channels: Width of the output map. The default 256 keeps the adapter
             small: about 0.53 M parameters on four 384-channel ViT-S maps.
+            ``None``: the sum of ``in_channels``, with the concatenation start.
         num_blocks: Residual blocks after the mix; 0 leaves the weighted sum of
             projections.
         hidden_channels: Width inside each block; ``None`` means
@@ -66,6 +88,7 @@ class AggregationNeck(Neck):
         norm_groups: GroupNorm groups inside the blocks; must divide the hidden width.
         upsample: Integer factor of the final bilinear upsampling (1: none); it
             must divide the finest input stride.
+        normalize_inputs: L2-normalise every input map along its channels first.
 
     Raises:
         ValueError: On bad ``in_channels`` / ``in_strides``, a width below 1,
@@ -76,6 +99,7 @@ class AggregationNeck(Neck):
         - input: list of ``(N, C_i, h_i, w_i)``, one per ``in_channels`` entry
         - output: one ``(N, out_channels, upsample * h, upsample * w)`` map, with
           ``(h, w)`` the largest input grid, at stride ``min(in_strides) / upsample``
+          (``out_channels = sum(in_channels)`` when it is ``None``)
 
     Examples:
         >>> neck = AggregationNeck(in_channels=[8, 16], in_strides=[8, 16], out_channels=16,
@@ -86,14 +110,27 @@ class AggregationNeck(Neck):
         [(1, 16, 12, 10)]
         >>> neck.output_sizes([(6, 5), (3, 3)])
         [(12, 10)]
+
+        The concatenation start returns the normalised maps side by side:
+
+        >>> neck = AggregationNeck(in_channels=[2, 3], in_strides=[8, 8], out_channels=None,
+        ...                        num_blocks=1, norm_groups=1)
+        >>> a, b = torch.randn(1, 2, 4, 4), torch.randn(1, 3, 4, 4)
+        >>> want = torch.cat([F.normalize(a, dim=1), F.normalize(b, dim=1)], 1) / 2 * 5 ** 0.5
+        >>> torch.allclose(neck([a, b])[0], want, atol=1e-6)
+        True
     """
 
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int],
-                 out_channels: int = 256, num_blocks: int = 2,
-                 hidden_channels: int | None = None, norm_groups: int = 8, upsample: int = 1):
+                 out_channels: int | None = 256, num_blocks: int = 2,
+                 hidden_channels: int | None = None, norm_groups: int = 8, upsample: int = 1,
+                 normalize_inputs: bool = True):
         super().__init__()
         name = type(self).__name__
         self.in_channels, self.in_strides = checked_inputs(name, in_channels, in_strides)
+        concatenate = out_channels is None
+        if concatenate:
+            out_channels = sum(self.in_channels)
         hidden = out_channels // 4 if hidden_channels is None else hidden_channels
         if out_channels < 1 or hidden < 1 or num_blocks < 0:
             raise ValueError(f'{name} needs out_channels >= 1, hidden_channels >= 1 and '
@@ -103,12 +140,21 @@ class AggregationNeck(Neck):
                              f'width {hidden} (hidden_channels, default out_channels // 4)')
         self.upsample = upsampling_factor(name, upsample, [min(self.in_strides)])
         self.projections = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in self.in_channels)
-        for proj in self.projections:
-            nn.init.orthogonal_(proj.weight.view(out_channels, -1))
+        offset = 0
+        for proj, c in zip(self.projections, self.in_channels):
+            weight = proj.weight.view(out_channels, c)
+            if concatenate:  # map j into channels offset .. offset + c_j, zero elsewhere
+                with torch.no_grad():
+                    weight.zero_()
+                    weight[offset:offset + c] = torch.eye(c)
+            else:
+                nn.init.orthogonal_(weight)
             nn.init.zeros_(proj.bias)
+            offset += c
         self.layer_logits = nn.Parameter(torch.zeros(len(self.in_channels)))
         self.blocks = nn.Sequential(*(_BottleneckBlock(out_channels, hidden, norm_groups)
                                       for _ in range(num_blocks)))
+        self.normalize_inputs = normalize_inputs
         self.out_channels = [out_channels]
         self.strides = [min(self.in_strides) // self.upsample]
 
@@ -126,9 +172,11 @@ class AggregationNeck(Neck):
         check_count(type(self).__name__, feats, len(self.in_channels))
         size = finest([tuple(f.shape[-2:]) for f in feats])
         weights = self.layer_weights().to(feats[0].dtype)
+        if self.normalize_inputs:  # unit norm, then about unit size per output channel
+            scale = self.out_channels[0] ** 0.5
+            feats = [F.normalize(f, dim=1, eps=1e-5) * scale for f in feats]
         mixed = sum(w * resize_features(proj(f), size)
                     for w, proj, f in zip(weights, self.projections, feats))
-        out = self.blocks(mixed)
         if self.upsample > 1:
-            out = resize_features(out, (size[0] * self.upsample, size[1] * self.upsample))
-        return [out]
+            mixed = resize_features(mixed, (size[0] * self.upsample, size[1] * self.upsample))
+        return [self.blocks(mixed)]
