@@ -5,7 +5,7 @@ import os
 import pytest
 
 from corrkit.engine import atomic_write as engine_atomic_write
-from corrkit.utils.fileio import (atomic_path, atomic_write, package_file, sha256_of,
+from corrkit.utils.fileio import (atomic_folder, atomic_path, atomic_write, package_file, sha256_of,
                                   stale_temporaries)
 
 
@@ -85,3 +85,19 @@ def test_package_file_gives_the_pip_name_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name: None)
     with pytest.raises(FileNotFoundError, match='pip install scikit-image'):
         package_file('skimage', 'data/astronaut.png')
+
+
+def test_atomic_folder_replaces_on_success_and_keeps_the_old_one_on_error(tmp_path):
+    target = tmp_path / 'data'
+    target.mkdir()
+    (target / 'old.txt').write_text('old')
+    with pytest.raises(RuntimeError, match='half way'):
+        with atomic_folder(target) as tmp:
+            (tmp / 'new.txt').write_text('new')
+            raise RuntimeError('half way')
+    assert [p.name for p in target.iterdir()] == ['old.txt']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['data']  # no temporary left
+    with atomic_folder(target) as tmp:
+        (tmp / 'new.txt').write_text('new')
+    assert [p.name for p in target.iterdir()] == ['new.txt']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['data']

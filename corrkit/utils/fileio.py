@@ -12,12 +12,14 @@ import hashlib
 import importlib.util
 import os
 import secrets
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ['PIP_NAMES', 'atomic_path', 'atomic_write', 'package_file', 'sha256_of',
-           'stale_temporaries']
+__all__ = ['PIP_NAMES', 'atomic_folder', 'atomic_path', 'atomic_write', 'package_file',
+           'sha256_of', 'stale_temporaries']
 
 
 def _temporary_name(path: Path) -> Path:
@@ -65,6 +67,44 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder to fill; it replaces the folder ``path`` when the block ends cleanly.
+
+    The temporary folder is a hidden sibling of ``path`` (same file system, so
+    the final rename is cheap); its parent is created. On leaving the block, an
+    existing ``path`` is removed and the temporary folder renamed to it; on any
+    error in the block, the temporary folder is removed and ``path`` is
+    untouched, so a crash never leaves a half-written folder behind.
+
+    Args:
+        path: The final folder.
+
+    Yields:
+        The temporary folder's path.
+
+    Examples:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / 'data'
+        >>> with atomic_folder(target) as tmp:
+        ...     _ = (tmp / 'a.txt').write_text('complete')
+        ...     target.exists()
+        False
+        >>> sorted(p.name for p in target.iterdir())
+        ['a.txt']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}-', dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(data: bytes, path: str | os.PathLike) -> None:

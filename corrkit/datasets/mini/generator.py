@@ -9,8 +9,6 @@ warp. Train, val and test use disjoint photos; everything follows from the seed.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -21,7 +19,7 @@ from torchvision.transforms.v2 import functional as F
 
 from ...ops.tps import warp_image
 from ...structures import DIFFICULTY_FIELDS, swap_difficulty_sides
-from ...utils.fileio import package_file
+from ...utils.fileio import atomic_folder, package_file
 from ...utils.image import image_to_tensor, load_image
 from .photos import PHOTOS, SPLIT_PHOTOS, TEXTURES
 from .structure import structure_keypoints
@@ -69,16 +67,9 @@ def make_mini_dataset(out_dir: str | Path = 'data/mini-spair', seed: int = 0,
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"'{out_dir}' exists and is not a mini dataset made with these "
                               f"settings; pass overwrite=True (--overwrite) to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}-', dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         counts = _write(tmp, settings)
         (tmp / STAMP).write_text(json.dumps(dict(settings=settings, pairs=counts), indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ...utils.fileio import package_file
+from ...utils.fileio import atomic_folder, package_file
 
 CATEGORY = 'motorcycle'
 FILES = {'left': 'data/motorcycle_left.png', 'right': 'data/motorcycle_right.png',
@@ -111,15 +110,14 @@ def make_stereo_pairs(out_dir: str | Path = 'data/stereo-motorcycle', step: int 
         pass
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"'{out_dir}' exists and is not a stereo check made with these "
-                              f"settings; pass overwrite=True (--overwrite) to replace it")
+                              f"settings; pass overwrite=True to replace it "
+                              f"(tools/stereo_check.py: choose another --data-root)")
     paths = {name: package_file('skimage', rel) for name, rel in FILES.items()}
     with np.load(paths['disparity']) as data:
         disparity = data['arr_0']
     left, right = stereo_correspondences(disparity, step, margin)
     height, width = disparity.shape
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}-', dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as tmp:
         images = tmp / 'JPEGImages' / CATEGORY
         images.mkdir(parents=True)
         for view in ('left', 'right'):
@@ -145,11 +143,6 @@ def make_stereo_pairs(out_dir: str | Path = 'data/stereo-motorcycle', step: int 
         layout.write_text('\n'.join(names) + '\n')
         (tmp / STAMP).write_text(json.dumps(dict(settings=settings, pairs=len(names),
                                                  keypoints=len(left)), indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
