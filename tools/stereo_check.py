@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from mmengine.config import DictAction
+
 from corrkit.apis import evaluate
 from corrkit.datasets.mini.stereo import make_stereo_pairs, zero_motion_pck
 from corrkit.utils.allocator import tune_cpu_allocator
@@ -39,19 +41,6 @@ def stereo_options(data_root: str) -> dict:
             'test_evaluator.frame': 'original', 'test_evaluator.alphas': list(ALPHAS)}
 
 
-def parse_options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise ValueError(f'--cfg-options expects KEY=VALUE, got {item!r}')
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('configs', nargs='*', help='configs to evaluate (default: the zero-shot '
@@ -59,8 +48,8 @@ def main(argv=None) -> int:
     parser.add_argument('--checkpoint', help='weights for the one config given')
     parser.add_argument('--data-root', default='data/stereo-motorcycle')
     parser.add_argument('--work-dir', default='work_dirs/stereo_check')
-    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
-                        help='overrides for every config (values parsed as JSON when they can be)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        metavar='KEY=VALUE', help='overrides for every config')
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
     configs = args.configs or [str(Path(__file__).parents[1] / 'configs' / f'{name}.py')
@@ -73,7 +62,7 @@ def main(argv=None) -> int:
         rows = {'zero motion': zero_motion_pck(root, ALPHAS)}
         for config in configs:
             name = Path(config).stem
-            options = {**stereo_options(str(root)), **parse_options(args.cfg_options)}
+            options = {**stereo_options(str(root)), **args.cfg_options}
             rows[name] = evaluate(config, args.checkpoint, str(Path(args.work_dir) / name),
                                   options)
     width = max(len(name) for name in rows)
