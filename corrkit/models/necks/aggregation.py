@@ -33,7 +33,7 @@ class _BottleneckBlock(nn.Module):
 
 @NECKS.register_module()
 class AggregationNeck(Neck):
-    """Projects every map to one width, mixes them with learned weights, refines and upsamples.
+    """Projects every map to one width, mixes them with learned weights, upsamples and refines.
 
     In the spirit of the post-processor of GeoAware-SC (Zhang et al., "Telling
     Left from Right", CVPR 2024), which adapts frozen foundation features for
