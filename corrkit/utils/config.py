@@ -9,6 +9,8 @@ from typing import Any
 
 from mmengine.config import Config
 
+from .model_names import config_path, is_model_name
+
 
 def load_config(config: str | os.PathLike | Config | dict,
                 cfg_options: dict[str, Any] | None = None) -> Config:
@@ -19,13 +21,17 @@ def load_config(config: str | os.PathLike | Config | dict,
     ``custom_imports`` whichever script loads it and wherever it runs from.
 
     Args:
-        config: Path of a ``.py`` config, a ``Config`` or a plain dict.
+        config: A model name (``'transformatcher_spair'``, see
+            :func:`corrkit.list_models`), the path of a ``.py`` config, a
+            ``Config`` or a plain dict.
         cfg_options: Dotted-key overrides, e.g. ``{'model.backbone.pretrained': False}``.
 
     Returns:
         The merged config.
 
     Raises:
+        KeyError: If a name (a string without ``.py`` that is no file) names no
+            config; the message suggests close names.
         FileNotFoundError: If the config file does not exist.
         ValueError: If the file is not a valid Python config (the message names the
             file and the error), or an override does not fit it.
@@ -37,7 +43,7 @@ def load_config(config: str | os.PathLike | Config | dict,
     elif isinstance(config, dict):
         cfg = Config(config)
     else:
-        path = os.fspath(config)
+        path = os.fspath(config_path(config) if is_model_name(config) else config)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file '{path}' does not exist")
         try:

@@ -1,0 +1,33 @@
+"""Build hook: the wheel carries the repository's configs (one copy of each file in the tree).
+
+Everything else lives in setup.cfg. ``configs/`` stays at the top of the repository,
+where the README and the tools use it; building a wheel copies it into
+``corrkit/.mim/configs`` (OpenMMLab's layout), where
+:func:`corrkit.utils.model_names.config_root` finds it once installed, so names,
+``_base_`` inheritance and relative paths work without the repository. An editable
+install reads the repository's ``configs/`` directly.
+"""
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+
+
+class BuildWithConfigs(build_py):
+    """``build_py`` plus a copy of ``configs/`` (``.py`` files only) into the package."""
+
+    def run(self):
+        super().run()
+        if self.editable_mode:  # the package is read from the tree, configs included
+            return
+        target = Path(self.build_lib) / 'corrkit' / '.mim' / 'configs'
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(ROOT / 'configs', target,
+                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+
+
+setup(cmdclass={'build_py': BuildWithConfigs})

@@ -1,0 +1,85 @@
+"""The wheel carries every config once, and names resolve from it without the repository."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import corrkit
+from corrkit.apis import init_matcher
+from corrkit.utils.model_names import config_path, config_root, model_names
+
+
+@pytest.fixture(scope='module')
+def wheel(repo, tmp_path_factory):
+    out = tmp_path_factory.mktemp('wheel')
+    done = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps',
+                           '--no-build-isolation', '-q', str(repo), '-w', str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return next(out.glob('corrkit-*.whl'))
+
+
+def test_the_wheel_carries_every_config_once(repo, wheel):
+    configs = sorted(p.relative_to(repo / 'configs').as_posix()
+                     for p in (repo / 'configs').rglob('*.py'))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        packaged = sorted(n.split('corrkit/.mim/configs/', 1)[1] for n in names
+                          if n.startswith('corrkit/.mim/configs/'))
+        assert packaged == configs and '_base_/default_runtime.py' in packaged
+        for name in ('transformatcher_spair.py', '_base_/datasets/spair.py'):
+            assert archive.read(f'corrkit/.mim/configs/{name}') == \
+                (repo / 'configs' / name).read_bytes()
+    assert not any(n.startswith('configs/') for n in names)  # not a second top-level copy
+
+
+def test_names_resolve_from_the_unpacked_wheel_alone(wheel, tmp_path):
+    """Outside the repository, with the wheel's package first on the path: names, _base_
+    inheritance and the model list come from corrkit/.mim/configs."""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / 'site')
+    code = ('import corrkit\n'
+            'from corrkit.utils.model_names import config_root\n'
+            'from corrkit.utils.config import load_config\n'
+            'print(corrkit.__file__)\n'
+            'print(config_root())\n'
+            "cfg = load_config('transformatcher_tiny')\n"
+            'print(cfg.model.type, cfg.model.input_size, cfg.test_evaluator.threshold)\n'
+            "print(len(corrkit.list_models('dinov2')))\n")
+    run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env={'PYTHONPATH': str(tmp_path / 'site'),
+                                                      'PATH': '/usr/bin:/bin'})
+    assert run.returncode == 0, run.stderr
+    package, root, model, count = run.stdout.splitlines()
+    assert Path(package).is_relative_to(tmp_path / 'site')
+    assert Path(root) == tmp_path / 'site' / 'corrkit' / '.mim' / 'configs'
+    assert model == 'CorrelationMatcher 64 bbox'  # its _base_ chain read from the package
+    assert int(count) == 5
+
+
+def test_a_name_and_its_path_build_the_same_model():
+    by_name = init_matcher('transformatcher_tiny')
+    by_path = init_matcher(str(config_path('transformatcher_tiny')))
+    assert by_name.input_size == by_path.input_size == (64, 64)
+    assert [k for k in by_name.state_dict()] == [k for k in by_path.state_dict()]
+
+
+def test_every_config_has_a_name_and_a_description(repo):
+    names = model_names()
+    assert config_root() == repo / 'configs'
+    assert 'transformatcher_spair' in names and 'ablations/transformatcher_noaug_spair' in names
+    assert not any(n.startswith('_base_') for n in names)
+    described = corrkit.list_models()
+    assert list(described) == names and all(described.values())
+    assert list(corrkit.list_models('keypoint_*_nn')) == ['keypoint_mobilenetv2_zeroshot_nn']
+
+
+@pytest.mark.parametrize('name, message', [
+    ('transformatcher_spiar', "did you mean 'transformatcher_spair'"),
+    ('_base_/default_runtime', "no model named '_base_/default_runtime'"),
+])
+def test_an_unknown_name_says_what_exists(name, message):
+    with pytest.raises(KeyError, match=message):
+        init_matcher(name)
