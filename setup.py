@@ -1,4 +1,5 @@
-"""Build hook: the wheel carries the repository's configs (one copy of each file in the tree).
+"""Build hook: the wheel carries the repository's configs and plugins (one copy of each file in
+the tree).
 
 Everything else lives in setup.cfg. ``configs/`` stays at the top of the repository,
 where the README and the tools use it; building a wheel copies it into
@@ -17,17 +18,20 @@ ROOT = Path(__file__).resolve().parent
 
 
 class BuildWithConfigs(build_py):
-    """``build_py`` plus a copy of ``configs/`` (``.py`` files only) into the package."""
+    """``build_py`` plus copies of ``configs/`` and ``plugins/`` (without their tests) into
+    ``corrkit/.mim``: a config's ``custom_imports`` finds ``plugins`` next to the configs
+    folder (``corrkit.utils.config.import_plugins`` looks in the folders above a config)."""
 
     def run(self):
         super().run()
         if self.editable_mode:  # the package is read from the tree, configs included
             return
-        target = Path(self.build_lib) / 'corrkit' / '.mim' / 'configs'
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(ROOT / 'configs', target,
-                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        for folder in ('configs', 'plugins'):
+            target = Path(self.build_lib) / 'corrkit' / '.mim' / folder
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(ROOT / folder, target, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc', 'test_*.py'))
 
 
 setup(cmdclass={'build_py': BuildWithConfigs})

@@ -1,4 +1,4 @@
-"""The wheel carries every config once, and names resolve from it without the repository."""
+"""The wheel carries every config (and plugin) once; names resolve from it without the repository."""
 import subprocess
 import sys
 import zipfile
@@ -21,7 +21,7 @@ def wheel(repo, tmp_path_factory):
     return next(out.glob('corrkit-*.whl'))
 
 
-def test_the_wheel_carries_every_config_once(repo, wheel):
+def test_the_wheel_carries_every_config_and_plugin_once(repo, wheel):
     configs = sorted(p.relative_to(repo / 'configs').as_posix()
                      for p in (repo / 'configs').rglob('*.py'))
     with zipfile.ZipFile(wheel) as archive:
@@ -32,7 +32,10 @@ def test_the_wheel_carries_every_config_once(repo, wheel):
         for name in ('transformatcher_spair.py', '_base_/datasets/spair.py'):
             assert archive.read(f'corrkit/.mim/configs/{name}') == \
                 (repo / 'configs' / name).read_bytes()
-    assert not any(n.startswith('configs/') for n in names)  # not a second top-level copy
+    assert not any(n.startswith(('configs/', 'plugins/')) for n in names)  # no top-level copy
+    plugins = {n for n in names if n.startswith('corrkit/.mim/plugins/')}
+    assert 'corrkit/.mim/plugins/layer_weighted_refiner/layer_weighted.py' in plugins
+    assert not any('/test_' in n for n in plugins)  # the plugin's tests stay in the repository
 
 
 def test_names_resolve_from_the_unpacked_wheel_alone(wheel, tmp_path):
@@ -47,16 +50,21 @@ def test_names_resolve_from_the_unpacked_wheel_alone(wheel, tmp_path):
             'print(config_root())\n'
             "cfg = load_config('transformatcher_tiny')\n"
             'print(cfg.model.type, cfg.model.input_size, cfg.test_evaluator.threshold)\n'
-            "print(len(corrkit.list_models('dinov2')))\n")
+            "print(len(corrkit.list_models('dinov2')))\n"
+            "cfg = load_config('plugin_layer_weighted_refiner')\n"
+            'import plugins.layer_weighted_refiner as plugin\n'
+            'print(plugin.__file__)\n')
     run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={'PYTHONPATH': str(tmp_path / 'site'),
                                                       'PATH': '/usr/bin:/bin'})
     assert run.returncode == 0, run.stderr
-    package, root, model, count = run.stdout.splitlines()
+    package, root, model, count, plugin = run.stdout.splitlines()
     assert Path(package).is_relative_to(tmp_path / 'site')
     assert Path(root) == tmp_path / 'site' / 'corrkit' / '.mim' / 'configs'
     assert model == 'CorrelationMatcher 64 bbox'  # its _base_ chain read from the package
     assert int(count) == 5
+    # custom_imports: the plugin package the wheel carries next to its configs
+    assert Path(plugin).is_relative_to(tmp_path / 'site' / 'corrkit' / '.mim' / 'plugins')
 
 
 def test_a_name_and_its_path_build_the_same_model():
