@@ -1,5 +1,5 @@
-"""Build hook: the wheel carries the repository's configs and plugins (one copy of each file in
-the tree).
+"""Build hook: the wheel carries the repository's configs, plugins and model index (one copy of
+each file in the tree).
 
 Everything else lives in setup.cfg. ``configs/`` stays at the top of the repository,
 where the README and the tools use it; building a wheel copies it into
@@ -32,6 +32,8 @@ class BuildWithConfigs(build_py):
                 shutil.rmtree(target)
             shutil.copytree(ROOT / folder, target, ignore=shutil.ignore_patterns(
                 '__pycache__', '*.pyc', 'test_*.py'))
+        # the model index lists the configs' families; it sits next to the configs folder
+        shutil.copy2(ROOT / 'model-index.yml', Path(self.build_lib) / 'corrkit' / '.mim')
 
 
 setup(cmdclass={'build_py': BuildWithConfigs})

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotation only: the class is mmengine's
 __all__ = [
     'CorrkitError', 'ContractError', 'ConfigConflictError', 'UnknownComponentError',
     'UnknownArgumentError', 'AttentionMemoryError', 'NonFiniteLossError', 'AnnotationError',
-    'DownloadError', 'DatasetNotFoundError',
+    'DownloadError', 'DatasetNotFoundError', 'WeightsError',
 ]
 
 
@@ -103,3 +103,8 @@ class DownloadError(RuntimeError):
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not where it was expected and downloading was not allowed."""
+
+
+class WeightsError(RuntimeError):
+    """Published weights cannot be used: none are published, the file cannot be fetched, or
+    it does not match its SHA-256. The message names the URL, the file and the cache path."""

@@ -23,12 +23,16 @@ def wheel(repo, tmp_path_factory):
 
 def test_the_wheel_carries_every_config_and_plugin_once(repo, wheel):
     configs = sorted(p.relative_to(repo / 'configs').as_posix()
-                     for p in (repo / 'configs').rglob('*.py'))
+                     for p in (repo / 'configs').rglob('*') if p.is_file()
+                     and '__pycache__' not in p.parts)
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         packaged = sorted(n.split('corrkit/.mim/configs/', 1)[1] for n in names
                           if n.startswith('corrkit/.mim/configs/'))
         assert packaged == configs and '_base_/default_runtime.py' in packaged
+        assert 'metafiles/keypoint.yml' in packaged
+        assert archive.read('corrkit/.mim/model-index.yml') == \
+            (repo / 'model-index.yml').read_bytes()
         for name in ('transformatcher_spair.py', '_base_/datasets/spair.py'):
             assert archive.read(f'corrkit/.mim/configs/{name}') == \
                 (repo / 'configs' / name).read_bytes()
@@ -53,18 +57,23 @@ def test_names_resolve_from_the_unpacked_wheel_alone(wheel, tmp_path):
             "print(len(corrkit.list_models('dinov2')))\n"
             "cfg = load_config('plugin_layer_weighted_refiner')\n"
             'import plugins.layer_weighted_refiner as plugin\n'
-            'print(plugin.__file__)\n')
+            'print(plugin.__file__)\n'
+            'from corrkit.utils.model_index import index_path, model_info\n'
+            "print(index_path(), model_info('zeroshot_mobilenetv2').metafile)\n")
     run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={'PYTHONPATH': str(tmp_path / 'site'),
                                                       'PATH': '/usr/bin:/bin'})
     assert run.returncode == 0, run.stderr
-    package, root, model, count, plugin = run.stdout.splitlines()
+    package, root, model, count, plugin, index = run.stdout.splitlines()
     assert Path(package).is_relative_to(tmp_path / 'site')
     assert Path(root) == tmp_path / 'site' / 'corrkit' / '.mim' / 'configs'
     assert model == 'CorrelationMatcher 64 bbox'  # its _base_ chain read from the package
     assert int(count) == 5
     # custom_imports: the plugin package the wheel carries next to its configs
     assert Path(plugin).is_relative_to(tmp_path / 'site' / 'corrkit' / '.mim' / 'plugins')
+    index_file, metafile = map(Path, index.split())  # the model index, with its metafiles
+    assert index_file == tmp_path / 'site' / 'corrkit' / '.mim' / 'model-index.yml'
+    assert metafile == Path(root) / 'metafiles' / 'zeroshot.yml'
 
 
 def test_a_name_and_its_path_build_the_same_model():

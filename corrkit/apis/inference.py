@@ -21,20 +21,27 @@ from ..utils.acceleration import autocast
 from ..utils.config import load_config
 from ..utils.image import ImageLike, image_to_tensor, load_image
 from ..utils.text import first_line
+from .pretrained import pretrained_weights
 
 #: Reduced float types a matcher may return under autocast; results are given in fp32.
 HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
-def init_matcher(config: str | os.PathLike | Config | dict, checkpoint: str | None = None,
+def init_matcher(config: str | os.PathLike | Config | dict,
+                 checkpoint: str | os.PathLike | None = None,
                  device: str | torch.device = 'cpu',
                  cfg_options: dict[str, Any] | None = None) -> torch.nn.Module:
     """Build a matcher from a config, load its weights and put it in eval mode.
 
     Args:
-        config: Config path, ``Config`` or dict (with a ``model`` key).
+        config: A model name (:func:`corrkit.list_models`), config path,
+            ``Config`` or dict (with a ``model`` key).
         checkpoint: Optional checkpoint path (an mmengine checkpoint with a
-            ``state_dict`` or a bare state dict); loaded with ``weights_only=True``.
+            ``state_dict`` or a bare state dict, or a training work directory);
+            loaded with ``weights_only=True``. ``'auto'`` (model names only) loads
+            the model index's published weights, fetched into torch.hub's or
+            Hugging Face's cache and hash-checked (see
+            :func:`~corrkit.apis.pretrained.pretrained_weights`).
         device: Device to put the model on.
         cfg_options: Dotted-key overrides, e.g. ``{'model.backbone.pretrained': False}``.
 
@@ -44,10 +51,15 @@ def init_matcher(config: str | os.PathLike | Config | dict, checkpoint: str | No
     Raises:
         KeyError: If the config has no ``model``.
         FileNotFoundError: If the checkpoint does not exist.
+        WeightsError: With ``checkpoint='auto'``, if the weights are not published,
+            cannot be fetched or do not match their SHA-256.
     """
     cfg = load_config(config, cfg_options)
     if 'model' not in cfg:
         raise KeyError(f"config '{cfg.filename}' has no 'model' entry")
+    if isinstance(checkpoint, str) and checkpoint == 'auto':
+        options, checkpoint = pretrained_weights(config, cfg)
+        cfg.merge_from_dict(options)
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'corrkit')):
         model = MODELS.build(cfg.model)
     if checkpoint is not None:

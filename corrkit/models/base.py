@@ -105,6 +105,29 @@ class Backbone(nn.Module, metaclass=DeclaredAttributesMeta):
         """
         return {'pretrained': False} if 'pretrained' in constructor_parameters(cls) else {}
 
+    @classmethod
+    def local_weights_options(cls, cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """The config keys (and values) that load this backbone's weights from a local file.
+
+        ``init_matcher(name, checkpoint='auto')`` applies them to the file it
+        fetched and checked. The default sets ``pretrained`` to the path; a
+        backbone with other weight options overrides this.
+
+        Args:
+            cfg: The backbone's config (``type`` and its keys).
+            path: The weights file.
+
+        Returns:
+            Keys of the backbone config and their values.
+
+        Raises:
+            ValueError: If the backbone takes no local weights file.
+        """
+        if 'pretrained' not in constructor_parameters(cls):
+            raise ValueError(f'{cls.__name__} takes no weights file (no pretrained argument); '
+                             f'override Backbone.local_weights_options')
+        return {'pretrained': path}
+
 
 class CorrelationBuilder(nn.Module, metaclass=DeclaredAttributesMeta):
     """Builds a multi-channel 4D correlation from two lists of feature maps.

@@ -66,11 +66,21 @@ def config_path(name: str) -> Path:
     root = config_root()
     path = root / f'{name}.py'
     if name.startswith('_base_') or not path.is_file():
-        close = difflib.get_close_matches(name, model_names(), n=3)
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
-        raise KeyError(f"no model named {name!r} (configs in '{root}'){hint} "
-                       f"corrkit.list_models() lists them; a config file's path works too")
+        raise KeyError(f"no model named {name!r} (configs in '{root}')"
+                       f"{suggest_names(name, model_names())}; corrkit.list_models() lists "
+                       f"them; a config file's path works too")
     return path
+
+
+def suggest_names(name: str, names: list[str]) -> str:
+    """``'; did you mean ...?'`` with up to three close names, or ``''``.
+
+    Examples:
+        >>> suggest_names('transformatcher_spiar', ['transformatcher_spair', 'ncnet_spair'])
+        "; did you mean 'transformatcher_spair'?"
+    """
+    close = difflib.get_close_matches(name, names, n=3)
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
 
 
 def describe_config(path: str | os.PathLike) -> str:

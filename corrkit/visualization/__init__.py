@@ -1,8 +1,10 @@
-"""Pictures: matches drawn side by side, the source warped onto the target, and the
-nonlocality figures (matplotlib, imported when they are drawn)."""
+"""Pictures: matches drawn side by side, the source warped onto the target, the
+nonlocality figures (matplotlib, imported when they are drawn), and an interactive HTML
+match viewer with a heat map per source grid point."""
 from .matches import draw_matches
 from .nonlocality import plot_difficulty_proportions, plot_nonlocality_histograms
+from .viewer import write_match_viewer
 from .warp import tps_warp
 
 __all__ = ['draw_matches', 'plot_difficulty_proportions', 'plot_nonlocality_histograms',
-           'tps_warp']
+           'tps_warp', 'write_match_viewer']

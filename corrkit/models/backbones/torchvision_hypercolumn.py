@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 import torchvision
@@ -83,6 +83,11 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
         self.extractor = create_feature_extractor(model, return_nodes={n: n for n in nodes})
         self.out_channels, self.strides = self._measure()
         self.setup_freezing(freeze, norm_eval)
+
+    @classmethod
+    def local_weights_options(cls, cfg: Mapping[str, Any], path: str) -> dict[str, Any]:
+        """A local state dict replaces the named ``weights`` (the two cannot be combined)."""
+        return {'pretrained': path, 'weights': None}
 
     def feature_modules(self) -> list[str]:
         """The tapped graph nodes, e.g. ``'features.7'``."""

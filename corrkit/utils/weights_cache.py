@@ -1,0 +1,107 @@
+"""Weights files from the model index, fetched into torch.hub's or Hugging Face's cache and checked.
+
+A file is looked up in its cache first (no network), then fetched; either way
+its SHA-256 is checked before anything loads it. Nothing falls back to random
+weights: a file that cannot be fetched or does not match is a
+:class:`~corrkit.errors.WeightsError` naming the URL, the expected file and the
+cache path, and a mismatching file in the cache is left where it is for the user
+to look at.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DownloadError, WeightsError
+from .download import download_file, print_progress
+from .fileio import sha256_of
+from .model_index import WeightsFile
+from .text import first_line
+
+__all__ = ['cache_path', 'fetch_weights', 'weights_status']
+
+
+def _hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read at call time (the library reads it at import)."""
+    from huggingface_hub import constants
+    return Path(os.environ.get('HF_HUB_CACHE') or constants.HF_HUB_CACHE)
+
+
+def cache_path(weights: WeightsFile) -> Path:
+    """Where the file lives once fetched.
+
+    For torch.hub's cache, ``$TORCH_HOME/hub/checkpoints/<file>``; for Hugging
+    Face's, the cached snapshot file if present, else the repository's cache folder.
+    """
+    hf = weights.hf_repo
+    if hf is None:
+        import torch
+        return Path(torch.hub.get_dir()) / 'checkpoints' / weights.filename
+    repo_id, revision, filename = hf
+    from huggingface_hub import try_to_load_from_cache
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=_hf_cache_dir(), revision=revision)
+    if isinstance(found, str):
+        return Path(found)
+    return _hf_cache_dir() / f"models--{repo_id.replace('/', '--')}"
+
+
+def weights_status(weights: WeightsFile) -> str:
+    """One line: the file, its URL and whether the cache holds it (no network, no hashing)."""
+    path = cache_path(weights)
+    state = 'in the cache' if path.is_file() else 'not in the cache'
+    return f'{weights.filename} from {weights.url} ({state}: {path})'
+
+
+def _check(path: Path, weights: WeightsFile) -> Path:
+    """Raise unless ``path`` hashes to the pinned SHA-256, or (unpinned, Hugging Face) to
+    the digest its cache blob is named after."""
+    actual = sha256_of(path)
+    expected = weights.sha256
+    if expected is None and weights.hf_repo is not None:
+        blob = Path(os.path.realpath(path)).name
+        expected = blob if len(blob) == 64 else None  # LFS blobs are named by their SHA-256
+    if expected is not None and actual != expected:
+        raise WeightsError(
+            f"the cached {weights.filename} at '{path}' has sha256 {actual}, expected "
+            f'{expected} ({weights.url}); it is corrupt or another file: delete it to fetch '
+            f'it again, or put the right file there')
+    return path
+
+
+def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
+    """A checked local copy of a weights file, fetched into its cache if missing.
+
+    Args:
+        weights: The file (URL and expected SHA-256).
+        progress: Print download progress.
+
+    Returns:
+        The path of the checked file in the cache.
+
+    Raises:
+        WeightsError: If the file cannot be fetched (for instance offline) or its
+            hash differs; the message names the URL, the file and the cache path.
+    """
+    path = cache_path(weights)
+    if path.is_file():
+        return _check(path, weights)
+    hf = weights.hf_repo
+    try:
+        if hf is None:
+            path = download_file(weights.url, path, weights.sha256,
+                                 progress=print_progress if progress else None)
+        else:
+            from huggingface_hub import hf_hub_download
+            repo_id, revision, filename = hf
+            path = Path(hf_hub_download(repo_id, filename, revision=revision,
+                                        cache_dir=_hf_cache_dir()))
+    except (DownloadError, OSError, ValueError) as err:  # hub errors derive from these
+        if hf is None:
+            fix = f"copy the file (sha256 {weights.sha256 or 'not pinned'}) to '{path}'"
+        else:
+            fix = (f"on a connected machine run `hf download {hf[0]} {hf[2]}` and copy the "
+                   f"cache folder '{path}' here (HF_HUB_CACHE)")
+        raise WeightsError(f'could not fetch {weights.filename} from {weights.url} '
+                           f'({first_line(err)}); offline? {fix}') from err
+    return _check(path, weights)
+
