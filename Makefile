@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export NO_MKDOCS_2_WARNING := 1
 STAMP := $(VENV)/.corrkit-installed
 
-.PHONY: help venv test test-all docs docs-serve weights mini-data demo clean
+.PHONY: help venv browser test test-all docs docs-serve weights mini-data demo clean
 
 help:
 	@echo "make demo      train on the embedded mini dataset, evaluate, draw (work_dirs/demo/)"
@@ -22,11 +22,16 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The viewer's tests open its pages in Debian's Chromium, driven by Playwright (dev extra).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && \
+		apt-get install -y -q chromium; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 	$(PY) -m mkdocs build --strict --site-dir site
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PY) -m pytest -m ''
 
 docs: $(STAMP)

@@ -27,6 +27,7 @@ LAYERS = (
     ('engine',),
     ('analysis', 'visualization', 'testing'),
     ('apis',),
+    ('cli',),  # the corrkit command, fronting apis like tools/ do
     ('tools', 'plugins'),  # outside the package, above all of it
 )
 LEVEL = {unit: level for level, units in enumerate(LAYERS) for unit in units}

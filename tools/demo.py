@@ -3,7 +3,7 @@
 Usage:
     python tools/demo.py [SRC TRG] --config CONFIG [--checkpoint CKPT] [--kps FILE]
                          [--out-dir DIR] [--device cpu|cuda] [--precision fp32|bf16|fp16]
-                         [--cfg-options KEY=VALUE ...]
+                         [--html] [--cfg-options KEY=VALUE ...]
 
 Without SRC and TRG, matches the bundled portraits (astronaut → Grace Hopper).
 """
@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--precision', choices=list(PRECISIONS), default='fp32',
                         help='run the network under autocast in this type')
+    parser.add_argument('--html', action='store_true',
+                        help='also write matches.html, the interactive viewer')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
             (src, trg), kps = sample_pair(), (read_keypoints(args.kps) if args.kps
                                               else ASTRONAUT_KPS)
         paths = run_demo(src, trg, args.config, args.checkpoint, kps, args.out_dir,
-                         args.cfg_options, args.device, args.precision)
+                         args.cfg_options, args.device, args.precision, args.html)
     for kind, path in paths.items():
         print(f'{kind}: {path}')
     return 0

@@ -12,6 +12,7 @@ from PIL import Image
 from ..utils.image import load_image
 from ..visualization import draw_matches, tps_warp
 from .inference import MatchResult, init_matcher, match_pair
+from .viewer import write_viewer
 
 
 def read_keypoints(path: str | os.PathLike) -> np.ndarray:
@@ -74,13 +75,15 @@ def source_grid(height: int, width: int, n: int = 8, margin: float = 0.1) -> np.
 def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.PathLike,
              checkpoint: str | None = None, kps: Sequence | np.ndarray | None = None,
              out_dir: str | os.PathLike = 'work_dirs/demo', cfg_options: dict | None = None,
-             device: str = 'cpu', precision: str = 'fp32') -> dict[str, Path]:
+             device: str = 'cpu', precision: str = 'fp32', html: bool = False) -> dict[str, Path]:
     """Match ``src`` to ``trg`` and write the matches and the warped source to ``out_dir``.
 
     Writes ``matches.png`` (both images side by side, a line per match),
     ``warp.png`` (the source warped onto the target by a thin-plate spline
     through the matches of a 12 x 12 source grid, beside the target) and
-    ``matches.json`` (points, predictions, confidences). Images of any size are
+    ``matches.json`` (points, predictions, confidences) and, with ``html``,
+    ``matches.html``, the interactive viewer (:func:`~corrkit.apis.viewer.write_viewer`).
+    Images of any size are
     matched; the pictures are drawn on copies whose longest side is at most
     :data:`DISPLAY_SIDE`, while ``matches.json`` keeps the pixels of the images as
     given.
@@ -95,9 +98,11 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
         cfg_options: Config overrides.
         device: Device to run on.
         precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (autocast), see :func:`match_pair`.
+        html: Also write the viewer page.
 
     Returns:
-        Paths of the written files, by kind (``'matches'``, ``'warp'``, ``'json'``).
+        Paths of the written files, by kind (``'matches'``, ``'warp'``, ``'json'``,
+        ``'html'``).
     """
     model = init_matcher(config, checkpoint, device=device, cfg_options=cfg_options)
     src_img, trg_img = load_image(src), load_image(trg)
@@ -126,6 +131,10 @@ def run_demo(src: str | os.PathLike, trg: str | os.PathLike, config: str | os.Pa
                    'config': os.fspath(config), 'checkpoint': checkpoint,
                    'src_kps': result.src_kps.tolist(), 'trg_kps': result.trg_kps.tolist(),
                    'confidence': result.confidence.tolist()}, f, indent=1)
+    if html:
+        paths['html'] = write_viewer(model, src_img, trg_img, result, out / 'matches.html',
+                                     precision, {'model': os.fspath(config),
+                                                 'checkpoint': checkpoint or 'none'})
     return paths
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
+from ..utils.config import load_config
 from .inference import load_weights
+from .pretrained import pretrained_weights
 from .runtime import setup_runner
 
 #: What a test run drops from a config (mmengine wants it complete or absent).
@@ -29,7 +31,8 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
         checkpoint: Weights to evaluate (loaded with ``weights_only=True``), or a
             training work directory (its newest checkpoint, as named in its
             ``last_checkpoint`` file); ``None`` evaluates the model as built
-            (e.g. a zero-shot baseline).
+            (e.g. a zero-shot baseline); ``'auto'`` (model names only) the model
+            index's published weights, as in :func:`~corrkit.apis.init_matcher`.
         work_dir: Where logs and reports go; default ``work_dirs/<config name>``.
         cfg_options: Dotted-key overrides.
         launcher: ``none``, ``pytorch`` (``torchrun``) or ``slurm``; results of
@@ -40,7 +43,11 @@ def evaluate(config: str | os.PathLike | Config | dict, checkpoint: str | None =
 
     Raises:
         KeyError: If the config lacks one of the test entries.
+        WeightsError: With ``checkpoint='auto'``, as in :func:`~corrkit.apis.init_matcher`.
     """
+    if checkpoint == 'auto':
+        options, checkpoint = pretrained_weights(config, load_config(config, cfg_options))
+        cfg_options = {**(cfg_options or {}), **options}
     runner = setup_runner(config, 'test', work_dir, cfg_options, launcher, _test_only)
     if checkpoint is not None:  # into the model itself, not a distributed wrapper around it
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model

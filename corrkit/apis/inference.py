@@ -129,6 +129,10 @@ class MatchResult:
             coordinates (``target = source_grid + flow``).
         src_size: ``(H, W)`` of the source image.
         trg_size: ``(H, W)`` of the target image.
+        scores: ``(Hf, Wf, Ht, Wt)`` each flow-grid cell's scores over a grid
+            spanning the target (a flow matcher's match probabilities, a point
+            matcher's clamped similarities), or None unless asked for
+            (``match_pair(..., scores=True)``).
     """
 
     src_kps: Tensor
@@ -137,12 +141,13 @@ class MatchResult:
     flow: Tensor
     src_size: tuple[int, int]
     trg_size: tuple[int, int]
+    scores: Tensor | None = None
 
 
 @torch.inference_mode()
 def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLike,
                src_kps: Sequence[Sequence[float]] | np.ndarray | Tensor | None = None,
-               precision: str = 'fp32') -> MatchResult:
+               precision: str = 'fp32', scores: bool = False) -> MatchResult:
     """Match two images of any size and mode with a matcher from :func:`init_matcher`.
 
     Both images are resized to ``model.input_size``; keypoints are mapped
@@ -167,6 +172,9 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
             autocast (see :mod:`corrkit.utils.acceleration`); a flow matcher's
             keypoints are transferred in fp32 either way, a ``PointMatcher``'s
             ``match_points`` runs under autocast as a whole.
+        scores: Also return each flow-grid cell's scores over the target
+            (:attr:`MatchResult.scores`); a point matcher computes them with its
+            ``match_scores``.
 
     Returns:
         A :class:`MatchResult`.
@@ -180,7 +188,7 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     pair = torch.stack([image_to_tensor(src, size), image_to_tensor(trg, size)])
     inputs = model.data_preprocessor(dict(inputs=pair[None]))['inputs']
     if isinstance(model, PointMatcher):
-        return _match_points(model, inputs, src_kps, src_size, trg_size, precision)
+        return _match_points(model, inputs, src_kps, src_size, trg_size, precision, scores)
     with autocast(precision, inputs.device):
         out = model.extract(inputs)
     flow, probs = (t.float() if t.dtype in HALF_TYPES else t for t in (out.flow[0], out.probs[0]))
@@ -202,7 +210,8 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
     weights = soft_sampler_weights(pixel_to_normalized(kps_frame, size)[None], hf, wf,
                                    model.test_tau)[0]
     confidence = weights @ probs.flatten(2).amax(-1).flatten()
-    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)
+    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size,
+                       probs.cpu() if scores else None)
 
 
 def _as_points(src_kps: Any, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -213,7 +222,7 @@ def _as_points(src_kps: Any, device: torch.device, dtype: torch.dtype) -> Tensor
 
 
 def _match_points(model: PointMatcher, inputs: Tensor, src_kps: Any, src_size: tuple[int, int],
-                  trg_size: tuple[int, int], precision: str) -> MatchResult:
+                  trg_size: tuple[int, int], precision: str, scores: bool) -> MatchResult:
     """:func:`match_pair` for a :class:`~corrkit.models.base.PointMatcher`."""
     size = tuple(inputs.shape[-2:])
     kps_frame = None
@@ -228,4 +237,12 @@ def _match_points(model: PointMatcher, inputs: Tensor, src_kps: Any, src_size: t
     if src_kps is not None:  # the caller's points exactly, not their round trip through the frame
         kps = _as_points(src_kps, kps.device, kps.dtype)
     trg_kps = rescale_points(trg_frame, size, trg_size)
-    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size)
+    grid_scores = None
+    if scores:  # the flow grid's cell centres, as a flow matcher's probabilities are indexed
+        hf, wf = flow.shape[-2:]
+        cells = normalized_grid(hf, wf, device=flow.device, dtype=flow.dtype).flatten(1).T
+        with autocast(precision, inputs.device):
+            found = model.match_scores(inputs, normalized_to_pixel(cells, size)[None])[0]
+        grid_scores = found.float().unflatten(0, (hf, wf)).cpu()
+    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size,
+                       grid_scores)

@@ -385,6 +385,23 @@ class PointMatcher(ABC):
             inputs: Normalised image pairs, ``(B, 2, 3, H, W)``.
         """
 
+    def match_scores(self, inputs: Tensor, src_kps: Tensor) -> Tensor:
+        """Optional: each source point's scores over a target grid (what the viewer shows).
+
+        Args:
+            inputs: Normalised image pairs, ``(B, 2, 3, H, W)``.
+            src_kps: ``(B, N, 2)`` source points ``(x, y)``, pixels of the frame.
+
+        Returns:
+            ``(B, N, Ht, Wt)`` non-negative scores (higher: a likelier match) over a
+            grid spanning the target.
+
+        Raises:
+            NotImplementedError: If the matcher gives no scores (the default).
+        """
+        raise NotImplementedError(f'{type(self).__name__} gives no match scores '
+                                  f'(PointMatcher.match_scores)')
+
 
 class MatchOutputs(NamedTuple):
     """Every intermediate of one matcher forward (see ``CorrelationMatcher.extract``).

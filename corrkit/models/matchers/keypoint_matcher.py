@@ -293,6 +293,25 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
                 src, mirror_points(pixel_to_normalized(src_kps, size), flipped), trg)
         return PointMatches(src_kps, normalized_to_pixel(pred.kps, size), pred.confidence, flow)
 
+    def match_scores(self, inputs: Tensor, src_kps: Tensor) -> Tensor:
+        """Each source point's similarity with every cell of the finest target grid, clamped
+        at zero (:meth:`~corrkit.models.base.PointMatcher.match_scores`).
+
+        Args:
+            inputs: Normalised image pairs; their ``(H, W)`` is the frame.
+            src_kps: Source points ``(x, y)``, pixels of the frame.
+
+        Shape:
+            - inputs: ``(B, 2, 3, H, W)``
+            - src_kps: ``(B, N, 2)``
+            - output: ``(B, N, Ht, Wt)``
+        """
+        src, trg = self.features(inputs)
+        src, flipped = self.align_pose(inputs, src, trg)
+        kps = mirror_points(pixel_to_normalized(src_kps, tuple(inputs.shape[-2:])), flipped)
+        return torch.cat([self.similarity(src, part, trg).clamp(min=0)
+                          for part in kps.split(self.chunk, dim=1)], 1)
+
     def forward(self, inputs: Tensor, data_samples: list[PairDataSample] | None = None,
                 mode: str = 'tensor') -> Any:
         """mmengine entry point.

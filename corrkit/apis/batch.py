@@ -1,0 +1,218 @@
+"""Matching many pairs: read a list of pairs, match each, write one result per pair, resumably.
+
+Behind ``corrkit match-pairs``. Each finished pair is written atomically as
+``<id>.json`` and ``<id>.csv``, so an interrupted run resumes where it stopped
+(pairs with a result are skipped); a pair that fails (a missing or unreadable
+image, a bad keypoint file) is reported by its id and the others go on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ..utils.cli import USER_ERRORS
+from ..utils.fileio import atomic_path
+from ..utils.image import load_image
+from ..utils.text import first_line
+from .demo import read_keypoints, source_grid
+from .inference import match_pair
+
+__all__ = ['BatchReport', 'ImagePair', 'match_pairs', 'read_pairs', 'IMAGE_SUFFIXES']
+
+#: What counts as an image when two folders are paired by file name.
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    """One pair to match.
+
+    Attributes:
+        id: The results' file name (``<id>.json``), unique within a list.
+        source: Source image path.
+        target: Target image path.
+        kps: Optional keypoint file (JSON or CSV, see
+            :func:`~corrkit.apis.demo.read_keypoints`); an 8 × 8 grid otherwise.
+    """
+
+    id: str
+    source: Path
+    target: Path
+    kps: Path | None = None
+
+
+@dataclass
+class BatchReport:
+    """What :func:`match_pairs` did: ids matched now, skipped (done before) and failed."""
+
+    matched: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def read_pairs(spec: Sequence[str | os.PathLike]) -> list[ImagePair]:
+    """The pairs a user names: a CSV or JSON list, or two folders paired by file name.
+
+    - ``pairs.csv``: rows ``source,target[,kps]``, an optional header row
+      starting with ``source``; relative paths are relative to the file's folder.
+    - ``pairs.json``: a list of ``{"source": ..., "target": ..., "kps": ...}``
+      objects or ``[source, target]`` lists; paths as for CSV.
+    - ``SRC_DIR TRG_DIR``: every image of ``SRC_DIR`` with the image of the same
+      name (stem) in ``TRG_DIR``.
+
+    Args:
+        spec: One list file, or two folders.
+
+    Returns:
+        The pairs in order, with unique ids (``<source stem>__<target stem>``, a
+        number appended to repeats; the shared stem for folders).
+
+    Raises:
+        FileNotFoundError: If a list file or folder does not exist.
+        ValueError: If the list cannot be read (the message names the file and
+            row), the spec is neither form, or two folders share no name.
+    """
+    paths = [Path(p) for p in spec]
+    if len(paths) == 2 and all(p.is_dir() for p in paths):
+        return _folder_pairs(*paths)
+    if len(paths) != 1:
+        raise ValueError(f'give one pair list (.csv or .json) or two folders, got '
+                         f'{[os.fspath(p) for p in paths]}')
+    path = paths[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"pair list '{path}' does not exist")
+    rows = _json_rows(path) if path.suffix.lower() == '.json' else _csv_rows(path)
+    pairs, seen = [], {}
+    for source, target, kps in rows:
+        source, target = path.parent / source, path.parent / target
+        base = f'{source.stem}__{target.stem}'
+        seen[base] = seen.get(base, 0) + 1
+        pair_id = base if seen[base] == 1 else f'{base}_{seen[base]}'
+        pairs.append(ImagePair(pair_id, source, target, path.parent / kps if kps else None))
+    return pairs
+
+
+def _csv_rows(path: Path) -> list[tuple[str, str, str | None]]:
+    rows = [r for r in csv.reader(io.StringIO(path.read_text(encoding='utf-8'))) if r]
+    if rows and rows[0][0].strip().lower() == 'source':
+        rows = rows[1:]
+    out = []
+    for number, row in enumerate(rows, 1):
+        cells = [c.strip() for c in row]
+        if len(cells) not in (2, 3) or not all(cells[:2]):
+            raise ValueError(f"'{path}', row {number}: expected source,target[,kps], got {row}")
+        out.append((cells[0], cells[1], cells[2] if len(cells) == 3 and cells[2] else None))
+    return out
+
+
+def _json_rows(path: Path) -> list[tuple[str, str, str | None]]:
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"'{path}' is not valid JSON ({err})") from err
+    if not isinstance(data, list):
+        raise ValueError(f"'{path}' must hold a list of pairs, got {type(data).__name__}")
+    out = []
+    for number, item in enumerate(data, 1):
+        if isinstance(item, dict) and {'source', 'target'} <= item.keys():
+            out.append((str(item['source']), str(item['target']),
+                        str(item['kps']) if item.get('kps') else None))
+        elif isinstance(item, list) and len(item) == 2:
+            out.append((str(item[0]), str(item[1]), None))
+        else:
+            raise ValueError(f"'{path}', pair {number}: expected {{\"source\": ..., "
+                             f'"target": ...}} or [source, target], got {item!r}')
+    return out
+
+
+def _folder_pairs(src_dir: Path, trg_dir: Path) -> list[ImagePair]:
+    def images(folder: Path) -> dict[str, Path]:
+        return {p.stem: p for p in sorted(folder.iterdir())
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    sources, targets = images(src_dir), images(trg_dir)
+    common = [stem for stem in sources if stem in targets]
+    if not common:
+        raise ValueError(f"folders '{src_dir}' ({len(sources)} images) and '{trg_dir}' "
+                         f'({len(targets)} images) share no file name; pairs are matched by '
+                         f'name without the suffix')
+    return [ImagePair(stem, sources[stem], targets[stem]) for stem in common]
+
+
+def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str | os.PathLike,
+                precision: str = 'fp32', progress: bool = True,
+                on_error: Callable[[str, str], None] | None = None) -> BatchReport:
+    """Match every pair and write ``<id>.json`` and ``<id>.csv`` into ``out_dir``.
+
+    A pair whose JSON exists is skipped (a rerun resumes). A pair that raises a
+    user error (missing or unreadable image, bad keypoints, points outside the
+    image) is recorded with its message and the next pair follows. The JSON
+    holds the paths, ``src_kps``, ``trg_kps`` and ``confidence``; the CSV one
+    row ``src_x,src_y,trg_x,trg_y,confidence`` per point, in pixels of the
+    images as given. ``summary.json`` lists what was matched, skipped and failed.
+
+    Args:
+        model: A matcher from :func:`~corrkit.apis.init_matcher`.
+        pairs: From :func:`read_pairs`.
+        out_dir: Results folder (created).
+        precision: As in :func:`~corrkit.apis.match_pair`.
+        progress: Show a progress bar with the time left (on stderr).
+        on_error: Called as ``on_error(pair_id, message)`` when a pair fails.
+
+    Returns:
+        A :class:`BatchReport`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = BatchReport()
+    todo = []
+    for pair in pairs:
+        (report.skipped if (out / f'{pair.id}.json').is_file() else todo).append(pair)
+    report.skipped = [p.id for p in report.skipped]
+    bar = _progress_bar(len(todo)) if progress and todo else None
+    for pair in todo:
+        try:
+            _match_one(model, pair, out, precision)
+            report.matched.append(pair.id)
+        except USER_ERRORS as err:
+            message = first_line(err) or type(err).__name__
+            report.failed[pair.id] = message
+            if on_error is not None:
+                on_error(pair.id, message)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
+    with atomic_path(out / 'summary.json') as tmp:
+        tmp.write_text(json.dumps({'matched': report.matched, 'skipped': report.skipped,
+                                   'failed': report.failed}, indent=1))
+    return report
+
+
+def _progress_bar(total: int):
+    from mmengine.utils import ProgressBar  # prints done/total, pairs per second, ETA
+    return ProgressBar(total, file=sys.stderr)
+
+
+def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: str) -> None:
+    src, trg = load_image(pair.source), load_image(pair.target)
+    kps = read_keypoints(pair.kps) if pair.kps else source_grid(src.height, src.width)
+    result = match_pair(model, src, trg, kps, precision)
+    rows = torch.cat([result.src_kps, result.trg_kps, result.confidence[:, None]], 1).tolist()
+    with atomic_path(out / f'{pair.id}.csv') as tmp:
+        with open(tmp, 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['src_x', 'src_y', 'trg_x', 'trg_y', 'confidence'])
+            writer.writerows([[round(v, 3) for v in row] for row in rows])
+    with atomic_path(out / f'{pair.id}.json') as tmp:  # written last: it marks the pair done
+        tmp.write_text(json.dumps({
+            'source': os.fspath(pair.source), 'target': os.fspath(pair.target),
+            'src_kps': result.src_kps.tolist(), 'trg_kps': result.trg_kps.tolist(),
+            'confidence': result.confidence.tolist()}, indent=1))

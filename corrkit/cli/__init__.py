@@ -1,0 +1,61 @@
+"""The ``corrkit`` command: one entry point for what ``tools/`` runs.
+
+``corrkit list``, ``train``, ``test``, ``benchmark``, ``match``, ``match-pairs`` and
+``publish`` each live in a module of this package with ``add_arguments(parser)``
+and ``run(args)``; ``tools/*.py`` call the same modules' ``main``. Modules import
+torch and the models inside ``run``, so ``corrkit --help`` and ``corrkit list``
+start quickly.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+from typing import Sequence
+
+from .. import __version__
+
+__all__ = ['COMMANDS', 'main', 'standalone']
+
+#: Subcommand → module of this package.
+COMMANDS = {'list': 'list_models', 'train': 'train', 'test': 'test', 'benchmark': 'benchmark',
+            'match': 'match', 'match-pairs': 'match_pairs', 'publish': 'publish'}
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f'{__name__}.{COMMANDS[name]}')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``corrkit COMMAND ...``; returns the exit status.
+
+    Examples:
+        >>> main(['list', 'keypoint_*_nn'])  # doctest: +ELLIPSIS
+        keypoint_mobilenetv2_zeroshot_nn  zero-shot  keypoint_mobilenetv2_zeroshot.py with ...
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog='corrkit', description='Semantic correspondence: list models, train, test, '
+        'benchmark, match images, publish weights.')
+    parser.add_argument('--version', action='version', version=f'corrkit {__version__}')
+    commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for name in COMMANDS:
+        module = _module(name)
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def standalone(module: ModuleType, argv: Sequence[str] | None = None,
+               prog: str | None = None) -> int:
+    """Run one command's module as its own script (what ``tools/*.py`` do)."""
+    parser = argparse.ArgumentParser(prog=prog, description=module.HELP)
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
