@@ -14,6 +14,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import plugins.layer_weighted_refiner  # noqa: E402,F401  (registers the example plugin)
+from tests.browser import _chromium, browser_page  # noqa: E402,F401  (pages in Chromium)
 
 #: A matcher small enough to train in a test: 32 x 32 pairs, a 4 x 4 correlation grid.
 TINY_MATCHER = dict(

@@ -1,7 +1,6 @@
 import base64
 import io
 import json
-import os
 import re
 from pathlib import Path
 
@@ -162,9 +161,5 @@ def test_clicking_the_source_marks_the_predicted_target(tmp_path, browser_page, 
     page.locator('h1').hover()
     assert page.evaluate('window.corrkitViewer.state.highlight') == -1
 
-    if os.environ.get('CORRKIT_SCREENSHOT_DIR') and viewport_width == 1280:
-        folder = Path(os.environ['CORRKIT_SCREENSHOT_DIR'])
-        folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / 'viewer.png'), full_page=True)
     assert not [u for u in requests if not u.startswith(('file:', 'data:'))]
     assert not errors

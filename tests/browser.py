@@ -1,4 +1,4 @@
-"""A headless Chromium page for tests of the HTML the library writes."""
+"""A headless Chromium page for tests of the HTML the library writes (fixtures of conftest.py)."""
 import os
 import shutil
 from pathlib import Path
