@@ -259,8 +259,11 @@ def test_auto_loads_published_trained_weights(tmp_path, torch_home, monkeypatch,
     digest = hashlib.sha256(data_file.read_bytes()).hexdigest()
     named = data_file.with_name(f'transformatcher_tiny-{digest[:8]}.pth')
     shutil.move(data_file, named)
-    index = write_index(tmp_path, [entry('transformatcher_tiny', Weights=named.as_uri(),
-                                         **{'Weights SHA256': digest})])
+    meta = dict(entry()['Metadata'], **{'Backbone Weights': 'unreachable'})
+    index = write_index(  # the checkpoint holds the backbone too: its file is not fetched
+        tmp_path, [entry('transformatcher_tiny', Weights=named.as_uri(), Metadata=meta,
+                         **{'Weights SHA256': digest})],
+        {'unreachable': {'URL': 'https://weights.invalid/backbone.pth', 'SHA256': None}})
     monkeypatch.setattr(model_index, 'index_path', lambda: index)
     loaded = init_matcher('transformatcher_tiny', checkpoint='auto')
     for key, value in loaded.state_dict().items():

@@ -8,7 +8,7 @@ from typing import Any
 from mmengine.config import Config
 
 from ..errors import WeightsError
-from ..models.backbones import local_weights_options
+from ..models.backbones import local_weights_options, random_weights_options
 from ..utils.model_index import ModelInfo, model_info
 from ..utils.model_names import is_model_name
 from ..utils.weights_cache import fetch_weights, weights_status
@@ -20,11 +20,12 @@ def pretrained_weights(config: Any, cfg: Config, progress: bool = True
                        ) -> tuple[dict[str, Any], Path | None]:
     """What ``init_matcher(name, checkpoint='auto')`` loads: the index's files, fetched and checked.
 
-    The backbone's file (if the model index lists one) is fetched into its cache
-    and the backbone is pointed at it; the model's trained weights, if published,
-    are fetched the same way. A model that needs trained weights (it has
-    parameters outside its backbone) and has none published is an error: it is
-    not built with a random refiner or head.
+    A model with published weights is built with a random backbone and gets
+    every weight from its checkpoint, fetched into its cache and checked (the
+    backbone's own file is not needed). A zero-shot model's backbone file is
+    fetched and checked the same way and the backbone is built from it. A model
+    that needs trained weights (it has parameters outside its backbone) and has
+    none published is an error: it is not built with a random refiner or head.
 
     Args:
         config: What the caller passed as the config; must be a model name.
@@ -33,7 +34,8 @@ def pretrained_weights(config: Any, cfg: Config, progress: bool = True
 
     Returns:
         ``cfg_options`` for the backbone, and the trained weights' path (None for a
-        zero-shot model, whose backbone is all it has).
+        zero-shot model, whose backbone is all it has); loaded strictly, the
+        checkpoint must hold every parameter and buffer.
 
     Raises:
         ValueError: If ``config`` is not a model name.
@@ -50,12 +52,13 @@ def pretrained_weights(config: Any, cfg: Config, progress: bool = True
     info = model_info(config)
     if info.weights is None and not info.zero_shot:
         raise WeightsError(_unpublished_message(info))
+    if info.weights is not None:  # the checkpoint holds every weight, the backbone's too
+        return random_weights_options(cfg), fetch_weights(info.weights, progress)
     options = {}
     if info.backbone_weights is not None:
         path = fetch_weights(info.backbone_weights, progress)
         options = local_weights_options(cfg, os.fspath(path))
-    checkpoint = fetch_weights(info.weights, progress) if info.weights is not None else None
-    return options, checkpoint
+    return options, None
 
 
 def _unpublished_message(info: ModelInfo) -> str:
