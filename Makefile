@@ -60,10 +60,10 @@ demo: weights mini-data
 	$(PY) tools/test.py configs/zeroshot_mobilenetv2.py --work-dir $(DEMO)/zeroshot
 	$(PY) tools/demo.py $(DEMO_PAIR) --config $(DEMO_CONFIG) \
 		--checkpoint $$(ls -t $(DEMO)/train/best_*.pth | head -n1) \
-		--out-dir $(DEMO)
+		--out-dir $(DEMO) --html
 	$(PY) tools/compare_pck.py zero-shot=$(DEMO)/zeroshot/pck_bbox.json \
 		trained=$(DEMO)/trained/pck_bbox.json
-	@echo "pictures: $(DEMO)/matches.png $(DEMO)/warp.png"
+	@echo "pictures: $(DEMO)/matches.png $(DEMO)/warp.png; viewer: $(DEMO)/matches.html"
 
 clean:
 	rm -rf site work_dirs .pytest_cache
