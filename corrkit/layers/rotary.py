@@ -56,11 +56,16 @@ class Rotary4D(nn.Module):
             self._cache = {key: torch.stack((angles.cos(), angles.sin()), dim=-1).to(dtype)}
         return self._cache[key]
 
-    def forward(self, x: Tensor, grid: tuple[int, int, int, int]) -> Tensor:
-        """Rotate ``x`` whose tokens are the flattened ``grid``."""
+    def forward(self, x: Tensor, grid: tuple[int, int, int, int],
+                rows: slice | None = None) -> Tensor:
+        """Rotate ``x`` whose tokens are the flattened ``grid``, or its tokens ``rows``
+        (a chunk of a cache-blocked pass)."""
         table = self._table(grid, x.device, x.dtype)
+        if rows is not None:
+            table = table[rows]
         if x.shape[-2] != table.shape[0]:
-            raise ValueError(f'{x.shape[-2]} tokens do not match the 4D grid {tuple(grid)}')
+            raise ValueError(f'{x.shape[-2]} tokens do not match the 4D grid {tuple(grid)}'
+                             + (f' rows {rows.start}:{rows.stop}' if rows is not None else ''))
         # complex32 lacks CPU kernels, and inductor fuses the real form but generates
         # no code for complex products
         if x.dtype not in _COMPLEX or torch.compiler.is_compiling():

@@ -5,6 +5,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ...layers import AbsolutePosition4D, Attention, PreNormBlock, Rotary4D
+from ...layers.blocked import auto_chunk, blocked_refine, supports_blocking
 from ...registry import ATTENTIONS, REFINERS
 from ..base import Refiner
 
@@ -46,6 +47,11 @@ class MatchToMatchRefiner(Refiner):
             :class:`~corrkit.models.refiners.MeanRefiner` (a zero-shot baseline)
             and training learns a correction to it. Useful for short CPU
             schedules; off in the paper's recipe.
+        chunk: Tokens per chunk of the cache-blocked forward
+            (:mod:`corrkit.layers.blocked`), used with additive attention and
+            rotary or no positions: ``None`` chooses it from the batch size, ``0``
+            runs the straightforward forward (every operation over all tokens).
+            Both give the same result up to rounding.
 
     Shape:
         - input: ``(B, L, Hs, Ws, Ht, Wt)``
@@ -63,7 +69,7 @@ class MatchToMatchRefiner(Refiner):
                  num_heads: int = 8, head_dims: int = 4, mlp_ratio: float = 4.0,
                  rope_base: float = 100.0,
                  attention: dict = dict(type='AdditiveAttention'), position: str = 'rope',
-                 max_grid: int = 32, residual_mean: bool = False):
+                 max_grid: int = 32, residual_mean: bool = False, chunk: int | None = None):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f'position must be one of {POSITIONS}, got {position!r}')
@@ -84,6 +90,9 @@ class MatchToMatchRefiner(Refiner):
         self.norm = nn.LayerNorm(embed_dims)
         self.readout = nn.Linear(embed_dims, self.out_channels)
         self.residual_mean = residual_mean
+        if chunk is not None and chunk < 0:
+            raise ValueError(f'chunk must be None (automatic), 0 (off) or positive, got {chunk}')
+        self.chunk = chunk
         if residual_mean:
             nn.init.zeros_(self.readout.weight)
             nn.init.zeros_(self.readout.bias)
@@ -95,12 +104,18 @@ class MatchToMatchRefiner(Refiner):
     def forward(self, corr: Tensor) -> Tensor:
         """Refine ``corr``; every match attends to a summary of all matches."""
         grid = tuple(corr.shape[2:])
-        x = self.embed(rearrange(corr, 'b l hs ws ht wt -> b (hs ws ht wt) l'))
-        if self.absolute is not None:
-            x = self.absolute(x, grid)
-        for block in self.blocks:
-            x = block(x, grid)
-        x = self.readout(self.norm(x))
+        if self.chunk != 0 and self.absolute is None and supports_blocking(self.blocks):
+            tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
+            chunk = self.chunk or auto_chunk(tokens.shape[0], tokens.shape[-1])
+            x = blocked_refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid,
+                               chunk)
+        else:
+            x = self.embed(rearrange(corr, 'b l hs ws ht wt -> b (hs ws ht wt) l'))
+            if self.absolute is not None:
+                x = self.absolute(x, grid)
+            for block in self.blocks:
+                x = block(x, grid)
+            x = self.readout(self.norm(x))
         hs, ws, ht, wt = grid
         out = rearrange(x, 'b (hs ws ht wt) l -> b l hs ws ht wt', hs=hs, ws=ws, ht=ht, wt=wt)
         return out + corr.mean(1, keepdim=True) if self.residual_mean else out

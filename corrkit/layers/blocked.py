@@ -1,0 +1,202 @@
+"""A cache-blocked forward of the match-to-match refiner: per-token work on chunks of tokens.
+
+The straightforward forward of a pre-LN additive-attention block runs every
+operation (LayerNorm, the qkv projection, the rotary embedding, the output
+projection, the MLP, the residuals) over all ``T`` tokens before the next one
+starts: at 15⁴ = 50,625 matches each intermediate is megabytes, so every
+operation streams from memory. Here the per-token work runs on chunks of tokens
+small enough to stay in cache, and the only operations that need all tokens, the
+two global poolings of additive attention, are done so:
+
+- the query pooling ``q̄ = Σ softmax(τ Q w_q) Q`` with a streaming (online)
+  softmax over the chunks, while the previous block's output is produced;
+- the key pooling, which needs ``q̄`` first, from the keys kept during that pass.
+
+The chunks' rotated queries, keys and values are kept from the pass that makes
+them to the pass that uses them (``3 · heads · D_h`` values per token, the only
+full-size activations besides the tokens themselves). The result equals the
+straightforward forward up to floating-point rounding, and autograd
+differentiates it as it is (gradients are exact; memory saved for backward is
+that of the straightforward path).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .additive_attention import AdditiveAttention, head_pool
+from .transformer_block import PreNormBlock
+
+__all__ = ['OnlineHeadPool', 'auto_chunk', 'blocked_refine', 'supports_blocking']
+
+#: Rows (batch × tokens) per chunk that :func:`auto_chunk` aims at: the widest
+#: per-token intermediate (the MLP's hidden layer, or q, k, v) then takes about
+#: half of a 1 MiB L2 cache in fp32.
+TARGET_ROWS = 2048
+
+
+class OnlineHeadPool:
+    """``Σ_j softmax_j(s) x_j`` per head, accumulated over chunks of tokens.
+
+    Keeps the running maximum, the sum of exponentials and the weighted sum,
+    rescaled whenever the maximum grows (the streaming softmax of
+    FlashAttention), so the logits of all tokens are never held at once. Logits
+    come heads first, ``(B, heads, Tc)``, so that each reduction runs along
+    contiguous memory.
+
+    Examples:
+        >>> logits, x = torch.randn(1, 2, 10), torch.randn(1, 10, 2 * 3)
+        >>> pool = OnlineHeadPool()
+        >>> for part in range(0, 10, 4):
+        ...     pool.update(logits[..., part:part + 4], x[:, part:part + 4])
+        >>> torch.allclose(pool.result(), head_pool(logits.softmax(-1), x), atol=1e-6)
+        True
+    """
+
+    def __init__(self) -> None:
+        self.max: Tensor | None = None
+        self.norm: Tensor | None = None
+        self.sum: Tensor | None = None
+
+    def update(self, logits: Tensor, x: Tensor) -> None:
+        """Add a chunk: ``logits`` ``(B, heads, Tc)``, tokens ``x`` ``(B, Tc, heads · D)``."""
+        chunk_max = logits.amax(-1, keepdim=True).detach()  # any shift gives the same softmax
+        new_max = chunk_max if self.max is None else torch.maximum(self.max, chunk_max)
+        weights = torch.exp(logits - new_max)
+        norm, pooled = weights.sum(-1, keepdim=True), head_pool(weights, x)
+        if self.max is None:
+            self.norm, self.sum = norm, pooled
+        else:
+            rescale = torch.exp(self.max - new_max)
+            self.norm = self.norm * rescale + norm
+            self.sum = self.sum * rescale + pooled
+        self.max = new_max
+
+    def result(self) -> Tensor:
+        """The pooled ``(B, heads, D)``."""
+        return self.sum / self.norm
+
+
+def supports_blocking(blocks: Sequence[nn.Module]) -> bool:
+    """Whether :func:`blocked_refine` computes these blocks: pre-LN blocks of
+    :class:`AdditiveAttention`, as the refiner builds them by default, with no
+    forward hook on them or their modules (the chunked passes never call their
+    ``forward``; a hook, such as the nonlocality analysis's, gets the
+    straightforward path)."""
+    return len(blocks) > 0 and all(
+        type(b) is PreNormBlock and type(b.attn) is AdditiveAttention for b in blocks) and \
+        not any(m._forward_hooks or m._forward_pre_hooks for b in blocks for m in b.modules())
+
+
+def auto_chunk(batch: int, tokens: int, target_rows: int = TARGET_ROWS) -> int:
+    """Tokens per chunk so that a chunk holds about ``target_rows`` rows of every sample.
+
+    Examples:
+        >>> auto_chunk(1, 50625), auto_chunk(8, 50625), auto_chunk(1, 100)
+        (2048, 256, 100)
+    """
+    return max(1, min(tokens, max(target_rows // batch, 128)))
+
+
+def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Module,
+                   readout: nn.Module, tokens: Tensor, grid: tuple[int, int, int, int],
+                   chunk: int) -> Tensor:
+    """``readout(norm(blocks(embed(tokens))))``, chunk by chunk.
+
+    Args:
+        embed: Token embedding (applied per token).
+        blocks: Pre-LN additive-attention blocks (:func:`supports_blocking`).
+        norm: Final LayerNorm.
+        readout: Final per-token projection.
+        tokens: Input tokens, channels first, as the correlation holds them.
+        grid: The 4D grid the tokens flatten.
+        chunk: Tokens per chunk.
+
+    Returns:
+        The read-out tokens.
+
+    Shape:
+        - tokens: ``(B, L, T)``
+        - output: ``(B, T, C_out)``
+    """
+    total = tokens.shape[-1]
+    bounds = [slice(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    plans = [_BlockPlan(block) for block in blocks]
+    # pass 0: embed, and the first block's queries (pooled), keys and values (kept)
+    xs, pool, kept = [], OnlineHeadPool(), []
+    for rows in bounds:
+        x = embed(tokens[:, :, rows].mT)
+        xs.append(x)
+        kept.append(plans[0].project(x, grid, rows, pool))
+    out = []
+    for index, plan in enumerate(plans):
+        global_key = plan.pool_keys(pool.result(), [k for _, k, _ in kept])
+        following = plans[index + 1] if index + 1 < len(plans) else None
+        pool, next_kept, next_xs = OnlineHeadPool(), [], []
+        for x, (q, _, v), rows in zip(xs, kept, bounds):
+            x = plan.output(x, q, v, global_key)
+            if following is None:
+                out.append(readout(norm(x)))
+            else:
+                next_xs.append(x)
+                next_kept.append(following.project(x, grid, rows, pool))
+        xs, kept = next_xs, next_kept
+    return torch.cat(out, 1)
+
+
+class _BlockPlan:
+    """One block's weights arranged for the chunked passes (built once per forward).
+
+    Per-token work runs on ``(rows, channels)`` matrices (a plain ``addmm`` per
+    linear layer); head scores are computed heads first, ``w^T Q^T``, so that
+    the softmax reductions read contiguous memory.
+    """
+
+    def __init__(self, block: PreNormBlock):
+        attn = block.attn
+        self.block, self.attn = block, attn
+        self.query_scores = head_matrix(attn.query_weight * attn.scale).mT  # (heads, inner)
+
+    def project(self, x: Tensor, grid: tuple[int, int, int, int], rows: slice,
+                pool: OnlineHeadPool) -> tuple[Tensor, Tensor, Tensor]:
+        """A chunk of the first pass: its ``(q, k, v)`` (q and k rotated), its queries
+        added to the α-pooling."""
+        attn, block = self.attn, self.block
+        b, tc, c = x.shape
+        qkv = attn.qkv(block.norm1(x.view(b * tc, c))).view(b, tc, -1)
+        q, k, v = qkv.chunk(3, dim=-1)
+        if attn.rope is not None:  # q and k are new tensors: keep v alone, not all of qkv
+            q, k, v = attn.rope(q, grid, rows), attn.rope(k, grid, rows), v.contiguous()
+        pool.update(self.query_scores @ q.mT, q)
+        return q, k, v
+
+    def pool_keys(self, global_query: Tensor, keys: Sequence[Tensor]) -> Tensor:
+        """``k̄ = q̄ ⊙ Σ_j β_j K_j`` of Eq. 6 over the kept keys' chunks, ``(B, 1, heads · D)``;
+        the logits of all tokens (``heads`` values each) are small enough to hold."""
+        attn = self.attn
+        scores = head_matrix(global_query * attn.key_weight * attn.scale).mT  # (B, heads, inner)
+        beta = torch.softmax(torch.cat([scores @ k.mT for k in keys], -1), -1)
+        pooled = sum(head_pool(part, k) for part, k in
+                     zip(beta.split([k.shape[1] for k in keys], -1), keys))
+        return (global_query * pooled).flatten(-2)[:, None]
+
+    def output(self, x: Tensor, q: Tensor, v: Tensor, global_key: Tensor) -> Tensor:
+        """A chunk of the block's output from its kept queries and values."""
+        attn, block = self.attn, self.block
+        b, tc, c = x.shape
+        mixed = v * global_key
+        if attn.query_residual:
+            mixed = mixed + q
+        flat = x.view(b * tc, c) + attn.proj(mixed.view(b * tc, -1))
+        flat = flat + block.mlp(block.norm2(flat))
+        return flat.view(b, tc, c)
+
+
+def head_matrix(weight: Tensor) -> Tensor:
+    """The block-diagonal ``(..., heads · D, heads)`` matrix whose product gives each
+    head's dot product with its row of ``weight`` ``(..., heads, D)``."""
+    heads = weight.shape[-2]
+    eye = torch.eye(heads, dtype=weight.dtype, device=weight.device)
+    return (weight[..., None] * eye[:, None, :]).flatten(-3, -2)

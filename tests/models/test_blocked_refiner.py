@@ -1,0 +1,106 @@
+"""The cache-blocked refiner forward equals the straightforward one, values and gradients."""
+import pytest
+import torch
+
+from corrkit.analysis.benchmark import peak_memory
+from corrkit.layers.blocked import OnlineHeadPool, auto_chunk, supports_blocking
+from corrkit.layers.additive_attention import head_pool
+from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
+
+
+def pair(refiner_kwargs=None, dtype=torch.float32, seed=0):
+    torch.manual_seed(seed)
+    refiner = MatchToMatchRefiner(in_channels=5, depth=3, **(refiner_kwargs or {})).to(dtype)
+    for p in refiner.parameters():  # a trained-looking refiner, not its zero-ish init
+        p.data.normal_(0, 0.3)
+    return refiner
+
+
+@pytest.mark.parametrize('dtype, atol', [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize('kwargs', [{}, {'position': 'none'},
+                                    {'attention': dict(type='AdditiveAttention',
+                                                       query_residual=False)}])
+@pytest.mark.parametrize('chunk', [1, 7, 64, 10_000])
+def test_blocked_forward_equals_the_straightforward_one(dtype, atol, kwargs, chunk):
+    refiner = pair(kwargs, dtype)
+    corr = torch.rand(2, 5, 4, 3, 5, 4, dtype=dtype)
+    refiner.chunk = 0
+    expected = refiner(corr)
+    refiner.chunk = chunk
+    torch.testing.assert_close(refiner(corr), expected, atol=atol, rtol=0)
+
+
+def test_the_default_refiner_takes_the_blocked_path_and_others_do_not():
+    assert MatchToMatchRefiner(in_channels=3).chunk is None  # automatic
+    assert supports_blocking(MatchToMatchRefiner(in_channels=3).blocks)
+    assert not supports_blocking(MatchToMatchRefiner(
+        in_channels=3, attention=dict(type='PerformerAttention')).blocks)
+    absolute = pair({'position': 'absolute'})  # falls back: same result with any chunk
+    corr = torch.rand(1, 5, 3, 3, 3, 3)
+    absolute.chunk = 0
+    expected = absolute(corr)
+    absolute.chunk = 4
+    torch.testing.assert_close(absolute(corr), expected)
+    with pytest.raises(ValueError, match='chunk must be None'):
+        MatchToMatchRefiner(in_channels=3, chunk=-1)
+
+
+def test_a_forward_hook_on_an_attention_layer_still_fires():
+    """The nonlocality analysis hooks the attention layers: those get the straightforward path."""
+    refiner = pair()
+    calls = []
+    handle = refiner.blocks[1].attn.register_forward_hook(lambda *args: calls.append(1))
+    assert not supports_blocking(refiner.blocks)
+    refiner(torch.rand(1, 5, 3, 3, 3, 3))
+    handle.remove()
+    assert calls == [1] and supports_blocking(refiner.blocks)
+
+
+def test_gradients_through_the_blocked_path_are_exact():
+    refiner = pair(dtype=torch.float64)
+    refiner.chunk = 5
+    corr = torch.rand(1, 5, 2, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(refiner, (corr,), eps=1e-6, atol=1e-7)
+    grads = {}
+    for chunk in (0, 5):
+        refiner.zero_grad()
+        refiner.chunk = chunk
+        (refiner(corr) ** 2).sum().backward()
+        grads[chunk] = {n: p.grad.clone() for n, p in refiner.named_parameters()}
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[5][name], grad, atol=1e-12, rtol=0, msg=name)
+
+
+def test_peak_memory_does_not_grow():
+    refiner = pair()
+    corr = torch.rand(2, 5, 8, 8, 8, 8)
+
+    def step(chunk):
+        refiner.chunk = chunk
+        refiner.zero_grad()
+        refiner(corr).square().sum().backward()
+
+    def infer(chunk):
+        refiner.chunk = chunk
+        with torch.inference_mode():
+            refiner(corr)
+
+    cpu = torch.device('cpu')
+    assert peak_memory(lambda: step(512), cpu) <= 1.05 * peak_memory(lambda: step(0), cpu)
+    assert peak_memory(lambda: infer(512), cpu) <= peak_memory(lambda: infer(0), cpu)
+
+
+def test_online_pool_matches_the_softmax_over_all_tokens():
+    logits = torch.randn(3, 4, 50, dtype=torch.float64) * 30  # large logits: rescaling matters
+    x = torch.randn(3, 50, 4 * 2, dtype=torch.float64)
+    pool = OnlineHeadPool()
+    for start in range(0, 50, 9):
+        pool.update(logits[..., start:start + 9], x[:, start:start + 9])
+    torch.testing.assert_close(pool.result(), head_pool(logits.softmax(-1), x))
+
+
+def test_auto_chunk_keeps_rows_near_the_target():
+    assert auto_chunk(1, 50625) * 1 == 2048
+    assert auto_chunk(8, 50625) * 8 == 2048
+    assert auto_chunk(64, 50625) == 128  # a floor, so chunks stay worth a call
+    assert auto_chunk(1, 100) == 100
