@@ -1,5 +1,6 @@
 """The command-line tools, run as users type them (from the repository root)."""
 import json
+import os
 import subprocess
 import sys
 
@@ -145,3 +146,14 @@ def test_stereo_check_refuses_a_checkpoint_for_several_configs(repo, tmp_path):
               str(tmp_path / 'data'))
     assert out.returncode == 1 and 'Traceback' not in out.stderr
     assert '--checkpoint needs exactly one config, got 2' in out.stderr
+
+
+def test_the_gpu_benchmark_script_runs_its_plumbing_on_a_cpu(repo, tmp_path):
+    """tools/gpu_benchmark.sh is for a GPU; DEVICE=cpu with the tiny model checks it runs."""
+    env = dict(os.environ, DEVICE='cpu', CONFIG='configs/transformatcher_tiny.py', BATCH='2',
+               PYTHON=sys.executable, OUT=str(tmp_path))
+    done = subprocess.run(['bash', 'tools/gpu_benchmark.sh'], cwd=repo, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (tmp_path / 'fp32' / 'benchmark.md').read_text()
+    assert '`transformatcher_tiny`' in report and 'b2' in report

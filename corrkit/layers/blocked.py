@@ -32,9 +32,11 @@ from .transformer_block import PreNormBlock
 __all__ = ['OnlineHeadPool', 'auto_chunk', 'blocked_refine', 'supports_blocking']
 
 #: Rows (batch × tokens) per chunk that :func:`auto_chunk` aims at: the widest
-#: per-token intermediate (the MLP's hidden layer, or q, k, v) then takes about
-#: half of a 1 MiB L2 cache in fp32.
-TARGET_ROWS = 2048
+#: per-token intermediate (the MLP's hidden layer, or q, k, v) then takes 1 to
+#: 1.5 MiB in fp32, within a core's L2 and far within L3; smaller chunks cost more
+#: in per-call overhead than they gain in cache hits (measured on 2048 to 16384
+#: rows, docs/guides/performance.md).
+TARGET_ROWS = 4096
 
 
 class OnlineHeadPool:
@@ -95,7 +97,7 @@ def auto_chunk(batch: int, tokens: int, target_rows: int = TARGET_ROWS) -> int:
 
     Examples:
         >>> auto_chunk(1, 50625), auto_chunk(8, 50625), auto_chunk(1, 100)
-        (2048, 256, 100)
+        (4096, 512, 100)
     """
     return max(1, min(tokens, max(target_rows // batch, 128)))
 
