@@ -168,9 +168,13 @@ class _BlockPlan:
         attn, block = self.attn, self.block
         b, tc, c = x.shape
         qkv = attn.qkv(block.norm1(x.view(b * tc, c))).view(b, tc, -1)
-        q, k, v = qkv.chunk(3, dim=-1)
-        if attn.rope is not None:  # q and k are new tensors: keep v alone, not all of qkv
-            q, k, v = attn.rope(q, grid, rows), attn.rope(k, grid, rows), v.contiguous()
+        inner = qkv.shape[-1] // 3
+        if attn.rope is None:
+            q, k, v = qkv.split(inner, -1)
+        else:  # q and k rotated in one product; v kept alone, not all of qkv
+            qk = attn.rope.rotate_stacked(qkv[..., :2 * inner].unflatten(-1, (2, inner)), grid,
+                                          rows)
+            (q, k), v = qk.split(inner, -1), qkv[..., 2 * inner:].contiguous()
         pool.update(self.query_scores @ q.mT, q)
         return q, k, v
 
@@ -188,9 +192,7 @@ class _BlockPlan:
         """A chunk of the block's output from its kept queries and values."""
         attn, block = self.attn, self.block
         b, tc, c = x.shape
-        mixed = v * global_key
-        if attn.query_residual:
-            mixed = mixed + q
+        mixed = torch.addcmul(q, v, global_key) if attn.query_residual else v * global_key
         flat = x.view(b * tc, c) + attn.proj(mixed.view(b * tc, -1))
         flat = flat + block.mlp(block.norm2(flat))
         return flat.view(b, tc, c)
