@@ -65,6 +65,55 @@ def time_call(fn: Callable[[], object], device: torch.device, warmup: int = 2,
     return Timing(statistics.median(times), quartiles[0], quartiles[2], len(times))
 
 
+def time_interleaved(calls: dict[str, Callable[[], object]], device: torch.device,
+                     warmup: int = 2, repeats: int = 10,
+                     reference: str | None = None) -> tuple[dict[str, Timing], dict[str, float]]:
+    """Time several calls round-robin, so that every figure shares the machine's moods.
+
+    Each round times every call once, in order. A slow spell of a shared
+    machine then slows the calls of the same rounds alike, and a ratio taken
+    round by round (the median of ``call / reference`` over rounds) is far
+    steadier than a ratio of two medians measured minutes apart.
+
+    Args:
+        calls: The calls, by name.
+        device: Where they run (synchronised before each clock read).
+        warmup: Untimed calls of each before the first round.
+        repeats: Rounds.
+        reference: The name of the call the ratios are to; None for no ratios.
+
+    Returns:
+        The timing of each call, and the median ratio of each to ``reference``.
+
+    Examples:
+        >>> timings, ratios = time_interleaved({'a': lambda: sum(range(100)),
+        ...                                     'b': lambda: sum(range(200))},
+        ...                                    torch.device('cpu'), 1, 5, reference='a')
+        >>> timings['b'].runs, ratios['a']
+        (5, 1.0)
+    """
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(max(1, repeats)):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1000)
+    timings = {}
+    for name, values in times.items():
+        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+        timings[name] = Timing(statistics.median(values), quartiles[0], quartiles[2],
+                               len(values))
+    ratios = {} if reference is None else {
+        name: statistics.median(v / r for v, r in zip(values, times[reference]))
+        for name, values in times.items()}
+    return timings, ratios
+
+
 def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
     """Peak bytes of tensors ``fn()`` allocates and holds at once.
 
@@ -200,14 +249,13 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         with torch.inference_mode(), autocast(precision, device):
             entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
             entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
-            calls = stage_calls(model, inputs)
-            stages = {name: time_call(call, device, warmup, repeats)
-                      for name, call in calls.items()}
-            forward = time_call(lambda: model(inputs), device, warmup, repeats)
-        entry['stages_ms'] = {k: v.median_ms / batch for k, v in stages.items()}
+            calls = dict(stage_calls(model, inputs), forward=lambda: model(inputs))
+            timings, ratios = time_interleaved(calls, device, warmup, repeats, 'backbone')
+        forward = timings.pop('forward')
+        entry['stages_ms'] = {k: v.median_ms / batch for k, v in timings.items()}
         entry['forward'] = _per_pair(forward, batch)
-        entry['backbone'] = _per_pair(stages['backbone'], batch)
-        entry['forward_over_backbone'] = forward.median_ms / stages['backbone'].median_ms
+        entry['backbone'] = _per_pair(timings['backbone'], batch)
+        entry['forward_over_backbone'] = ratios['forward']
         if train and any(p.requires_grad for p in model.parameters()):  # a zero-shot model: none
             with autocast(precision, device):
                 entry.update(_train_step(model, inputs, samples, device, warmup, repeats))
@@ -244,12 +292,13 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
 
     peak = peak_memory(step, device) / 2 ** 20
     added = count_flops(step) - count_flops(backbone_step)  # forward and backward
-    full = time_call(step, device, warmup, repeats)
-    bare = time_call(backbone_step, device, warmup, repeats)
+    timings, ratios = time_interleaved({'step': step, 'backbone': backbone_step}, device,
+                                       warmup, repeats, 'backbone')
     model.zero_grad(set_to_none=True)
     batch = inputs.shape[0]
-    return {'train_step': _per_pair(full, batch), 'backbone_train': _per_pair(bare, batch),
-            'train_over_backbone': full.median_ms / bare.median_ms, 'train_peak_mb': peak,
+    return {'train_step': _per_pair(timings['step'], batch),
+            'backbone_train': _per_pair(timings['backbone'], batch),
+            'train_over_backbone': ratios['step'], 'train_peak_mb': peak,
             'train_added_gflops': max(0, added) / batch / 1e9}
 
 
