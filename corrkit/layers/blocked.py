@@ -32,11 +32,10 @@ from .transformer_block import PreNormBlock
 __all__ = ['OnlineHeadPool', 'auto_chunk', 'blocked_refine', 'supports_blocking']
 
 #: Rows (batch × tokens) per chunk that :func:`auto_chunk` aims at: the widest
-#: per-token intermediate (the MLP's hidden layer, or q, k, v) then takes 1 to
-#: 1.5 MiB in fp32, within a core's L2 and far within L3; smaller chunks cost more
-#: in per-call overhead than they gain in cache hits (measured on 2048 to 16384
-#: rows, docs/guides/performance.md).
-TARGET_ROWS = 4096
+#: per-token intermediates (the MLP's hidden layer, q, k and v) then take a few MiB
+#: in fp32, far within L3; smaller chunks cost more in per-call overhead than they
+#: gain in cache hits (measured from 2048 to 16384 rows, docs/guides/performance.md).
+TARGET_ROWS = 8192
 
 
 class OnlineHeadPool:
@@ -97,7 +96,7 @@ def auto_chunk(batch: int, tokens: int, target_rows: int = TARGET_ROWS) -> int:
 
     Examples:
         >>> auto_chunk(1, 50625), auto_chunk(8, 50625), auto_chunk(1, 100)
-        (4096, 512, 100)
+        (8192, 1024, 100)
     """
     return max(1, min(tokens, max(target_rows // batch, 128)))
 
@@ -171,10 +170,9 @@ class _BlockPlan:
         inner = qkv.shape[-1] // 3
         if attn.rope is None:
             q, k, v = qkv.split(inner, -1)
-        else:  # q and k rotated in one product; v kept alone, not all of qkv
-            qk = attn.rope.rotate_stacked(qkv[..., :2 * inner].unflatten(-1, (2, inner)), grid,
-                                          rows)
-            (q, k), v = qk.split(inner, -1), qkv[..., 2 * inner:].contiguous()
+        else:  # q and k are new tensors: keep v alone, not all of qkv
+            q, k, v = qkv.split(inner, -1)
+            q, k, v = attn.rope(q, grid, rows), attn.rope(k, grid, rows), v.contiguous()
         pool.update(self.query_scores @ q.mT, q)
         return q, k, v
 

@@ -77,26 +77,5 @@ class Rotary4D(nn.Module):
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
         return torch.view_as_real(pairs * torch.view_as_complex(table)).flatten(-2)
 
-    def rotate_stacked(self, x: Tensor, grid: tuple[int, int, int, int],
-                       rows: slice | None = None) -> Tensor:
-        """Rotate ``S`` feature sets per token (queries and keys) by the token's angles in
-        one product; as :meth:`forward` on each set.
-
-        Shape:
-            - x: ``(..., T, S, dims)``
-            - output: ``(..., T, S * dims)``
-        """
-        table = self._table(grid, x.device, x.dtype)
-        if rows is not None:
-            table = table[rows]
-        if x.shape[-3] != table.shape[0]:
-            raise ValueError(f'{x.shape[-3]} tokens do not match the 4D grid {tuple(grid)}')
-        if x.dtype not in _COMPLEX or torch.compiler.is_compiling() or x.stride(-1) != 1 \
-                or any(stride % 2 for stride in x.stride()[:-1]):
-            cos, sin = table[:, None].unbind(-1)
-            return rotate_pairs(x, cos, sin).flatten(-2)
-        pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
-        return torch.view_as_real(pairs * torch.view_as_complex(table)[:, None]).flatten(-3)
-
     def extra_repr(self) -> str:
         return f'dims={self.dims}, base={self.base}'

@@ -100,7 +100,7 @@ def test_online_pool_matches_the_softmax_over_all_tokens():
 
 
 def test_auto_chunk_keeps_rows_near_the_target():
-    assert auto_chunk(1, 50625) * 1 == 4096
-    assert auto_chunk(8, 50625) * 8 == 4096
+    assert auto_chunk(1, 50625) * 1 == 8192
+    assert auto_chunk(8, 50625) * 8 == 8192
     assert auto_chunk(64, 50625) == 128  # a floor, so chunks stay worth a call
     assert auto_chunk(1, 100) == 100
