@@ -222,3 +222,17 @@ def test_torch_hub_loads_models_from_the_local_repository(repo):
         assert torch.equal(value, other), key
     with pytest.raises(WeightsError, match='no trained weights are published'):
         torch.hub.load(str(repo), 'transformatcher_spair', source='local', pretrained=True)
+
+
+def test_pair_ids_stay_unique_and_clear_of_the_summary(tmp_path):
+    listing = tmp_path / 'pairs.csv'
+    listing.write_text('a.png,b.png\na.png,b.png\na.png,b_2.png\nsummary.png,x.png\n')
+    assert [p.id for p in read_pairs([listing])] == ['a__b', 'a__b_2', 'a__b_2_2',
+                                                     'summary__x']
+    (tmp_path / 'src').mkdir(), (tmp_path / 'trg').mkdir()
+    for folder in ('src', 'trg'):
+        photo(tmp_path / folder / 'summary.png')
+    assert [p.id for p in read_pairs([tmp_path / 'src', tmp_path / 'trg'])] == ['summary_2']
+    photo(tmp_path / 'src' / 'summary.jpg')
+    with pytest.raises(ValueError, match="share the name 'summary'"):
+        read_pairs([tmp_path / 'src', tmp_path / 'trg'])

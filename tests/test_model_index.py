@@ -110,6 +110,8 @@ def entry(name='m', **changes):
     (entry(Results=[{'Dataset': 'D', 'Source': 'blog', 'Metrics': {'PCK@0.1': 50}}]), None,
      "Source must be one of ('paper', 'corrkit'), got 'blog'"),
     (entry(Weights='https://example.org/m.pth'), None, "model 'm': missing key 'Weights SHA256'"),
+    (entry(Weights='https://example.org/m.pth', **{'Weights SHA256': 'ABC'}), None,
+     "model 'm': SHA256 must be 64 lowercase hex digits, got 'ABC'"),
     (entry(), {'w': {'URL': 'https://example.org/w.pth', 'SHA256': 'abc'}},
      "Weights Files 'w': SHA256 must be 64 lowercase hex digits"),
 ])
@@ -157,6 +159,14 @@ def test_a_corrupted_cached_file_is_an_error_and_stays_where_it_is(tmp_path, tor
     for part in (str(cached), weights.url, weights.sha256, 'w-1234.pth'):
         assert part in str(err.value)
     assert cached.read_bytes() == b'weightz'
+
+
+def test_a_downloaded_file_that_does_not_match_is_not_called_a_network_error(tmp_path,
+                                                                            torch_home):
+    weights = WeightsFile(published(tmp_path).url, hashlib.sha256(b'other').hexdigest(), 'w')
+    with pytest.raises(WeightsError, match='downloaded from .* does not match the index'):
+        fetch_weights(weights, progress=False)
+    assert not (torch_home / 'hub' / 'checkpoints' / 'w-1234.pth').exists()
 
 
 def test_an_unreachable_file_is_an_error_naming_url_file_and_cache(torch_home):
@@ -217,6 +227,8 @@ def test_auto_loads_a_zero_shot_model_from_the_checked_backbone_file():
     if not hub_checkpoint_path().is_file():
         pytest.fail(f'{hub_checkpoint_path()} is missing: run python tools/fetch_weights.py')
     model = init_matcher('zeroshot_mobilenetv2', checkpoint='auto')
+    backbone = model.cfg.model.backbone  # built from the checked file, not by name
+    assert (backbone.pretrained, backbone.weights) == (str(hub_checkpoint_path()), None)
     reference = torch.load(hub_checkpoint_path(), weights_only=True)
     first = next(v for k, v in model.backbone.state_dict().items() if k.endswith('weight'))
     assert any(torch.equal(first, v) for v in reference.values())

@@ -29,6 +29,8 @@ __all__ = ['BatchReport', 'ImagePair', 'match_pairs', 'read_pairs', 'IMAGE_SUFFI
 
 #: What counts as an image when two folders are paired by file name.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+#: Ids no pair gets: the results folder's own files.
+RESERVED_IDS = ('summary',)
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,15 @@ def read_pairs(spec: Sequence[str | os.PathLike]) -> list[ImagePair]:
         spec: One list file, or two folders.
 
     Returns:
-        The pairs in order, with unique ids (``<source stem>__<target stem>``, a
-        number appended to repeats; the shared stem for folders).
+        The pairs in order, with unique ids (``<source stem>__<target stem>``, or
+        the shared stem for folders; ``_2``, ``_3``, ... appended to repeats and to
+        ``summary``, the name of the results' own summary).
 
     Raises:
         FileNotFoundError: If a list file or folder does not exist.
         ValueError: If the list cannot be read (the message names the file and
-            row), the spec is neither form, or two folders share no name.
+            row), the spec is neither form, two folders share no name, or one
+            folder has two images of the same name.
     """
     paths = [Path(p) for p in spec]
     if len(paths) == 2 and all(p.is_dir() for p in paths):
@@ -90,14 +94,22 @@ def read_pairs(spec: Sequence[str | os.PathLike]) -> list[ImagePair]:
     if not path.is_file():
         raise FileNotFoundError(f"pair list '{path}' does not exist")
     rows = _json_rows(path) if path.suffix.lower() == '.json' else _csv_rows(path)
-    pairs, seen = [], {}
+    pairs, taken = [], set(RESERVED_IDS)
     for source, target, kps in rows:
         source, target = path.parent / source, path.parent / target
-        base = f'{source.stem}__{target.stem}'
-        seen[base] = seen.get(base, 0) + 1
-        pair_id = base if seen[base] == 1 else f'{base}_{seen[base]}'
+        pair_id = _unique(f'{source.stem}__{target.stem}', taken)
         pairs.append(ImagePair(pair_id, source, target, path.parent / kps if kps else None))
     return pairs
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first not in ``taken`` (then added)."""
+    pair_id, number = base, 1
+    while pair_id in taken:
+        number += 1
+        pair_id = f'{base}_{number}'
+    taken.add(pair_id)
+    return pair_id
 
 
 def _csv_rows(path: Path) -> list[tuple[str, str, str | None]]:
@@ -135,15 +147,22 @@ def _json_rows(path: Path) -> list[tuple[str, str, str | None]]:
 
 def _folder_pairs(src_dir: Path, trg_dir: Path) -> list[ImagePair]:
     def images(folder: Path) -> dict[str, Path]:
-        return {p.stem: p for p in sorted(folder.iterdir())
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+        found: dict[str, Path] = {}
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                if p.stem in found:
+                    raise ValueError(f"'{found[p.stem]}' and '{p}' share the name '{p.stem}'; "
+                                     f'pairs are matched by name without the suffix')
+                found[p.stem] = p
+        return found
     sources, targets = images(src_dir), images(trg_dir)
     common = [stem for stem in sources if stem in targets]
     if not common:
         raise ValueError(f"folders '{src_dir}' ({len(sources)} images) and '{trg_dir}' "
                          f'({len(targets)} images) share no file name; pairs are matched by '
                          f'name without the suffix')
-    return [ImagePair(stem, sources[stem], targets[stem]) for stem in common]
+    taken = set(RESERVED_IDS)
+    return [ImagePair(_unique(stem, taken), sources[stem], targets[stem]) for stem in common]
 
 
 def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str | os.PathLike,

@@ -45,8 +45,8 @@ def pretrained_weights(config: Any, cfg: Config, progress: bool = True
             message names the URL, the file and the cache path.
     """
     if not (isinstance(config, str) and is_model_name(config)):
-        shown = getattr(config, 'filename', None) or os.fspath(config) \
-            if isinstance(config, (str, os.PathLike, Config)) else type(config).__name__
+        shown = (os.fspath(config) if isinstance(config, (str, os.PathLike))
+                 else getattr(config, 'filename', None) or f'a {type(config).__name__}')
         raise ValueError(f"checkpoint='auto' needs a model name (corrkit.list_models()), not "
                          f"{shown!r}; pass a checkpoint file or a training work directory")
     info = model_info(config)

@@ -2,9 +2,9 @@
 
 ``corrkit list``, ``train``, ``test``, ``benchmark``, ``match``, ``match-pairs`` and
 ``publish`` each live in a module of this package with ``add_arguments(parser)``
-and ``run(args)``; ``tools/*.py`` call the same modules' ``main``. Modules import
-torch and the models inside ``run``, so ``corrkit --help`` and ``corrkit list``
-start quickly.
+and ``run(args)``; ``tools/train.py``, ``test.py``, ``benchmark.py`` and
+``publish_model.py`` call the same modules' ``main``. The models are imported
+inside ``run``.
 """
 from __future__ import annotations
 
@@ -49,10 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.run(args)
 
 
-def standalone(module: ModuleType, argv: Sequence[str] | None = None,
-               prog: str | None = None) -> int:
+def standalone(module: ModuleType, argv: Sequence[str] | None = None) -> int:
     """Run one command's module as its own script (what ``tools/*.py`` do)."""
-    parser = argparse.ArgumentParser(prog=prog, description=module.HELP)
+    parser = argparse.ArgumentParser(description=module.HELP)
     module.add_arguments(parser)
     return module.run(parser.parse_args(argv))
 

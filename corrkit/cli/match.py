@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis.demo import read_keypoints, run_demo
+    from ..utils.allocator import tune_cpu_allocator
     from ..utils.cli import user_errors
+    tune_cpu_allocator()  # as tools/demo.py (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         kps = read_keypoints(args.kps) if args.kps else None
         paths = run_demo(args.source, args.target, args.config or args.model or DEFAULT_MODEL,
@@ -56,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m corrkit.cli.match``."""
+    """This command alone, as a script would run it."""
     return standalone(sys.modules[__name__], argv)

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..apis import init_matcher
     from ..apis.batch import match_pairs, read_pairs
+    from ..utils.allocator import tune_cpu_allocator
     from ..utils.cli import user_errors
+    tune_cpu_allocator()  # as the other tools (CORRKIT_TUNE_MALLOC=0: off)
 
     def report_error(pair_id: str, message: str) -> None:
         print(f'\nerror: pair {pair_id}: {message} (skipped)', file=sys.stderr)
@@ -41,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m corrkit.cli.match_pairs``."""
+    """This command alone, as a script would run it."""
     return standalone(sys.modules[__name__], argv)

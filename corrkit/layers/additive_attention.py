@@ -120,10 +120,16 @@ def head_scores(x: Tensor, weight: Tensor) -> Tensor:
     Returns:
         Scores ``(B, heads, T)``.
     """
+    return (x @ head_matrix(weight)).transpose(-1, -2)
+
+
+def head_matrix(weight: Tensor) -> Tensor:
+    """The block-diagonal ``(..., heads · D, heads)`` matrix whose product with tokens
+    ``(..., heads · D)`` gives each head's dot product with its row of ``weight``
+    ``(..., heads, D)``."""
     heads = weight.shape[-2]
     eye = torch.eye(heads, dtype=weight.dtype, device=weight.device)
-    blocks = (weight[..., None] * eye[:, None, :]).flatten(-3, -2)  # (..., heads·D, heads)
-    return (x @ blocks).transpose(-1, -2)
+    return (weight[..., None] * eye[:, None, :]).flatten(-3, -2)
 
 
 def head_pool(probs: Tensor, x: Tensor) -> Tensor:

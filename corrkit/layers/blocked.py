@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .additive_attention import AdditiveAttention, head_pool
+from .additive_attention import AdditiveAttention, head_matrix, head_pool
 from .transformer_block import PreNormBlock
 
 __all__ = ['OnlineHeadPool', 'auto_chunk', 'blocked_refine', 'supports_blocking']
@@ -34,7 +34,8 @@ __all__ = ['OnlineHeadPool', 'auto_chunk', 'blocked_refine', 'supports_blocking'
 #: Rows (batch × tokens) per chunk that :func:`auto_chunk` aims at: the widest
 #: per-token intermediates (the MLP's hidden layer, q, k and v) then take a few MiB
 #: in fp32, far within L3; smaller chunks cost more in per-call overhead than they
-#: gain in cache hits (measured from 2048 to 16384 rows, docs/guides/performance.md).
+#: gain in cache hits (the refiner at 15⁴ matches, batch 1, interleaved runs: 2048
+#: rows 99 ms, 4096 91 ms, 8192 89 ms, 16384 90 ms, unchunked 101 ms).
 TARGET_ROWS = 8192
 
 
@@ -80,15 +81,17 @@ class OnlineHeadPool:
         return self.sum / self.norm
 
 
-def supports_blocking(blocks: Sequence[nn.Module]) -> bool:
+def supports_blocking(blocks: Sequence[nn.Module], others: Sequence[nn.Module] = ()) -> bool:
     """Whether :func:`blocked_refine` computes these blocks: pre-LN blocks of
     :class:`AdditiveAttention`, as the refiner builds them by default, with no
-    forward hook on them or their modules (the chunked passes never call their
-    ``forward``; a hook, such as the nonlocality analysis's, gets the
-    straightforward path)."""
+    forward hook on them, their modules or ``others`` (the modules applied per
+    chunk, such as the embedding: the chunked passes never call the blocks'
+    ``forward`` and call the others once per chunk; a hook, such as the
+    nonlocality analysis's, gets the straightforward path)."""
     return len(blocks) > 0 and all(
         type(b) is PreNormBlock and type(b.attn) is AdditiveAttention for b in blocks) and \
-        not any(m._forward_hooks or m._forward_pre_hooks for b in blocks for m in b.modules())
+        not any(m._forward_hooks or m._forward_pre_hooks
+                for top in (*blocks, *others) for m in top.modules())
 
 
 def auto_chunk(batch: int, tokens: int, target_rows: int = TARGET_ROWS) -> int:
@@ -167,11 +170,8 @@ class _BlockPlan:
         attn, block = self.attn, self.block
         b, tc, c = x.shape
         qkv = attn.qkv(block.norm1(x.view(b * tc, c))).view(b, tc, -1)
-        inner = qkv.shape[-1] // 3
-        if attn.rope is None:
-            q, k, v = qkv.split(inner, -1)
-        else:  # q and k are new tensors: keep v alone, not all of qkv
-            q, k, v = qkv.split(inner, -1)
+        q, k, v = qkv.chunk(3, dim=-1)
+        if attn.rope is not None:  # q and k are new tensors: keep v alone, not all of qkv
             q, k, v = attn.rope(q, grid, rows), attn.rope(k, grid, rows), v.contiguous()
         pool.update(self.query_scores @ q.mT, q)
         return q, k, v
@@ -195,10 +195,3 @@ class _BlockPlan:
         flat = flat + block.mlp(block.norm2(flat))
         return flat.view(b, tc, c)
 
-
-def head_matrix(weight: Tensor) -> Tensor:
-    """The block-diagonal ``(..., heads · D, heads)`` matrix whose product gives each
-    head's dot product with its row of ``weight`` ``(..., heads, D)``."""
-    heads = weight.shape[-2]
-    eye = torch.eye(heads, dtype=weight.dtype, device=weight.device)
-    return (weight[..., None] * eye[:, None, :]).flatten(-3, -2)

@@ -132,6 +132,12 @@ def _require(mapping: Any, key: str, where: str, kind: type | tuple[type, ...] =
     return value
 
 
+def _sha256(value: Any, where: str) -> str:
+    if not re.fullmatch(r'[0-9a-f]{64}', str(value)):
+        raise ValueError(f'{where}: SHA256 must be 64 lowercase hex digits, got {value!r}')
+    return str(value)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path) as f:
@@ -174,7 +180,7 @@ def _model(entry: Any, files: dict[str, WeightsFile], collections: dict[str, dic
     weights = None
     if url is not None:
         weights = WeightsFile(_require(entry, 'Weights', where),
-                              _require(entry, 'Weights SHA256', where), name)
+                              _sha256(_require(entry, 'Weights SHA256', where), where), name)
     collection = _require(entry, 'In Collection', where)
     if collection not in collections:
         raise ValueError(f"{where}: collection '{collection}' is not defined in any metafile")
@@ -219,9 +225,8 @@ def _load(path: Path) -> tuple[tuple[str, ModelInfo], ...]:
     for key, spec in (root.get('Weights Files') or {}).items():
         where = f"'{path}', Weights Files '{key}'"
         sha = spec.get('SHA256') if isinstance(spec, dict) else None
-        if sha is not None and not re.fullmatch(r'[0-9a-f]{64}', str(sha)):
-            raise ValueError(f'{where}: SHA256 must be 64 lowercase hex digits or null, got {sha!r}')
-        files[key] = WeightsFile(_require(spec, 'URL', where), sha, key)
+        files[key] = WeightsFile(_require(spec, 'URL', where),
+                                 None if sha is None else _sha256(sha, where), key)
     metafiles = [path.parent / p for p in _require(root, 'Import', f"'{path}'", list)]
     loaded = [(m, _read_yaml(m)) for m in metafiles]
     collections = {c['Name']: c for _, data in loaded for c in data.get('Collections') or []}

@@ -60,7 +60,7 @@ def _check(path: Path, weights: WeightsFile) -> Path:
     if expected is None and weights.hf_repo is not None:
         blob = Path(os.path.realpath(path)).name
         expected = blob if len(blob) == 64 else None  # LFS blobs are named by their SHA-256
-    if expected is not None and actual != expected:
+    if expected is not None and actual != expected.lower():
         raise WeightsError(
             f"the cached {weights.filename} at '{path}' has sha256 {actual}, expected "
             f'{expected} ({weights.url}); it is corrupt or another file: delete it to fetch '
@@ -95,13 +95,26 @@ def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
             repo_id, revision, filename = hf
             path = Path(hf_hub_download(repo_id, filename, revision=revision,
                                         cache_dir=_hf_cache_dir()))
-    except (DownloadError, OSError, ValueError) as err:  # hub errors derive from these
-        if hf is None:
-            fix = f"copy the file (sha256 {weights.sha256 or 'not pinned'}) to '{path}'"
-        else:
-            fix = (f"on a connected machine run `hf download {hf[0]} {hf[2]}` and copy the "
-                   f"cache folder '{path}' here (HF_HUB_CACHE)")
-        raise WeightsError(f'could not fetch {weights.filename} from {weights.url} '
-                           f'({first_line(err)}); offline? {fix}') from err
+    except DownloadError as err:
+        if 'has sha256' in str(err):  # it came, whole, and is another file
+            raise WeightsError(f'{weights.filename} downloaded from {weights.url} does not match '
+                               f'the index ({first_line(err)}); nothing was written to '
+                               f"'{path}'. The published file may have changed: report it") \
+                from err
+        raise _fetch_error(weights, path, err) from err
+    except (OSError, ValueError) as err:  # the hub's errors derive from these
+        raise _fetch_error(weights, path, err) from err
     return _check(path, weights)
+
+
+def _fetch_error(weights: WeightsFile, path: Path, err: Exception) -> WeightsError:
+    """The error for a file that could not be fetched: URL, file, cache path, what to do."""
+    hf = weights.hf_repo
+    if hf is None:
+        fix = f"copy the file (sha256 {weights.sha256 or 'not pinned'}) to '{path}'"
+    else:
+        fix = (f"on a connected machine run `hf download {hf[0]} {hf[2]}` and copy the "
+               f"cache folder '{path}' here (HF_HUB_CACHE)")
+    return WeightsError(f'could not fetch {weights.filename} from {weights.url} '
+                        f'({first_line(err)}); offline? {fix}')
 

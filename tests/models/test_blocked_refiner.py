@@ -45,6 +45,27 @@ def test_the_default_refiner_takes_the_blocked_path_and_others_do_not():
         MatchToMatchRefiner(in_channels=3, chunk=-1)
 
 
+def test_a_hook_on_the_embedding_sees_every_token_at_once():
+    refiner = pair()
+    shapes = []
+    handle = refiner.embed.register_forward_hook(lambda m, args, out: shapes.append(out.shape))
+    refiner(torch.rand(1, 5, 3, 3, 3, 3))
+    handle.remove()
+    assert shapes == [torch.Size([1, 81, 16])]
+
+
+def test_under_bf16_autocast_both_paths_agree_to_its_precision():
+    refiner = pair()
+    corr = torch.rand(2, 5, 4, 3, 5, 4)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        refiner.chunk = 0
+        expected = refiner(corr).float()
+        refiner.chunk = 16
+        got = refiner(corr).float()
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected, atol=0.1 * expected.abs().max().item(), rtol=0)
+
+
 def test_a_forward_hook_on_an_attention_layer_still_fires():
     """The nonlocality analysis hooks the attention layers: those get the straightforward path."""
     refiner = pair()

@@ -44,9 +44,26 @@ def test_clicking_a_source_point_marks_the_models_prediction(tmp_path, browser_p
         drawn = page.evaluate(MAGENTA_CENTROID, ['trg-overlay', *map(round, expected)])
         assert drawn is not None, f'no marker drawn near {expected}'
         np.testing.assert_allclose(drawn[:2], expected, atol=1.0)
-    if os.environ.get('CORRKIT_SCREENSHOT_DIR'):  # the docs' picture: make viewer-screenshot
+    if os.environ.get('CORRKIT_SCREENSHOT_DIR'):  # the docs' picture (docs/guides/package.md)
         click_source(page, np.array(ASTRONAUT_KPS[2]) * data['src']['scale'])
         folder = Path(os.environ['CORRKIT_SCREENSHOT_DIR'])
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / 'viewer.jpg'), full_page=True, type='jpeg', quality=80)
     assert not errors
+
+
+def test_a_fine_flow_grid_is_subsampled_for_the_page(tmp_path):
+    from corrkit.apis.viewer import write_viewer
+    src, trg = sample_pair()
+    model = init_matcher('transformatcher_tiny')
+    result = match_pair(model, src, trg, ASTRONAUT_KPS[:3])
+    full = match_pair(model, src, trg, None, scores=True)
+    hf, wf = full.scores.shape[:2]
+    page = write_viewer(model, src, trg, result, tmp_path / 'page.html', grid_side=3)
+    data = embedded(page)
+    step_h, step_w = -(-hf // 3), -(-wf // 3)
+    kept = [(i, j) for i in range(0, hf, step_h) for j in range(0, wf, step_w)]
+    assert len(data['grid']['src']) == len(kept) < hf * wf
+    first = np.array(data['grid']['trg'][1]) / data['trg']['scale']
+    i, j = kept[1]
+    np.testing.assert_allclose(first, full.trg_kps[i * wf + j].numpy(), atol=0.01)

@@ -104,7 +104,8 @@ class MatchToMatchRefiner(Refiner):
     def forward(self, corr: Tensor) -> Tensor:
         """Refine ``corr``; every match attends to a summary of all matches."""
         grid = tuple(corr.shape[2:])
-        if self.chunk != 0 and self.absolute is None and supports_blocking(self.blocks):
+        if self.chunk != 0 and self.absolute is None and supports_blocking(
+                self.blocks, (self.embed, self.norm, self.readout)):
             tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
             chunk = self.chunk or auto_chunk(tokens.shape[0], tokens.shape[-1])
             x = blocked_refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid,
