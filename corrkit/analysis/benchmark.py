@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..structures import PairDataSample
 from ..utils.acceleration import autocast
+from .kernel_floor import KernelReplay, kernel_replays
 
 STAGES = ('backbone', 'correlation', 'refiner', 'head', 'transfer')
 
@@ -217,7 +218,8 @@ def _keypoint_stage_calls(model: nn.Module, images: Tensor, src: list[Tensor],
 
 
 def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train: bool = True,
-                    warmup: int = 2, repeats: int = 10, precision: str = 'fp32') -> dict:
+                    warmup: int = 2, repeats: int = 10, precision: str = 'fp32',
+                    kernel_floor: bool = True) -> dict:
     """Parameters, FLOPs, time, memory and stage breakdown of one matcher.
 
     Args:
@@ -231,6 +233,10 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         repeats: Timed calls per measurement.
         precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` autocast around every
             call, the backbone reference's included.
+        kernel_floor: Also time the kernel floors (:mod:`corrkit.analysis.kernel_floor`)
+            in the same rounds: the essential kernels the forward (the training
+            step) adds to the bare backbone's (its forward + backward), replayed
+            alone. Off for a compiled model, whose kernels are not aten's.
 
     Returns:
         ``{'params', 'input_size', 'batches': {batch: {...}}}``; per batch the
@@ -249,16 +255,22 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         with torch.inference_mode(), autocast(precision, device):
             entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
             entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
-            calls = dict(stage_calls(model, inputs), forward=lambda: model(inputs))
+            images = model.backbone_input(inputs)
+            floors = _floor_calls(kernel_replays(lambda: model(inputs),
+                                                 lambda: model.backbone(images))
+                                  if kernel_floor else {})
+            calls = dict(stage_calls(model, inputs), forward=lambda: model(inputs), **floors)
             timings, ratios = time_interleaved(calls, device, warmup, repeats, 'backbone')
         forward = timings.pop('forward')
+        entry['kernel_floor_over_backbone'] = _floor_ratios(floors, timings, ratios)
         entry['stages_ms'] = {k: v.median_ms / batch for k, v in timings.items()}
         entry['forward'] = _per_pair(forward, batch)
         entry['backbone'] = _per_pair(timings['backbone'], batch)
         entry['forward_over_backbone'] = ratios['forward']
         if train and any(p.requires_grad for p in model.parameters()):  # a zero-shot model: none
             with autocast(precision, device):
-                entry.update(_train_step(model, inputs, samples, device, warmup, repeats))
+                entry.update(_train_step(model, inputs, samples, device, warmup, repeats,
+                                         kernel_floor))
         result['batches'][batch] = entry
     model.eval()
     return result
@@ -269,7 +281,7 @@ def _per_pair(timing: Timing, batch: int) -> dict:
 
 
 def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.device,
-                warmup: int, repeats: int) -> dict:
+                warmup: int, repeats: int, kernel_floor: bool = True) -> dict:
     """Time a training step and the bare backbone's forward + backward (its forward alone
     when it is frozen: then no backward runs through it in the step either)."""
     model.train()
@@ -292,14 +304,29 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
 
     peak = peak_memory(step, device) / 2 ** 20
     added = count_flops(step) - count_flops(backbone_step)  # forward and backward
-    timings, ratios = time_interleaved({'step': step, 'backbone': backbone_step}, device,
-                                       warmup, repeats, 'backbone')
+    floors = _floor_calls(kernel_replays(step, backbone_step)) if kernel_floor else {}
+    timings, ratios = time_interleaved({'step': step, 'backbone': backbone_step, **floors},
+                                       device, warmup, repeats, 'backbone')
     model.zero_grad(set_to_none=True)
     batch = inputs.shape[0]
     return {'train_step': _per_pair(timings['step'], batch),
             'backbone_train': _per_pair(timings['backbone'], batch),
             'train_over_backbone': ratios['step'], 'train_peak_mb': peak,
-            'train_added_gflops': max(0, added) / batch / 1e9}
+            'train_added_gflops': max(0, added) / batch / 1e9,
+            'train_kernel_floor_over_backbone': _floor_ratios(floors, timings, ratios)}
+
+
+def _floor_calls(replays: dict[str, KernelReplay]) -> dict[str, KernelReplay]:
+    """The kernel replays as calls to time next to the others (``floor: <tier>``)."""
+    return {f'floor: {tier}': replay for tier, replay in replays.items()}
+
+
+def _floor_ratios(floors: dict, timings: dict, ratios: dict) -> dict[str, float]:
+    """``1 + replay / backbone`` per tier, round by round; the replays' timings are
+    taken out of ``timings``."""
+    for name in floors:
+        timings.pop(name)
+    return {name.removeprefix('floor: '): 1 + ratios[name] for name in floors}
 
 
 def sweep_refiner(refiner: nn.Module, sides: Sequence[int], device: torch.device,

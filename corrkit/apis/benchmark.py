@@ -88,7 +88,8 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
             for name in ('backbone', 'correlation', 'refiner', 'head'):
                 compile_forward(getattr(model, name))
         try:
-            result = benchmark_model(model, batch_sizes, train, warmup, repeats, precision)
+            result = benchmark_model(model, batch_sizes, train, warmup, repeats, precision,
+                                     kernel_floor=not compile)
         except AttentionMemoryError as err:  # the paper's "out of memory" row, refused early
             report['models'][Path(config).stem] = dict(
                 params=sum(p.numel() for p in model.parameters()), refused=str(err))
@@ -204,6 +205,23 @@ def markdown_report(report: dict) -> str:
               'throughput, as a ratio to the backbone\'s time:', '',
               _table(['config', 'backbone GFLOP/s', '× matmul', 'added GFLOPs / pair',
                       'floor × backbone'], ref_rows), '']
+    floor_rows = [[f'`{name}`', f'b{b}', f"{e['forward_over_backbone']:.2f}"]
+                  + [f'{v:.2f}' for v in e['kernel_floor_over_backbone'].values()]
+                  + ([f"{e['train_over_backbone']:.2f}"]
+                     + [f'{v:.2f}' for v in e['train_kernel_floor_over_backbone'].values()]
+                     if e.get('train_kernel_floor_over_backbone') else [''] * 3)
+                  for name, m in models.items() for b, e in sorted(
+                      ((int(b), e) for b, e in m['batches'].items()))
+                  if e.get('kernel_floor_over_backbone')]
+    if floor_rows:
+        parts += ['Kernel floors, timed in the same rounds as the backbone: the matrix '
+                  'products (and the normalisations and activations) the model adds to '
+                  'the bare backbone, each replayed alone, as `1 + replay / backbone`. '
+                  'Running those kernels one by one, nothing else, reaches these ratios '
+                  'and no lower:', '',
+                  _table(['config', 'batch', '× backbone', 'floor: products',
+                          'floor: + norms', 'train × backbone', 'train floor: products',
+                          'train floor: + norms'], floor_rows), '']
     if 'resolution_sweep' in report:
         res_rows = [[f'`{name}`', str(r['side'])] + (
             ['refused', '', ''] if 'refused' in r else
