@@ -94,6 +94,8 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert tiny['floor_over_backbone'] >= 1 and entry['train_floor_over_backbone'] >= 1
     assert entry['train_added_gflops'] > 0 and tiny['added_gflops'] > 0
     assert set(entry['stages_ms']) == {'backbone', 'correlation', 'refiner', 'head', 'transfer'}
+    assert set(entry['stages_over_backbone']) == set(entry['stages_ms']) - {'backbone'}
+    assert all(v > 0 for v in entry['stages_over_backbone'].values())
     floors, train_floors = (entry['kernel_floor_over_backbone'],
                             entry['train_kernel_floor_over_backbone'])
     assert set(floors) == set(train_floors) == {'products', 'products + norms'}
@@ -104,6 +106,8 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert '| `transformatcher_tiny` |' in markdown and '| `refusing` |' in markdown
     assert 'refused:' in markdown and 'time ∝ matches^' in markdown
     assert 'Kernel floors' in markdown and '| `transformatcher_tiny` | b2 |' in markdown
+    share = round(100 * entry['stages_over_backbone']['refiner'])
+    assert f"{entry['stages_ms']['refiner']:.1f} ({share} %)" in markdown
     assert (out / 'refiner_scaling.png').read_bytes()[:4] == b'\x89PNG'
     sweep = report['resolution_sweep']['transformatcher_tiny']
     assert [r['side'] for r in sweep] == [32, 64] and sweep[1]['grid'] == [4, 4]

@@ -241,7 +241,8 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
     Returns:
         ``{'params', 'input_size', 'batches': {batch: {...}}}``; per batch the
         GFLOPs of a forward, ms per pair for the full forward, the bare backbone and
-        every stage, the ratio of the forward to the backbone, peak memory, and with
+        every stage, the ratios of the forward and of each stage to the backbone
+        (round by round), the kernel floors, peak memory, and with
         ``train`` the same for a training step, with the GFLOPs per pair it adds
         to the backbone's forward + backward.
     """
@@ -264,6 +265,7 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         forward = timings.pop('forward')
         entry['kernel_floor_over_backbone'] = _floor_ratios(floors, timings, ratios)
         entry['stages_ms'] = {k: v.median_ms / batch for k, v in timings.items()}
+        entry['stages_over_backbone'] = {k: ratios[k] for k in timings if k != 'backbone'}
         entry['forward'] = _per_pair(forward, batch)
         entry['backbone'] = _per_pair(timings['backbone'], batch)
         entry['forward_over_backbone'] = ratios['forward']

@@ -191,11 +191,11 @@ def markdown_report(report: dict) -> str:
     for m in models.values():
         for e in m['batches'].values():
             stages += [s for s in e['stages_ms'] if s not in stages]
-    stage_rows = [[f'`{name}`', f'b{b}'] + [f"{e['stages_ms'][s]:.1f}" if s in e['stages_ms']
-                                            else '' for s in stages]
+    stage_rows = [[f'`{name}`', f'b{b}'] + [_stage_cell(e, s) for s in stages]
                   for name, m in models.items() for b, e in sorted(
                       ((int(b), e) for b, e in m['batches'].items()))]
-    parts += ['Milliseconds per pair, stage by stage:', '',
+    parts += ['Milliseconds per pair, stage by stage (in brackets: the share of the '
+              'backbone\'s time, round by round):', '',
               _table(['config', 'batch', *stages], stage_rows), '']
     ref_rows = [[f'`{name}`', f"{m['backbone_gflops_per_s']:.0f}",
                  f"{m['backbone_over_matmul']:.2f}", f"{m['added_gflops']:.1f}",
@@ -238,6 +238,14 @@ def markdown_report(report: dict) -> str:
                          [[f"{r['side']}⁴", f"{r['matches']}", f"{r['ms']:.1f}",
                            f"{r['peak_mb']:.0f}"] for r in sweep['rows']]), '']
     return '\n'.join(parts)
+
+
+def _stage_cell(entry: dict, stage: str) -> str:
+    """``ms (share %)`` of one stage, ``ms`` for the backbone, empty when not run."""
+    if stage not in entry['stages_ms']:
+        return ''
+    share = entry.get('stages_over_backbone', {}).get(stage)
+    return f"{entry['stages_ms'][stage]:.1f}" + (f' ({100 * share:.0f} %)' if share else '')
 
 
 def plot_sweep(sweep: dict, path: str | os.PathLike) -> None:
