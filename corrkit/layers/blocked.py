@@ -18,6 +18,11 @@ full-size activations besides the tokens themselves). The result equals the
 straightforward forward up to floating-point rounding, and autograd
 differentiates it as it is (gradients are exact; memory saved for backward is
 that of the straightforward path).
+
+On the CPU the chunks of each pass can run on several threads, one intra-op
+thread each (``workers``): a chunk's kernels are too small for PyTorch's
+per-kernel parallelism to pay its fork and join, and whole chunks in parallel
+avoid it (:mod:`corrkit.utils.threads`).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..utils.threads import run_groups
 from .additive_attention import AdditiveAttention, head_matrix, head_pool
 from .transformer_block import PreNormBlock
 
@@ -80,6 +86,21 @@ class OnlineHeadPool:
         """The pooled ``(B, heads, D)``."""
         return self.sum / self.norm
 
+    @classmethod
+    def merge(cls, pools: Sequence[OnlineHeadPool]) -> OnlineHeadPool:
+        """One pool over the tokens of all ``pools`` (each over its own tokens), in order."""
+        pools = [pool for pool in pools if pool.max is not None]
+        if len(pools) == 1:
+            return pools[0]
+        merged = cls()
+        merged.max = pools[0].max
+        for pool in pools[1:]:
+            merged.max = torch.maximum(merged.max, pool.max)
+        scales = [torch.exp(pool.max - merged.max) for pool in pools]
+        merged.norm = sum(pool.norm * scale for pool, scale in zip(pools, scales))
+        merged.sum = sum(pool.sum * scale for pool, scale in zip(pools, scales))
+        return merged
+
 
 def supports_blocking(blocks: Sequence[nn.Module], others: Sequence[nn.Module] = ()) -> bool:
     """Whether :func:`blocked_refine` computes these blocks: pre-LN blocks of
@@ -106,8 +127,15 @@ def auto_chunk(batch: int, tokens: int, target_rows: int = TARGET_ROWS) -> int:
 
 def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Module,
                    readout: nn.Module, tokens: Tensor, grid: tuple[int, int, int, int],
-                   chunk: int) -> Tensor:
+                   chunk: int, workers: int = 1) -> Tensor:
     """``readout(norm(blocks(embed(tokens))))``, chunk by chunk.
+
+    With ``workers > 1`` the chunks are dealt round-robin to that many threads,
+    each running its share one chunk after another on one intra-op thread
+    (:func:`corrkit.utils.threads.run_groups`); each thread keeps its own
+    online pool, and the pools are merged at the two points per block where
+    every token must have been seen. The result equals the one-thread result up
+    to rounding, and is the same from call to call (the merge order is fixed).
 
     Args:
         embed: Token embedding (applied per token).
@@ -117,6 +145,7 @@ def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Mo
         tokens: Input tokens, channels first, as the correlation holds them.
         grid: The 4D grid the tokens flatten.
         chunk: Tokens per chunk.
+        workers: Threads the chunks are shared among (at most one per chunk).
 
     Returns:
         The read-out tokens.
@@ -127,26 +156,51 @@ def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Mo
     """
     total = tokens.shape[-1]
     bounds = [slice(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    workers = max(1, min(workers, len(bounds)))
+    groups = [range(first, len(bounds), workers) for first in range(workers)]
     plans = [_BlockPlan(block) for block in blocks]
-    # pass 0: embed, and the first block's queries (pooled), keys and values (kept)
-    xs, pool, kept = [], OnlineHeadPool(), []
-    for rows in bounds:
-        x = embed(tokens[:, :, rows].mT)
-        xs.append(x)
-        kept.append(plans[0].project(x, grid, rows, pool))
-    out = []
+    xs: list = [None] * len(bounds)  # the tokens entering the current block
+    kept: list = [None] * len(bounds)  # their rotated q, k and v
+
+    def first_pass(group: range) -> OnlineHeadPool:  # embed; the first block's q, k, v
+        pool = OnlineHeadPool()
+        for i in group:
+            xs[i] = embed(tokens[:, :, bounds[i]].mT)
+            kept[i] = plans[0].project(xs[i], grid, bounds[i], pool)
+        return pool
+
+    pool = OnlineHeadPool.merge(run_groups(first_pass, groups, workers))
+    out: list = [None] * len(bounds)
     for index, plan in enumerate(plans):
-        global_key = plan.pool_keys(pool.result(), [k for _, k, _ in kept])
+        global_query = pool.result()
+        key_scores = plan.key_scores(global_query)
         following = plans[index + 1] if index + 1 < len(plans) else None
-        pool, next_kept, next_xs = OnlineHeadPool(), [], []
-        for x, (q, _, v), rows in zip(xs, kept, bounds):
-            x = plan.output(x, q, v, global_key)
-            if following is None:
-                out.append(readout(norm(x)))
-            else:
-                next_xs.append(x)
-                next_kept.append(following.project(x, grid, rows, pool))
-        xs, kept = next_xs, next_kept
+
+        def pool_keys(group: range) -> OnlineHeadPool:
+            pool = OnlineHeadPool()
+            for i in group:
+                keys = kept[i][1]
+                pool.update(key_scores @ keys.mT, keys)
+            return pool
+
+        global_key = plan.global_key(
+            global_query, OnlineHeadPool.merge(run_groups(pool_keys, groups, workers)))
+
+        def output_pass(group: range) -> OnlineHeadPool:  # this block's output, the next's q, k, v
+            pool = OnlineHeadPool()
+            for i in group:
+                q, _, v = kept[i]
+                x = plan.output(xs[i], q, v, global_key)
+                if following is None:
+                    out[i] = readout(norm(x))
+                else:
+                    xs[i] = x
+                    kept[i] = following.project(x, grid, bounds[i], pool)
+            return pool
+
+        pools = run_groups(output_pass, groups, workers)
+        if following is not None:
+            pool = OnlineHeadPool.merge(pools)
     return torch.cat(out, 1)
 
 
@@ -176,15 +230,15 @@ class _BlockPlan:
         pool.update(self.query_scores @ q.mT, q)
         return q, k, v
 
-    def pool_keys(self, global_query: Tensor, keys: Sequence[Tensor]) -> Tensor:
-        """``k̄ = q̄ ⊙ Σ_j β_j K_j`` of Eq. 6 over the kept keys' chunks, ``(B, 1, heads · D)``;
-        the logits of all tokens (``heads`` values each) are small enough to hold."""
+    def key_scores(self, global_query: Tensor) -> Tensor:
+        """Per-head key scores of Eq. 6, ``w_k ⊙ q̄`` arranged heads first, ``(B, heads, inner)``."""
         attn = self.attn
-        scores = head_matrix(global_query * attn.key_weight * attn.scale).mT  # (B, heads, inner)
-        beta = torch.softmax(torch.cat([scores @ k.mT for k in keys], -1), -1)
-        pooled = sum(head_pool(part, k) for part, k in
-                     zip(beta.split([k.shape[1] for k in keys], -1), keys))
-        return (global_query * pooled).flatten(-2)[:, None]
+        return head_matrix(global_query * attn.key_weight * attn.scale).mT
+
+    @staticmethod
+    def global_key(global_query: Tensor, key_pool: OnlineHeadPool) -> Tensor:
+        """``k̄ = q̄ ⊙ Σ_j β_j K_j`` of Eq. 6 from the pooled keys, ``(B, 1, heads · D)``."""
+        return (global_query * key_pool.result()).flatten(-2)[:, None]
 
     def output(self, x: Tensor, q: Tensor, v: Tensor, global_key: Tensor) -> Tensor:
         """A chunk of the block's output from its kept queries and values."""

@@ -1,9 +1,12 @@
 """The cache-blocked refiner forward equals the straightforward one, values and gradients."""
+import threading
+
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from corrkit.analysis.benchmark import peak_memory
-from corrkit.layers.blocked import OnlineHeadPool, auto_chunk, supports_blocking
+from corrkit.layers.blocked import OnlineHeadPool, _BlockPlan, auto_chunk, supports_blocking
 from corrkit.layers.additive_attention import head_pool
 from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
 
@@ -21,8 +24,9 @@ def pair(refiner_kwargs=None, dtype=torch.float32, seed=0):
                                     {'attention': dict(type='AdditiveAttention',
                                                        query_residual=False)}])
 @pytest.mark.parametrize('chunk', [1, 7, 64, 10_000])
-def test_blocked_forward_equals_the_straightforward_one(dtype, atol, kwargs, chunk):
-    refiner = pair(kwargs, dtype)
+@pytest.mark.parametrize('workers', [1, 3])
+def test_blocked_forward_equals_the_straightforward_one(dtype, atol, kwargs, chunk, workers):
+    refiner = pair(dict(kwargs, workers=workers), dtype)
     corr = torch.rand(2, 5, 4, 3, 5, 4, dtype=dtype)
     refiner.chunk = 0
     expected = refiner(corr)
@@ -77,8 +81,9 @@ def test_a_forward_hook_on_an_attention_layer_still_fires():
     assert calls == [1] and supports_blocking(refiner.blocks)
 
 
-def test_gradients_through_the_blocked_path_are_exact():
-    refiner = pair(dtype=torch.float64)
+@pytest.mark.parametrize('workers', [1, 2])
+def test_gradients_through_the_blocked_path_are_exact(workers):
+    refiner = pair({'workers': workers}, dtype=torch.float64)
     refiner.chunk = 5
     corr = torch.rand(1, 5, 2, 3, 2, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(refiner, (corr,), eps=1e-6, atol=1e-7)
@@ -120,8 +125,51 @@ def test_online_pool_matches_the_softmax_over_all_tokens():
     torch.testing.assert_close(pool.result(), head_pool(logits.softmax(-1), x))
 
 
+def test_merged_pools_equal_one_pool_over_all_tokens():
+    logits = torch.randn(2, 4, 40, dtype=torch.float64) * 30
+    x = torch.randn(2, 40, 4 * 3, dtype=torch.float64)
+    pools = [OnlineHeadPool() for _ in range(3)]
+    for index, start in enumerate(range(0, 40, 5)):  # chunks dealt round-robin
+        pools[index % 3].update(logits[..., start:start + 5], x[:, start:start + 5])
+    merged = OnlineHeadPool.merge([OnlineHeadPool(), *pools])  # an empty pool is ignored
+    torch.testing.assert_close(merged.result(), head_pool(logits.softmax(-1), x))
+
+
 def test_auto_chunk_keeps_rows_near_the_target():
     assert auto_chunk(1, 50625) * 1 == 8192
     assert auto_chunk(8, 50625) * 8 == 8192
     assert auto_chunk(64, 50625) == 128  # a floor, so chunks stay worth a call
     assert auto_chunk(1, 100) == 100
+
+
+def test_chunks_run_on_the_worker_threads_only_where_they_may(monkeypatch):
+    refiner = pair({'workers': 2})
+    refiner.chunk = 9
+    corr = torch.rand(1, 5, 3, 3, 3, 3)  # 81 tokens: 9 chunks
+    threads = []
+    project = _BlockPlan.project
+
+    def recording(self, *args):
+        threads.append(threading.current_thread().name)
+        return project(self, *args)
+
+    monkeypatch.setattr(_BlockPlan, 'project', recording)
+    expected = refiner(corr)
+    assert len(threads) == 9 * 3 and all(t.startswith('corrkit-worker') for t in threads)
+    assert len(set(threads)) == 2
+    threads.clear()
+    with FlopCounterMode(display=False) as flops:  # a mode sees this thread's kernels only
+        torch.testing.assert_close(refiner(corr), expected, atol=1e-5, rtol=0)
+    assert set(threads) == {threading.current_thread().name}
+    refiner.workers = 1
+    threads.clear()
+    with FlopCounterMode(display=False) as serial:
+        refiner(corr)
+    assert set(threads) == {threading.current_thread().name}
+    assert flops.get_total_flops() == serial.get_total_flops() > 0
+
+
+def test_workers_must_be_a_positive_int():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match='workers must be None'):
+            MatchToMatchRefiner(in_channels=3, workers=bad)

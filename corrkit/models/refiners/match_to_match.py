@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from ...layers import AbsolutePosition4D, Attention, PreNormBlock, Rotary4D
 from ...layers.blocked import auto_chunk, blocked_refine, supports_blocking
 from ...registry import ATTENTIONS, REFINERS
+from ...utils.threads import auto_workers
 from ..base import Refiner
 
 
@@ -52,6 +53,14 @@ class MatchToMatchRefiner(Refiner):
             rotary or no positions: ``None`` chooses it from the batch size, ``0``
             runs the straightforward forward (every operation over all tokens).
             Both give the same result up to rounding.
+        workers: Most threads the chunks of the blocked forward are shared
+            among, each running its chunks on one intra-op thread
+            (:func:`corrkit.utils.threads.run_groups`); ``None`` means as many as
+            PyTorch has intra-op threads. Never more than one per chunk, and one
+            on GPUs or where the work must stay on the calling thread
+            (:func:`corrkit.utils.threads.auto_workers`). ``1`` runs the chunks
+            one after another, each kernel on all intra-op threads. The results
+            agree up to rounding.
 
     Shape:
         - input: ``(B, L, Hs, Ws, Ht, Wt)``
@@ -69,7 +78,8 @@ class MatchToMatchRefiner(Refiner):
                  num_heads: int = 8, head_dims: int = 4, mlp_ratio: float = 4.0,
                  rope_base: float = 100.0,
                  attention: dict = dict(type='AdditiveAttention'), position: str = 'rope',
-                 max_grid: int = 32, residual_mean: bool = False, chunk: int | None = None):
+                 max_grid: int = 32, residual_mean: bool = False, chunk: int | None = None,
+                 workers: int | None = None):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f'position must be one of {POSITIONS}, got {position!r}')
@@ -93,6 +103,10 @@ class MatchToMatchRefiner(Refiner):
         if chunk is not None and chunk < 0:
             raise ValueError(f'chunk must be None (automatic), 0 (off) or positive, got {chunk}')
         self.chunk = chunk
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                    or workers < 1):
+            raise ValueError(f'workers must be None (automatic) or a positive int, got {workers!r}')
+        self.workers = workers
         if residual_mean:
             nn.init.zeros_(self.readout.weight)
             nn.init.zeros_(self.readout.bias)
@@ -108,8 +122,9 @@ class MatchToMatchRefiner(Refiner):
                 self.blocks, (self.embed, self.norm, self.readout)):
             tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
             chunk = self.chunk or auto_chunk(tokens.shape[0], tokens.shape[-1])
+            workers = auto_workers(tokens.device, -(-tokens.shape[-1] // chunk), self.workers)
             x = blocked_refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid,
-                               chunk)
+                               chunk, workers)
         else:
             x = self.embed(rearrange(corr, 'b l hs ws ht wt -> b (hs ws ht wt) l'))
             if self.absolute is not None:
