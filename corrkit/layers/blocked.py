@@ -162,10 +162,14 @@ def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Mo
     xs: list = [None] * len(bounds)  # the tokens entering the current block
     kept: list = [None] * len(bounds)  # their rotated q, k and v
 
+    # one split, not a slice per chunk: a slice's backward writes its gradient into
+    # zeros the size of all tokens, the split's backward concatenates them once
+    pieces = tokens.split(chunk, dim=-1)
+
     def first_pass(group: range) -> OnlineHeadPool:  # embed; the first block's q, k, v
         pool = OnlineHeadPool()
         for i in group:
-            xs[i] = embed(tokens[:, :, bounds[i]].mT)
+            xs[i] = embed(pieces[i].mT)
             kept[i] = plans[0].project(xs[i], grid, bounds[i], pool)
         return pool
 
