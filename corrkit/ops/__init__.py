@@ -7,7 +7,7 @@ from .coords import (flow_to_target, normalized_grid, normalized_to_pixel, pixel
                      rescale_points,
                      target_to_flow)
 from .conv4d import conv4d, mutual_nn_filter, swap_source_target
-from .correlation import cosine_correlation_4d, resize_features
+from .correlation import cosine_correlation_4d, rectified_cosine_scores, resize_features
 from .interpolate import interpolate_4d
 from .keypoint_heads import (argmax_2d, expected_position_2d, soft_argmax_2d,
                             spatial_softmax_2d, window_mask_2d, window_soft_argmax_2d,
@@ -30,7 +30,7 @@ __all__ = [
     'invert_points', 'kernel_soft_argmax', 'kernel_soft_argmax_probabilities',
     'keypoint_similarity',
     'mutual_nn_agreement', 'mutual_nn_filter', 'normalized_grid', 'normalized_to_pixel', 'pixel_to_normalized',
-    'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'sample_features',
+    'rectified_cosine_scores', 'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'sample_features',
     'soft_argmax',
     'soft_argmax_probabilities', 'soft_sampler_weights', 'swap_source_target',
     'target_to_flow', 'ThinPlateSpline', 'tps_fit', 'tps_jacobian', 'tps_transform',

@@ -71,6 +71,34 @@ def test_fast_multi_channel_correlation_equals_the_definition():
         torch.testing.assert_close(out, reference_multi_channel(src, trg), atol=tol, rtol=0)
 
 
+def test_multi_channel_gradients_equal_the_definitions():
+    """The written-out backward against autograd through the definition, fp64, with a
+    zero feature vector, a tiny one, channels-last maps and a source resized on one
+    side only; the features' gradients and the scores' values both."""
+    src, trg = feats(6), feats(7)
+    trg = [trg[0], F.interpolate(trg[1], size=(6, 6), mode='bilinear')]  # trg: no resize
+    src[0][:, :, 1, 1] = 0
+    src[0][0, :, 4, 2] *= 1e-8
+    src = [src[0].to(memory_format=torch.channels_last), src[1]]
+    src = [f.requires_grad_() for f in src]
+    trg = [f.detach().requires_grad_() for f in trg]
+    weights = torch.randn(2, 2, 6, 6, 6, 6, dtype=torch.float64)
+    grads = [torch.autograd.grad((out * weights).sum(), [*src, *trg])
+             for out in (MultiChannelCorrelation(in_channels=[8, 16])(src, trg),
+                         reference_multi_channel(src, trg))]
+    for fast, slow in zip(*grads):
+        assert fast.shape == slow.shape
+        torch.testing.assert_close(fast, slow, atol=1e-9, rtol=1e-9)
+
+
+def test_a_side_without_gradient_still_gives_the_other_its_gradient():
+    src, trg = feats(8), feats(9)
+    src = [f.requires_grad_() for f in src]
+    out = MultiChannelCorrelation(in_channels=[8, 16])(src, trg)
+    (grad,) = torch.autograd.grad(out.sum(), src[:1])
+    assert grad.shape == src[0].shape and grad.abs().sum() > 0
+
+
 def test_correlation_builders_name_themselves_in_input_errors():
     import pytest
     for cls in (MultiChannelCorrelation, ConcatCorrelation, MeanCorrelation):

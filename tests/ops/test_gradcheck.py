@@ -5,7 +5,7 @@ from torch.autograd import gradcheck
 from corrkit.layers import AdditiveAttention, Rotary4D
 from corrkit.models.refiners import MatchToMatchRefiner
 from corrkit.ops import (apply_rope_4d, cosine_correlation_4d, grid_positions_4d, interpolate_4d,
-                         kernel_soft_argmax, transfer_keypoints)
+                         kernel_soft_argmax, rectified_cosine_scores, transfer_keypoints)
 
 F64 = dict(dtype=torch.float64, requires_grad=True)
 
@@ -13,6 +13,13 @@ F64 = dict(dtype=torch.float64, requires_grad=True)
 def test_cosine_correlation():
     src, trg = torch.randn(1, 3, 2, 2, **F64), torch.randn(1, 3, 2, 3, **F64)
     assert gradcheck(cosine_correlation_4d, (src, trg))
+
+
+def test_rectified_cosine_scores():
+    """The written-out backward, each side raw (one normalisation factor) or not."""
+    src, trg = torch.randn(2, 4, 3, **F64), torch.randn(2, 5, 3, **F64)
+    for raw in ((True, True), (False, True), (True, False), (False, False)):
+        assert gradcheck(lambda s, t: rectified_cosine_scores(s, t, 1e-5, raw), (src, trg))
 
 
 def test_interpolate_4d():

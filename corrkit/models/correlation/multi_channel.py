@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...ops import resize_features
+from ...ops import rectified_cosine_scores, resize_features
 from ...registry import CORRELATIONS
 from ..base import CorrelationBuilder
 
@@ -20,7 +20,8 @@ class MultiChannelCorrelation(CorrelationBuilder):
     (``align_corners=True``) to the finest grid among the maps; the cosine scores
     of each layer pair pass a ReLU and are stacked as channels. Features are
     never divided: each layer is one matrix product of the raw maps, scaled by
-    the inverse norms of its rows and columns.
+    the inverse norms of its rows and columns, with its backward written out
+    (:func:`~corrkit.ops.rectified_cosine_scores`).
 
     Args:
         in_channels: Channels of each feature map (injected from the backbone).
@@ -54,10 +55,9 @@ class MultiChannelCorrelation(CorrelationBuilder):
         trg_size = finest_size(trg_feats)
         channels = []
         for src, trg in zip(src_feats, trg_feats):
-            src, src_scale = self._unit_scale(src, src_size)
-            trg, trg_scale = self._unit_scale(trg, trg_size)
-            dots = torch.matmul(src.flatten(2).mT, trg.flatten(2))  # (B, HsWs, HtWt)
-            channels.append((dots * src_scale[:, :, None] * trg_scale[:, None, :]).clamp_(min=0))
+            src, src_raw = self._rows(src, src_size)
+            trg, trg_raw = self._rows(trg, trg_size)
+            channels.append(rectified_cosine_scores(src, trg, self.eps, (src_raw, trg_raw)))
         return torch.stack(channels, dim=1).unflatten(2, src_size).unflatten(-1, trg_size)
 
     def check_counts(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> None:
@@ -67,20 +67,19 @@ class MultiChannelCorrelation(CorrelationBuilder):
             raise ValueError(f'{type(self).__name__} expected {n} source and target maps, got '
                              f'{len(src_feats)} and {len(trg_feats)}')
 
-    def _unit_scale(self, feats: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """The map at ``size`` and, per position, the factor that makes it unit length.
+    def _rows(self, feats: Tensor, size: tuple[int, int]) -> tuple[Tensor, bool]:
+        """The map at ``size`` as rows ``(B, H · W, C)``, and whether they are raw.
 
-        Normalising, resizing and normalising again (the definition) is applied as
-        a factor on the scores instead of a division of the features: a map
-        already at ``size`` is never rewritten. Unresized, the two normalisations
-        (``F.normalize``, then ``x / (|x| + eps)``) amount to ``1 / (n + eps ·
-        max(n, eps))`` for a feature of norm ``n``.
+        The normalise–resize–normalise definition is applied as factors on the
+        scores (:func:`~corrkit.ops.rectified_cosine_scores`), not as divisions of
+        the features: a map already at ``size`` is never rewritten (in channels-last
+        memory its rows are a view), and its two normalisations amount to one
+        factor per row. A map of another size is normalised and resized first.
         """
-        if tuple(feats.shape[-2:]) != tuple(size):
+        raw = tuple(feats.shape[-2:]) == tuple(size)
+        if not raw:
             feats = resize_features(F.normalize(feats, dim=1, eps=self.eps), size)
-            return feats, 1 / (feats.norm(dim=1).flatten(1) + self.eps)
-        norm = feats.norm(dim=1).flatten(1)
-        return feats, 1 / (norm + self.eps * norm.clamp(min=self.eps))
+        return feats.flatten(2).mT, raw
 
 
 def finest_size(feats: Sequence[Tensor]) -> tuple[int, int]:
