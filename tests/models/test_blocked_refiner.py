@@ -6,7 +6,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from corrkit.analysis.benchmark import peak_memory
-from corrkit.layers.blocked import OnlineHeadPool, _BlockPlan, auto_chunk, supports_blocking
+from corrkit.layers.blocked import (OnlineHeadPool, _BlockPlan, _Piece, _SegmentedRefine, auto_chunk,
+                                    supports_blocking)
 from corrkit.layers.additive_attention import head_pool
 from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
 
@@ -24,14 +25,17 @@ def pair(refiner_kwargs=None, dtype=torch.float32, seed=0):
                                     {'attention': dict(type='AdditiveAttention',
                                                        query_residual=False)}])
 @pytest.mark.parametrize('chunk', [1, 7, 64, 10_000])
-@pytest.mark.parametrize('workers', [1, 3])
-def test_blocked_forward_equals_the_straightforward_one(dtype, atol, kwargs, chunk, workers):
+@pytest.mark.parametrize('workers, grad', [(1, True), (3, True), (3, False)])
+def test_blocked_forward_equals_the_straightforward_one(dtype, atol, kwargs, chunk, workers, grad):
+    """With gradients needed and several workers, the forward that keeps a graph per
+    thread and pass; without, the plain one."""
     refiner = pair(dict(kwargs, workers=workers), dtype)
     corr = torch.rand(2, 5, 4, 3, 5, 4, dtype=dtype)
     refiner.chunk = 0
     expected = refiner(corr)
     refiner.chunk = chunk
-    torch.testing.assert_close(refiner(corr), expected, atol=atol, rtol=0)
+    with torch.set_grad_enabled(grad):
+        torch.testing.assert_close(refiner(corr), expected, atol=atol, rtol=0)
 
 
 def test_the_default_refiner_takes_the_blocked_path_and_others_do_not():
@@ -198,6 +202,82 @@ def test_chunks_run_on_the_worker_threads_only_where_they_may(monkeypatch):
         refiner(corr)
     assert set(threads) == {threading.current_thread().name}
     assert flops.get_total_flops() == serial.get_total_flops() > 0
+
+
+def segmented_node(out):
+    """The :class:`_SegmentedRefine` node behind a refiner's output."""
+    stack, seen = [out.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if type(node).__name__ == _SegmentedRefine.__name__ + 'Backward':
+            return node
+        stack.extend(n for n, _ in node.next_functions)
+    return None
+
+
+@pytest.mark.parametrize('dtype, atol', [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize('needs', ['both', 'tokens', 'weights'])
+def test_the_threaded_backward_equals_the_one_thread_backward(monkeypatch, dtype, atol, needs):
+    """Several workers: the backward of each thread's share of each pass runs on that
+    thread; gradients of the tokens and of every weight agree with one thread, are the
+    same from call to call, and the pieces are freed once used."""
+    refiner = pair({'workers': 2}, dtype)
+    refiner.chunk = 7
+    refiner.requires_grad_(needs != 'tokens')
+    corr = torch.rand(2, 5, 3, 4, 3, 4, dtype=dtype, requires_grad=needs != 'weights')
+    weights = torch.randn(2, 1, 3, 4, 3, 4, dtype=dtype)
+    threads = []
+    backward = _Piece.backward
+
+    def recording(self, *args):
+        threads.append(threading.current_thread().name)
+        return backward(self, *args)
+
+    monkeypatch.setattr(_Piece, 'backward', recording)
+    inputs = ([corr] if corr.requires_grad else []) + [p for p in refiner.parameters()
+                                                       if p.requires_grad]
+    runs = []
+    for workers in (2, 2, 1):
+        refiner.workers = workers
+        out = refiner(corr)
+        node = segmented_node(out)
+        assert (node is not None) == (workers == 2)
+        runs.append(torch.autograd.grad((out * weights).sum(), inputs))
+        if node is not None:
+            assert node.run.stages == [] and node.run.out == []
+    assert {t for t in threads if t.startswith('corrkit-worker')} == {
+        'corrkit-worker_0', 'corrkit-worker_1'}
+    for first, again, serial in zip(*runs):
+        assert torch.equal(first, again)
+        torch.testing.assert_close(first, serial, atol=atol, rtol=atol)
+
+
+def test_the_threaded_backward_runs_again_and_refuses_a_second_derivative():
+    refiner = pair({'workers': 2}, torch.float64)
+    refiner.chunk = 5
+    corr = torch.rand(1, 5, 2, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+    out = refiner(corr).square().sum()
+    (first,) = torch.autograd.grad(out, corr, retain_graph=True)
+    (again,) = torch.autograd.grad(out, corr)  # the forward runs again from the saved inputs
+    torch.testing.assert_close(first, again, atol=1e-12, rtol=0)
+    with pytest.raises(RuntimeError, match='first derivatives only.*set workers=1'):
+        torch.autograd.grad(refiner(corr).square().sum(), corr, create_graph=True)
+    refiner.workers = 1
+    (grad,) = torch.autograd.grad(refiner(corr).square().sum(), corr, create_graph=True)
+    assert torch.autograd.grad(grad.sum(), corr)[0].abs().sum() > 0
+
+
+def test_the_threaded_backward_sees_weights_changed_in_place():
+    refiner = pair({'workers': 2})
+    refiner.chunk = 5
+    out = refiner(torch.rand(1, 5, 2, 3, 2, 3)).sum()
+    with torch.no_grad():
+        refiner.embed.weight.add_(1)
+    with pytest.raises(RuntimeError, match='modified by an inplace operation'):
+        out.backward()
 
 
 def test_workers_must_be_a_positive_int():

@@ -60,7 +60,9 @@ class MatchToMatchRefiner(Refiner):
             on GPUs or where the work must stay on the calling thread
             (:func:`corrkit.utils.threads.auto_workers`). ``1`` runs the chunks
             one after another, each kernel on all intra-op threads. The results
-            agree up to rounding.
+            agree up to rounding. Where gradients are needed the backward runs
+            on the same threads; it gives first derivatives only (a second one,
+            ``create_graph=True``, needs ``workers=1``).
 
     Shape:
         - input: ``(B, L, Hs, Ws, Ht, Wt)``
