@@ -15,14 +15,14 @@ two global poolings of additive attention, are done so:
 The chunks' rotated queries, keys and values are kept from the pass that makes
 them to the pass that uses them (``3 · heads · D_h`` values per token, the only
 full-size activations besides the tokens themselves). The result equals the
-straightforward forward up to floating-point rounding, and autograd
-differentiates it as it is (gradients are exact; memory saved for backward is
-that of the straightforward path).
+straightforward forward up to floating-point rounding; its gradients are exact,
+and the memory saved for the backward is that of the straightforward path.
 
 On the CPU the chunks of each pass can run on several threads, one intra-op
 thread each (``workers``): a chunk's kernels are too small for PyTorch's
 per-kernel parallelism to pay its fork and join, and whole chunks in parallel
-avoid it (:mod:`corrkit.utils.threads`).
+avoid it (:mod:`corrkit.utils.threads`). Where gradients are needed, the
+backward runs on the same threads too (see :func:`blocked_refine`).
 """
 from __future__ import annotations
 
@@ -138,9 +138,9 @@ def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Mo
     to rounding, and is the same from call to call (the merge order is fixed).
     Where gradients are needed, each thread's share of every pass is a graph of
     its own, cut from the others at the pooled query and key, and the backward
-    runs those graphs on the same threads, pass by pass in reverse
-    (:class:`_Segmented`); the gradients are summed in a fixed order, so they
-    too are the same from call to call. That backward is first-order only: a
+    runs those graphs on the same threads, pass by pass in reverse (autograd
+    alone would run all of it on the calling thread); the gradients are summed
+    in a fixed order, so they too are the same from call to call. That backward is first-order only: a
     second derivative needs ``workers=1``.
 
     Args:
