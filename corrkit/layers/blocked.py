@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..utils.threads import run_groups
+from ..utils.threads import can_leave_thread, run_groups
 from .additive_attention import AdditiveAttention, head_matrix, head_pool
 from .transformer_block import PreNormBlock
 
@@ -422,11 +422,13 @@ class _Segmented:
         for out, g in zip(self.out, grad.split(self.chunk, 1)):
             pending[id(out)] = g
         totals: list[Tensor | None] = [None] * len(self.params)
+        # a mode, the profiler or hooks around the backward see only this thread
+        threads = self.workers if can_leave_thread() else 1
         while self.stages:
             threaded, pieces = self.stages.pop()
             if threaded:
                 results = run_groups(lambda piece: piece.backward(pending, self.params),
-                                     pieces, self.workers)
+                                     pieces, threads)
             else:
                 results = [piece.backward(pending, self.params) for piece in pieces]
             for piece in pieces:  # their outputs' gradients are used

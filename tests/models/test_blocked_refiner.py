@@ -255,6 +255,31 @@ def test_the_threaded_backward_equals_the_one_thread_backward(monkeypatch, dtype
         torch.testing.assert_close(first, serial, atol=atol, rtol=atol)
 
 
+def test_a_mode_around_the_threaded_backward_alone_sees_all_of_it(monkeypatch):
+    """The forward ran on the threads; a FLOP counter entered for the backward only
+    keeps the backward on the calling thread, and counts what one thread's does."""
+    refiner = pair({'workers': 2})
+    refiner.chunk = 9
+    corr = torch.rand(1, 5, 3, 3, 3, 3, requires_grad=True)
+    threads = []
+    backward = _Piece.backward
+
+    def recording(self, *args):
+        threads.append(threading.current_thread().name)
+        return backward(self, *args)
+
+    monkeypatch.setattr(_Piece, 'backward', recording)
+    counts = []
+    for workers in (2, 1):
+        refiner.workers = workers
+        out = refiner(corr).sum()
+        with FlopCounterMode(display=False) as flops:
+            out.backward()
+        counts.append(flops.get_total_flops())
+    assert threads and set(threads) == {threading.current_thread().name}
+    assert counts[0] == counts[1] > 0
+
+
 def test_the_threaded_backward_runs_again_and_refuses_a_second_derivative():
     refiner = pair({'workers': 2}, torch.float64)
     refiner.chunk = 5
