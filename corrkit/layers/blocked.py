@@ -140,8 +140,8 @@ def blocked_refine(embed: nn.Module, blocks: Sequence[PreNormBlock], norm: nn.Mo
     its own, cut from the others at the pooled query and key, and the backward
     runs those graphs on the same threads, pass by pass in reverse (autograd
     alone would run all of it on the calling thread); the gradients are summed
-    in a fixed order, so they too are the same from call to call. That backward is first-order only: a
-    second derivative needs ``workers=1``.
+    in a fixed order, so they too are the same from call to call. That backward
+    is first-order only: a second derivative needs ``workers=1``.
 
     Args:
         embed: Token embedding (applied per token).

@@ -124,7 +124,8 @@ class _RectifiedCosine(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         src, trg, n_src, s, n_trg, t, scores = ctx.saved_tensors
         grad = grad.masked_fill(scores <= 0, 0)
-        weighted = grad * scores  # its row sums are ∂L/∂s_i · s_i, its column sums ∂L/∂t_j · t_j
+        # its row sums are ∂L/∂s_i · s_i, its column sums ∂L/∂t_j · t_j
+        weighted = grad * scores
         h = grad.mul_(s[:, :, None]).mul_(t[:, None, :])
         grad_src = grad_trg = None
         if ctx.needs_input_grad[0]:
