@@ -117,6 +117,55 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert report['matmul_gflops'] > 0 and tiny['backbone_over_matmul'] > 0
 
 
+def test_a_kernel_floor_over_its_memory_budget_is_named_not_measured(tiny_matcher, monkeypatch):
+    import corrkit.analysis.benchmark as bench
+    from corrkit.apis.benchmark import markdown_report
+    monkeypatch.setattr(bench, 'default_replay_budget', lambda device: 1)
+    result = bench.benchmark_model(tiny_matcher, (1,), warmup=0, repeats=1)
+    entry = result['batches'][1]
+    assert entry['kernel_floor_over_backbone'] == {} and entry['forward_over_backbone'] > 0
+    assert 'over its budget of 0.0 GiB' in entry['kernel_floor_skipped']
+    assert 'over its budget' in entry['train_kernel_floor_skipped']
+    entry['train_floor_over_backbone'] = 1.2  # what benchmark_configs adds
+    markdown = markdown_report(dict(device='cpu', threads=1, torch='x', precision='fp32',
+                                    compiled=False, matmul_gflops=1.0, models={'tiny': dict(
+                                        result, backbone_gflops_per_s=1.0,
+                                        backbone_over_matmul=1.0, added_gflops=0.1,
+                                        floor_over_backbone=1.1)}))
+    assert 'Kernel floors not measured:' in markdown
+    assert '- `tiny` b1 training step: the kernel replay would need' in markdown
+
+
+def test_a_report_of_refusals_only_is_a_table():
+    from corrkit.apis.benchmark import markdown_report
+    markdown = markdown_report(dict(device='cpu', threads=1, torch='x', precision='fp32',
+                                    compiled=False, matmul_gflops=1.0, models={
+                                        'soft': dict(params=5e6, refused='attention needs 76.4 GiB for scores')}))
+    assert '| `soft` | 5.0 | refused: 76.4 GiB of scores |' in markdown
+
+
+def test_the_report_is_written_after_each_config(repo, tmp_path, monkeypatch):
+    """A config that fails after another was measured leaves that one on disk."""
+    from corrkit.apis import benchmark as api
+    calls = []
+    real = api.benchmark_model
+
+    def failing_second(model, *args, **kwargs):
+        calls.append(model)
+        if len(calls) == 2:
+            raise MemoryError('killed')
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(api, 'benchmark_model', failing_second)
+    tiny = repo / 'configs' / 'transformatcher_tiny.py'
+    with pytest.raises(MemoryError):
+        api.benchmark_configs([tiny, tiny], tmp_path, batch_sizes=(1,), train=False,
+                              warmup=0, repeats=1)
+    report = json.loads((tmp_path / 'benchmark.json').read_text())
+    assert list(report['models']) == ['transformatcher_tiny']
+    assert '| `transformatcher_tiny` |' in (tmp_path / 'benchmark.md').read_text()
+
+
 def test_benchmark_tool_refuses_cuda_without_a_gpu(repo, tmp_path):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')

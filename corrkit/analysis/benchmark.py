@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..structures import PairDataSample
 from ..utils.acceleration import autocast
-from .kernel_floor import KernelReplay, kernel_replays
+from .kernel_floor import KernelReplay, ReplayTooLarge, default_replay_budget, kernel_replays
 
 STAGES = ('backbone', 'correlation', 'refiner', 'head', 'transfer')
 
@@ -257,9 +257,8 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
             entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
             entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
             images = model.backbone_input(inputs)
-            floors = _floor_calls(kernel_replays(lambda: model(inputs),
-                                                 lambda: model.backbone(images))
-                                  if kernel_floor else {})
+            floors = (_floors(lambda: model(inputs), lambda: model.backbone(images), device,
+                              entry, 'kernel_floor_skipped') if kernel_floor else {})
             calls = dict(stage_calls(model, inputs), forward=lambda: model(inputs), **floors)
             timings, ratios = time_interleaved(calls, device, warmup, repeats, 'backbone')
         forward = timings.pop('forward')
@@ -306,7 +305,9 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
 
     peak = peak_memory(step, device) / 2 ** 20
     added = count_flops(step) - count_flops(backbone_step)  # forward and backward
-    floors = _floor_calls(kernel_replays(step, backbone_step)) if kernel_floor else {}
+    skipped: dict = {}
+    floors = (_floors(step, backbone_step, device, skipped, 'train_kernel_floor_skipped')
+              if kernel_floor else {})
     timings, ratios = time_interleaved({'step': step, 'backbone': backbone_step, **floors},
                                        device, warmup, repeats, 'backbone')
     model.zero_grad(set_to_none=True)
@@ -315,11 +316,21 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
             'backbone_train': _per_pair(timings['backbone'], batch),
             'train_over_backbone': ratios['step'], 'train_peak_mb': peak,
             'train_added_gflops': max(0, added) / batch / 1e9,
-            'train_kernel_floor_over_backbone': _floor_ratios(floors, timings, ratios)}
+            'train_kernel_floor_over_backbone': _floor_ratios(floors, timings, ratios),
+            **skipped}
 
 
-def _floor_calls(replays: dict[str, KernelReplay]) -> dict[str, KernelReplay]:
-    """The kernel replays as calls to time next to the others (``floor: <tier>``)."""
+def _floors(fn: Callable[[], object], reference: Callable[[], object], device: torch.device,
+            record: dict, key: str) -> dict[str, KernelReplay]:
+    """The kernel replays as calls to time next to the others (``floor: <tier>``); none,
+    and the reason in ``record[key]``, when their inputs would take more than a quarter
+    of the device's memory (:func:`~corrkit.analysis.kernel_floor.default_replay_budget`).
+    """
+    try:
+        replays = kernel_replays(fn, reference, budget=default_replay_budget(device))
+    except ReplayTooLarge as err:
+        record[key] = str(err)
+        return {}
     return {f'floor: {tier}': replay for tier, replay in replays.items()}
 
 

@@ -26,14 +26,15 @@ nothing else has evicted, so the figure is optimistic, as a floor should be.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any, Callable
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ['KernelReplay', 'NORMALISATIONS', 'PRODUCTS', 'TIERS', 'kernel_replays',
-           'record_kernels']
+__all__ = ['KernelReplay', 'NORMALISATIONS', 'PRODUCTS', 'ReplayTooLarge', 'TIERS',
+           'default_replay_budget', 'kernel_replays', 'record_kernels', 'replay_bytes']
 
 #: Matrix products and convolutions, forward and backward.
 PRODUCTS = frozenset({'mm', 'addmm', 'bmm', 'baddbmm', 'convolution', '_convolution',
@@ -62,22 +63,63 @@ def _spec(value: Any) -> Any:
     return value
 
 
-def _build(spec: Any) -> Any:
-    """Arguments from :func:`_spec`: random tensors of the recorded layout."""
+class ReplayTooLarge(MemoryError):
+    """The inputs of a kernel replay would take more memory than allowed."""
+
+
+def _storage_numel(shape: tuple, stride: tuple) -> int:
+    """Elements of one storage large enough for the strides (expanded tensors share)."""
+    return 1 + sum((size - 1) * step for size, step in zip(shape, stride)) if all(shape) else 0
+
+
+def _tensor_specs(spec: Any):
+    """Every tensor description inside an argument description."""
     if isinstance(spec, tuple) and spec and spec[0] == _TENSOR:
+        yield spec
+    elif isinstance(spec, tuple):
+        for value in spec:
+            yield from _tensor_specs(value)
+
+
+def _build(spec: Any, cache: dict | None = None) -> Any:
+    """Arguments from :func:`_spec`: random tensors of the recorded layout, one per
+    distinct layout when ``cache`` is given (kernels of the same layouts share them)."""
+    if isinstance(spec, tuple) and spec and spec[0] == _TENSOR:
+        if cache is not None and spec in cache:
+            return cache[spec]
         _, shape, stride, dtype, dev_type, dev_index = spec
         device = torch.device(dev_type, dev_index) if dev_index is not None else dev_type
-        # one storage large enough for the strides (expanded tensors share elements)
-        numel = 1 + sum((size - 1) * step for size, step in zip(shape, stride)) \
-            if all(shape) else 0
+        numel = _storage_numel(shape, stride)
         if dtype.is_floating_point or dtype.is_complex:
             base = torch.randn(numel, dtype=dtype, device=device)
         else:
             base = torch.zeros(numel, dtype=dtype, device=device)
-        return base.as_strided(shape, stride)
+        tensor = base.as_strided(shape, stride)
+        if cache is not None:
+            cache[spec] = tensor
+        return tensor
     if isinstance(spec, tuple):
-        return [_build(v) for v in spec]
+        return [_build(v, cache) for v in spec]
     return spec
+
+
+def replay_bytes(calls: Counter) -> int:
+    """Bytes the inputs of a replay of ``calls`` take, one tensor per distinct layout."""
+    specs = {t for key in calls for t in _tensor_specs(key[1:])}
+    return sum(_storage_numel(shape, stride) * dtype.itemsize
+               for _, shape, stride, dtype, *_ in specs)
+
+
+def default_replay_budget(device: torch.device | str = 'cpu') -> int:
+    """A quarter of the device's memory (the machine's, for the CPU): the most a
+    replay's inputs may take next to the model being measured."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    try:
+        return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') // 4
+    except (ValueError, OSError, AttributeError):  # no sysconf: 4 GiB
+        return 4 << 30
 
 
 class _Recorder(TorchDispatchMode):
@@ -125,8 +167,9 @@ class KernelReplay:
         (2, True)
     """
 
-    def __init__(self, calls: Counter):
-        self.kernels = [(func, _build(args), dict(_build(kwargs)), count)
+    def __init__(self, calls: Counter, cache: dict | None = None):
+        cache = {} if cache is None else cache
+        self.kernels = [(func, _build(args, cache), dict(_build(kwargs, cache)), count)
                         for (func, args, kwargs), count in calls.items()]
         self.calls = sum(count for *_, count in self.kernels)
 
@@ -162,11 +205,12 @@ def _without(calls: Counter, reference: Counter) -> Counter:
     return extra
 
 
-def kernel_replays(fn: Callable[[], object], reference: Callable[[], object]
-                   ) -> dict[str, KernelReplay]:
+def kernel_replays(fn: Callable[[], object], reference: Callable[[], object],
+                   budget: int | None = None) -> dict[str, KernelReplay]:
     """For each tier of :data:`TIERS`, a replay of the essential kernels ``fn()`` runs
     beyond those of ``reference()`` (a multiset difference: the same operator on
-    the same shapes cancels).
+    the same shapes cancels). The replays' inputs are random tensors, one per
+    distinct layout, shared by the kernels and tiers that use it.
 
     Timing the replay next to ``reference`` gives the floor: ``1 + replay / reference``
     is the least ratio of ``fn`` to ``reference`` an implementation running these
@@ -175,9 +219,14 @@ def kernel_replays(fn: Callable[[], object], reference: Callable[[], object]
     Args:
         fn: The call, e.g. a matcher's forward or training step.
         reference: The call whose kernels are taken away, e.g. its bare backbone.
+        budget: Most bytes the inputs may take; ``None`` for no limit.
 
     Returns:
         ``{tier: replay}``.
+
+    Raises:
+        ReplayTooLarge: If the inputs would take more than ``budget`` bytes
+            (nothing is allocated then).
 
     Examples:
         >>> a = torch.randn(64, 64)
@@ -186,6 +235,13 @@ def kernel_replays(fn: Callable[[], object], reference: Callable[[], object]
         {'products': 1, 'products + norms': 2}
     """
     extra = _without(record_kernels(fn), record_kernels(reference))
-    return {tier: KernelReplay(Counter({key: n for key, n in extra.items()
-                                        if key[0].overloadpacket.__name__ in names}))
+    kept = Counter({key: n for key, n in extra.items()
+                    if key[0].overloadpacket.__name__ in set().union(*TIERS.values())})
+    needed = replay_bytes(kept)
+    if budget is not None and needed > budget:
+        raise ReplayTooLarge(f'the kernel replay would need {needed / 2 ** 30:.1f} GiB of inputs, '
+                             f'over its budget of {budget / 2 ** 30:.1f} GiB')
+    cache: dict = {}
+    return {tier: KernelReplay(Counter({key: n for key, n in kept.items()
+                                        if key[0].overloadpacket.__name__ in names}), cache)
             for tier, names in TIERS.items()}

@@ -16,6 +16,7 @@ from ..layers import AttentionMemoryError
 from ..utils.acceleration import autocast, compile_forward, precision_dtype
 from ..models.backbones import random_weights_options
 from ..utils.config import load_config
+from ..utils.fileio import atomic_write
 from ..utils.text import format_table
 from .inference import init_matcher
 
@@ -26,7 +27,8 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                       repeats: int = 10, cfg_options: dict[str, Any] | None = None,
                       threads: int | None = None, precision: str = 'fp32',
                       compile: bool = False, sweep_resolutions: Sequence[int] = ()) -> dict:
-    """Measure every config in one run and write ``benchmark.json`` and ``benchmark.md``.
+    """Measure every config in one run and write ``benchmark.json`` and ``benchmark.md``
+    (rewritten after each config, so a run stopped part-way keeps what it measured).
 
     Models are built with random weights (speed does not depend on them, and
     nothing is downloaded). The references, a large fp32 matrix product and each
@@ -93,6 +95,7 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         except AttentionMemoryError as err:  # the paper's "out of memory" row, refused early
             report['models'][Path(config).stem] = dict(
                 params=sum(p.numel() for p in model.parameters()), refused=str(err))
+            _write(report, out)
             continue
         images = model.backbone_input(random_pairs(model, 1, device=dev)[0])
         with torch.inference_mode(), autocast(precision, dev):
@@ -111,6 +114,7 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                     / per_batch['backbone_train']['median_ms'])
         report['models'][Path(config).stem] = result
         first = first or model
+        _write(report, out)  # what is measured survives a later config's failure
     if sweep_resolutions:
         report['resolution_sweep'] = {}
         for config in configs:
@@ -126,10 +130,16 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                                time_exponent=scaling_exponent(rows, 'ms'),
                                memory_exponent=scaling_exponent(rows, 'peak_mb'))
         plot_sweep(report['sweep'], out / 'refiner_scaling.png')
-    report['markdown'] = markdown_report(report)
-    (out / 'benchmark.json').write_text(json.dumps(report, indent=1))
-    (out / 'benchmark.md').write_text(report['markdown'])
+    _write(report, out)
     return report
+
+
+def _write(report: dict, out: Path) -> None:
+    """``benchmark.json`` and ``benchmark.md`` as the report stands, each replaced
+    atomically (a reader never sees half a file)."""
+    report['markdown'] = markdown_report(report)
+    atomic_write(json.dumps(report, indent=1).encode(), out / 'benchmark.json')
+    atomic_write(report['markdown'].encode(), out / 'benchmark.md')
 
 
 def cpu_name() -> str:
@@ -187,6 +197,8 @@ def markdown_report(report: dict) -> str:
              f"{', compiled' if report.get('compiled') else ''}; {precision} matmul "
              f"{report['matmul_gflops']:.0f} GFLOP/s.", '',
              _table(header, rows), '']
+    if not models:  # only refusals so far (the report is written after every config)
+        return '\n'.join(parts)
     stages = list(STAGES)  # a keypoint matcher's stages follow the 4D ones
     for m in models.values():
         for e in m['batches'].values():
@@ -222,6 +234,12 @@ def markdown_report(report: dict) -> str:
                   _table(['config', 'batch', '× backbone', 'floor: products',
                           'floor: + norms', 'train × backbone', 'train floor: products',
                           'train floor: + norms'], floor_rows), '']
+    skipped = [f"- `{name}` b{b}{' training step' if key.startswith('train') else ''}: {e[key]}"
+               for name, m in models.items() for b, e in sorted(
+                   ((int(b), e) for b, e in m['batches'].items()))
+               for key in ('kernel_floor_skipped', 'train_kernel_floor_skipped') if key in e]
+    if skipped:
+        parts += ['Kernel floors not measured:', '', *skipped, '']
     if 'resolution_sweep' in report:
         res_rows = [[f'`{name}`', str(r['side'])] + (
             ['refused', '', ''] if 'refused' in r else

@@ -5,8 +5,11 @@ import torch
 from torch import nn
 
 from corrkit.analysis.benchmark import random_pairs
-from corrkit.analysis.kernel_floor import (KernelReplay, TIERS, _loose, _without,
-                                           kernel_replays, record_kernels)
+import pytest
+
+from corrkit.analysis.kernel_floor import (KernelReplay, ReplayTooLarge, TIERS, _loose,
+                                           _without, kernel_replays, record_kernels,
+                                           replay_bytes)
 
 
 def names(calls: Counter) -> Counter:
@@ -51,6 +54,27 @@ def test_a_replay_runs_the_recorded_kernels_on_the_recorded_layouts():
     replay = KernelReplay(calls)
     assert replay.calls == 4
     assert record_kernels(replay) == calls  # same operators, shapes, strides and counts
+
+
+def test_kernels_and_tiers_of_the_same_layouts_share_their_inputs():
+    """One random tensor per distinct layout: a replay of many same-shaped kernels (a
+    chunked refiner's) costs the memory of one, and both tiers share it."""
+    a, b = torch.randn(64, 32), torch.randn(32, 16)
+    calls = record_kernels(lambda: [torch.relu(a @ b) for _ in range(5)])
+    assert replay_bytes(calls) == (64 * 32 + 32 * 16 + 64 * 16) * 4  # a, b, the product
+    replays = kernel_replays(lambda: [torch.relu(a @ b) for _ in range(5)], lambda: None)
+    products, both = replays['products'], replays['products + norms']
+    (_, args, _, count), = products.kernels
+    assert count == 5
+    shared = {id(t) for _, args, _, _ in both.kernels for t in args if torch.is_tensor(t)}
+    assert {id(t) for t in args} <= shared
+
+
+def test_a_replay_over_its_budget_is_refused_before_anything_is_built():
+    a = torch.randn(256, 256)
+    with pytest.raises(ReplayTooLarge, match=r'would need 0\.0 GiB of inputs, over its budget'):
+        kernel_replays(lambda: a @ a @ a, lambda: None, budget=1000)
+    assert kernel_replays(lambda: a @ a @ a, lambda: None, budget=10 ** 7)['products'].calls == 2
 
 
 def test_tiers_keep_products_then_norms_too():
