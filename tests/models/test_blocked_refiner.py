@@ -177,18 +177,24 @@ def test_auto_chunk_keeps_rows_near_the_target():
     assert auto_chunk(1, 100) == 100
 
 
+def thread_recorder(monkeypatch, owner, name) -> list[str]:
+    """The names of the threads ``owner.name`` runs on, as it runs."""
+    threads = []
+    method = getattr(owner, name)
+
+    def recording(self, *args):
+        threads.append(threading.current_thread().name)
+        return method(self, *args)
+
+    monkeypatch.setattr(owner, name, recording)
+    return threads
+
+
 def test_chunks_run_on_the_worker_threads_only_where_they_may(monkeypatch):
     refiner = pair({'workers': 2})
     refiner.chunk = 9
     corr = torch.rand(1, 5, 3, 3, 3, 3)  # 81 tokens: 9 chunks
-    threads = []
-    project = _BlockPlan.project
-
-    def recording(self, *args):
-        threads.append(threading.current_thread().name)
-        return project(self, *args)
-
-    monkeypatch.setattr(_BlockPlan, 'project', recording)
+    threads = thread_recorder(monkeypatch, _BlockPlan, 'project')
     expected = refiner(corr)
     assert len(threads) == 9 * 3 and all(t.startswith('corrkit-worker') for t in threads)
     assert len(set(threads)) == 2
@@ -229,14 +235,7 @@ def test_the_threaded_backward_equals_the_one_thread_backward(monkeypatch, dtype
     refiner.requires_grad_(needs != 'tokens')
     corr = torch.rand(2, 5, 3, 4, 3, 4, dtype=dtype, requires_grad=needs != 'weights')
     weights = torch.randn(2, 1, 3, 4, 3, 4, dtype=dtype)
-    threads = []
-    backward = _Piece.backward
-
-    def recording(self, *args):
-        threads.append(threading.current_thread().name)
-        return backward(self, *args)
-
-    monkeypatch.setattr(_Piece, 'backward', recording)
+    threads = thread_recorder(monkeypatch, _Piece, 'backward')
     inputs = ([corr] if corr.requires_grad else []) + [p for p in refiner.parameters()
                                                        if p.requires_grad]
     runs = []
@@ -261,14 +260,7 @@ def test_a_mode_around_the_threaded_backward_alone_sees_all_of_it(monkeypatch):
     refiner = pair({'workers': 2})
     refiner.chunk = 9
     corr = torch.rand(1, 5, 3, 3, 3, 3, requires_grad=True)
-    threads = []
-    backward = _Piece.backward
-
-    def recording(self, *args):
-        threads.append(threading.current_thread().name)
-        return backward(self, *args)
-
-    monkeypatch.setattr(_Piece, 'backward', recording)
+    threads = thread_recorder(monkeypatch, _Piece, 'backward')
     counts = []
     for workers in (2, 1):
         refiner.workers = workers
