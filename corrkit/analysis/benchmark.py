@@ -257,8 +257,10 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
             entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
             entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
             images = model.backbone_input(inputs)
-            floors = (_floors(lambda: model(inputs), lambda: model.backbone(images), device,
-                              entry, 'kernel_floor_skipped') if kernel_floor else {})
+            floors, skipped = (_floors(lambda: model(inputs), lambda: model.backbone(images),
+                                       device) if kernel_floor else ({}, None))
+            if skipped:
+                entry['kernel_floor_skipped'] = skipped
             calls = dict(stage_calls(model, inputs), forward=lambda: model(inputs), **floors)
             timings, ratios = time_interleaved(calls, device, warmup, repeats, 'backbone')
         forward = timings.pop('forward')
@@ -305,9 +307,7 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
 
     peak = peak_memory(step, device) / 2 ** 20
     added = count_flops(step) - count_flops(backbone_step)  # forward and backward
-    skipped: dict = {}
-    floors = (_floors(step, backbone_step, device, skipped, 'train_kernel_floor_skipped')
-              if kernel_floor else {})
+    floors, skipped = _floors(step, backbone_step, device) if kernel_floor else ({}, None)
     timings, ratios = time_interleaved({'step': step, 'backbone': backbone_step, **floors},
                                        device, warmup, repeats, 'backbone')
     model.zero_grad(set_to_none=True)
@@ -317,21 +317,20 @@ def _train_step(model: nn.Module, inputs: Tensor, samples: list, device: torch.d
             'train_over_backbone': ratios['step'], 'train_peak_mb': peak,
             'train_added_gflops': max(0, added) / batch / 1e9,
             'train_kernel_floor_over_backbone': _floor_ratios(floors, timings, ratios),
-            **skipped}
+            **({'train_kernel_floor_skipped': skipped} if skipped else {})}
 
 
-def _floors(fn: Callable[[], object], reference: Callable[[], object], device: torch.device,
-            record: dict, key: str) -> dict[str, KernelReplay]:
-    """The kernel replays as calls to time next to the others (``floor: <tier>``); none,
-    and the reason in ``record[key]``, when their inputs would take more than a quarter
+def _floors(fn: Callable[[], object], reference: Callable[[], object], device: torch.device
+            ) -> tuple[dict[str, KernelReplay], str | None]:
+    """The kernel replays as calls to time next to the others (``floor: <tier>``), and
+    ``None``; or none and the reason, when their inputs would take more than a quarter
     of the device's memory (:func:`~corrkit.analysis.kernel_floor.default_replay_budget`).
     """
     try:
         replays = kernel_replays(fn, reference, budget=default_replay_budget(device))
     except ReplayTooLarge as err:
-        record[key] = str(err)
-        return {}
-    return {f'floor: {tier}': replay for tier, replay in replays.items()}
+        return {}, str(err)
+    return {f'floor: {tier}': replay for tier, replay in replays.items()}, None
 
 
 def _floor_ratios(floors: dict, timings: dict, ratios: dict) -> dict[str, float]:

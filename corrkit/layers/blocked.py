@@ -268,8 +268,6 @@ class _BlockPlan:
         return flat.view(b, tc, c)
 
 
-
-
 class _Piece:
     """A graph of its own: one thread's share of one pass, or the calling thread's
     pooled values of one block, where gradients are needed.
@@ -346,11 +344,11 @@ class _Segmented:
 
         def first_pass(group: range) -> tuple[_Piece, OnlineHeadPool]:
             piece, pool = _Piece(), OnlineHeadPool()
-            plan = _CutPlan(plans[0], piece.cut(plans[0].query_scores))
+            query_scores = piece.cut(plans[0].query_scores)
             for i in group:
                 chunk = piece.cut(self.pieces[i]) if need_tokens else self.pieces[i]
                 x = self.embed(chunk.mT)
-                entering[i] = (x, *plan.project(x, grid, bounds[i], pool))
+                entering[i] = (x, *plans[0].project(x, grid, bounds[i], pool, query_scores))
                 piece.outputs.extend(entering[i])
             piece.outputs.extend((pool.norm, pool.sum))
             return piece, pool
@@ -382,17 +380,19 @@ class _Segmented:
             def output_pass(group: range) -> tuple[_Piece, OnlineHeadPool]:
                 piece, pool = _Piece(), OnlineHeadPool()
                 cut_key = piece.cut(global_key)
-                nxt = following and _CutPlan(following, piece.cut(following.query_scores))
+                if following is not None:
+                    query_scores = piece.cut(following.query_scores)
                 for i in group:
                     x, q, _, v = entering[i]
                     x = plan.output(piece.cut(x), piece.cut(q), piece.cut(v), cut_key)
-                    if nxt is None:
+                    if following is None:
                         out[i] = self.readout(self.norm(x))
                         piece.outputs.append(out[i])
                     else:
-                        entering[i] = (x, *nxt.project(x, grid, bounds[i], pool))
+                        entering[i] = (x, *following.project(x, grid, bounds[i], pool,
+                                                             query_scores))
                         piece.outputs.extend(entering[i])
-                if nxt is not None:
+                if following is not None:
                     piece.outputs.extend((pool.norm, pool.sum))
                 return piece, pool
 
@@ -446,17 +446,6 @@ class _Segmented:
         self.pieces, self.out = (), []
         grad_tokens = torch.cat(chunks, -1) if all(c is not None for c in chunks) else None
         return grad_tokens, totals
-
-
-class _CutPlan:
-    """A block's plan using a cut copy of its query score matrix (one per piece)."""
-
-    def __init__(self, plan: _BlockPlan, query_scores: Tensor):
-        self.plan, self.query_scores = plan, query_scores
-
-    def project(self, x: Tensor, grid: tuple[int, int, int, int], rows: slice,
-                pool: OnlineHeadPool) -> tuple[Tensor, Tensor, Tensor]:
-        return self.plan.project(x, grid, rows, pool, self.query_scores)
 
 
 class _SegmentedRefine(torch.autograd.Function):

@@ -53,7 +53,8 @@ def rectified_cosine_scores(src: Tensor, trg: Tensor, eps: float = 1e-5,
     The rows are never divided by their norms: the product of the raw rows is
     scaled by the inverse norms of its rows and columns, and a hand-written
     backward gives each side's gradient as one product plus one pass over its
-    rows (autograd's own, through the norms, wrote four passes per side).
+    rows (autograd's own, through the norms, wrote four passes per side). It
+    gives first derivatives only.
 
     A row ``x`` of norm ``n`` is divided by ``n + eps · max(n, eps)`` where its
     ``raw`` flag is set (``F.normalize`` with ``eps``, then ``x / (|x| + eps)``:
