@@ -9,6 +9,7 @@ from torch import nn
 
 from corrkit.analysis.benchmark import benchmark_model
 from corrkit.apis import match_pair
+from corrkit.utils import threads
 from corrkit.utils.acceleration import autocast, compile_forward, precision_dtype
 
 
@@ -50,16 +51,25 @@ def test_compile_without_torch_compile_warns_and_keeps_the_module(monkeypatch):
     assert layer(torch.ones(1, 3)).shape == (1, 2)
 
 
-def test_compiled_refiner_equals_eager(tiny_matcher):
-    """A real torch.compile of the tiny matcher's refiner (a C++ build on CPU)."""
+def test_compiled_refiner_equals_eager(tiny_matcher, monkeypatch):
+    """A real torch.compile of the tiny matcher's refiner (a C++ build on CPU), through
+    the blocked forward with several chunks and two workers asked for: one graph, no
+    break (the thread checks and the rotary cache are read as constants), the chunks
+    run on the calling thread and no pool thread is ever handed work."""
+    from torch._dynamo.utils import counters
     refiner = copy.deepcopy(tiny_matcher.refiner)
-    corr = torch.rand(2, refiner.in_channels, 4, 4, 4, 4)
+    refiner.chunk, refiner.workers = 64, 2
+    corr = torch.rand(2, refiner.in_channels, 4, 4, 4, 4)  # 4 chunks
+    pools = []
     with torch.no_grad():
         eager = refiner(corr)
+        monkeypatch.setattr(threads, 'worker_pool', lambda workers: pools.append(workers))
+        counters.clear()
         with warnings.catch_warnings():
             warnings.simplefilter('error', RuntimeWarning)  # no silent fallback
             compiled = compile_forward(refiner)(corr)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    assert pools == [] and dict(counters['graph_break']) == {}
 
 
 def test_match_pair_in_bf16_is_close_to_fp32(tiny_matcher):

@@ -47,8 +47,10 @@ class Rotary4D(nn.Module):
     def _table(self, grid: tuple[int, int, int, int], device: torch.device,
                dtype: torch.dtype) -> Tensor:
         """Stacked cosines and sines ``(T, dims / 2, 2)``, cached for the last grid."""
-        # tensors made under inference_mode cannot be saved for backward later
-        key = (tuple(grid), device, dtype, torch.is_inference_mode_enabled())
+        # tensors made under inference_mode cannot be saved for backward later (dynamo
+        # cannot read the mode, and a compiled graph makes its own tables anyway)
+        inference = not torch.compiler.is_compiling() and torch.is_inference_mode_enabled()
+        key = (tuple(grid), device, dtype, inference)
         if key not in self._cache:
             # angles in float64 so that large positions keep their precision
             pos = grid_positions_4d(*grid, device=device, dtype=torch.float64)

@@ -76,11 +76,13 @@ def can_leave_thread() -> bool:
     hooks, ``torch.compile`` or ``torch.jit`` tracing: each of these is attached
     to the calling thread and would miss, or break on, work done elsewhere.
     """
+    # torch.compile first: dynamo reads it as a constant, and the calls below would
+    # break its graph, run this whole function eagerly and so answer True
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
     return not (is_in_torch_dispatch_mode() or torch._C._is_torch_function_mode_enabled()
                 or torch._C._autograd._profiler_enabled()
-                or torch._C._autograd._top_saved_tensors_default_hooks(False) is not None
-                or torch.compiler.is_compiling() or torch.jit.is_tracing()
-                or torch.jit.is_scripting())
+                or torch._C._autograd._top_saved_tensors_default_hooks(False) is not None)
 
 
 def auto_workers(device: torch.device, groups: int, limit: int | None = None) -> int:

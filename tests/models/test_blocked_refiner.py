@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from corrkit.analysis.benchmark import peak_memory
 from corrkit.layers.blocked import (OnlineHeadPool, _BlockPlan, _Piece, _SegmentedRefine,
-                                    auto_chunk, supports_blocking)
+                                    auto_chunk, blocked_refine, supports_blocking)
 from corrkit.layers.additive_attention import head_pool
 from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
 
@@ -175,6 +175,35 @@ def test_auto_chunk_keeps_rows_near_the_target():
     assert auto_chunk(8, 50625) * 8 == 8192
     assert auto_chunk(64, 50625) == 128  # a floor, so chunks stay worth a call
     assert auto_chunk(1, 100) == 100
+
+
+@pytest.mark.parametrize('batch, tokens, workers', [(1, 50625, 2), (8, 50625, 2), (2, 50625, 3),
+                                                    (1, 50625, 4), (1, 9000, 2), (1, 16000, 4)])
+def test_auto_chunk_gives_the_threads_equal_shares(batch, tokens, workers):
+    """Round-robin shares within 1 % of each other, rows within a quarter of the target
+    (7 chunks of 8192 for two threads left one of them a sixth more work)."""
+    chunk = auto_chunk(batch, tokens, workers=workers)
+    sizes = [min(chunk, tokens - start) for start in range(0, tokens, chunk)]
+    shares = [sum(sizes[first::workers]) for first in range(workers)]
+    assert len(sizes) % workers == 0 and max(shares) - min(shares) <= 0.01 * max(shares)
+    if tokens * batch >= 2 * workers * 8192:
+        assert abs(chunk * batch - 8192) <= 8192 / 4
+
+
+def test_the_refiner_chunks_for_its_workers_unless_told(monkeypatch):
+    from corrkit.models.refiners import match_to_match
+    calls = []
+
+    def recording(*args):
+        calls.append(args[-2:])  # chunk, workers
+        return blocked_refine(*args)
+
+    monkeypatch.setattr(match_to_match, 'blocked_refine', recording)
+    corr = torch.rand(1, 3, 10, 10, 10, 10)  # 10,000 tokens: 8192 + 1808 on their own
+    MatchToMatchRefiner(in_channels=3, depth=1, workers=2)(corr)
+    MatchToMatchRefiner(in_channels=3, depth=1, workers=2, chunk=8192)(corr)
+    MatchToMatchRefiner(in_channels=3, depth=1, workers=1)(corr)
+    assert calls == [(5000, 2), (8192, 2), (8192, 1)]
 
 
 def thread_recorder(monkeypatch, owner, name) -> list[str]:

@@ -50,7 +50,9 @@ class MatchToMatchRefiner(Refiner):
             schedules; off in the paper's recipe.
         chunk: Tokens per chunk of the cache-blocked forward
             (:mod:`corrkit.layers.blocked`), used with additive attention and
-            rotary or no positions: ``None`` chooses it from the batch size, ``0``
+            rotary or no positions: ``None`` chooses it from the batch size and
+            the workers (about 8192 rows, in a multiple of ``workers`` equal
+            chunks; :func:`~corrkit.layers.blocked.auto_chunk`), ``0``
             runs the straightforward forward (every operation over all tokens).
             Both give the same result up to rounding.
         workers: Most threads the chunks of the blocked forward are shared
@@ -123,8 +125,11 @@ class MatchToMatchRefiner(Refiner):
         if self.chunk != 0 and self.absolute is None and supports_blocking(
                 self.blocks, (self.embed, self.norm, self.readout)):
             tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
-            chunk = self.chunk or auto_chunk(tokens.shape[0], tokens.shape[-1])
-            workers = auto_workers(tokens.device, -(-tokens.shape[-1] // chunk), self.workers)
+            batch, total = tokens.shape[0], tokens.shape[-1]
+            chunk = self.chunk or auto_chunk(batch, total)
+            workers = auto_workers(tokens.device, -(-total // chunk), self.workers)
+            if not self.chunk:  # equal shares for the threads
+                chunk = auto_chunk(batch, total, workers=workers)
             x = blocked_refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid,
                                chunk, workers)
         else:
