@@ -235,8 +235,9 @@ def kernel_replays(fn: Callable[[], object], reference: Callable[[], object],
         {'products': 1, 'products + norms': 2}
     """
     extra = _without(record_kernels(fn), record_kernels(reference))
+    essential = set().union(*TIERS.values())
     kept = Counter({key: n for key, n in extra.items()
-                    if key[0].overloadpacket.__name__ in set().union(*TIERS.values())})
+                    if key[0].overloadpacket.__name__ in essential})
     needed = replay_bytes(kept)
     if budget is not None and needed > budget:
         raise ReplayTooLarge(f'the kernel replay would need {needed / 2 ** 30:.1f} GiB of inputs, '

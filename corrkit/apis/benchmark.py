@@ -234,10 +234,13 @@ def markdown_report(report: dict) -> str:
                   _table(['config', 'batch', '× backbone', 'floor: products',
                           'floor: + norms', 'train × backbone', 'train floor: products',
                           'train floor: + norms'], floor_rows), '']
-    skipped = [f"- `{name}` b{b}{' training step' if key.startswith('train') else ''}: {e[key]}"
-               for name, m in models.items() for b, e in sorted(
-                   ((int(b), e) for b, e in m['batches'].items()))
-               for key in ('kernel_floor_skipped', 'train_kernel_floor_skipped') if key in e]
+    skipped = []
+    for name, m in models.items():
+        for b, e in sorted(m['batches'].items(), key=lambda item: int(item[0])):
+            for key, what in (('kernel_floor_skipped', ''),
+                              ('train_kernel_floor_skipped', ' training step')):
+                if key in e:
+                    skipped.append(f'- `{name}` b{b}{what}: {e[key]}')
     if skipped:
         parts += ['Kernel floors not measured:', '', *skipped, '']
     if 'resolution_sweep' in report:

@@ -126,10 +126,9 @@ class MatchToMatchRefiner(Refiner):
                 self.blocks, (self.embed, self.norm, self.readout)):
             tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
             batch, total = tokens.shape[0], tokens.shape[-1]
-            chunk = self.chunk or auto_chunk(batch, total)
-            workers = auto_workers(tokens.device, -(-total // chunk), self.workers)
-            if not self.chunk:  # equal shares for the threads
-                chunk = auto_chunk(batch, total, workers=workers)
+            chunks = -(-total // (self.chunk or auto_chunk(batch, total)))
+            workers = auto_workers(tokens.device, chunks, self.workers)
+            chunk = self.chunk or auto_chunk(batch, total, workers=workers)  # equal shares
             x = blocked_refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid,
                                chunk, workers)
         else:
