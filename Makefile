@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export NO_MKDOCS_2_WARNING := 1
 STAMP := $(VENV)/.corrkit-installed
 
-.PHONY: help venv browser test test-all docs docs-serve weights mini-data demo clean
+.PHONY: help venv browser compiler test test-all docs docs-serve weights mini-data demo clean
 
 help:
 	@echo "make demo      train on the embedded mini dataset, evaluate, draw (work_dirs/demo/)"
@@ -27,12 +27,16 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -q && \
 		apt-get install -y -q chromium; }
 
+# The refiner's fused CPU kernel is built with the system's C compiler at first use.
+compiler:
+	@command -v cc >/dev/null || { apt-get update -q && apt-get install -y -q gcc; }
+
 # Three tests load the real MobileNetV2 weights: `weights` puts them in the torch hub cache.
-test: $(STAMP) browser weights
+test: $(STAMP) browser compiler weights
 	$(PY) -m pytest
 	$(PY) -m mkdocs build --strict --site-dir site
 
-test-all: $(STAMP) browser weights
+test-all: $(STAMP) browser compiler weights
 	$(PY) -m pytest -m ''
 
 docs: $(STAMP)

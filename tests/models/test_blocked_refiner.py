@@ -29,7 +29,7 @@ def pair(refiner_kwargs=None, dtype=torch.float32, seed=0):
 def test_blocked_forward_equals_the_straightforward_one(dtype, atol, kwargs, chunk, workers, grad):
     """With gradients needed and several workers, the forward that keeps a graph per
     thread and pass; without, the plain one."""
-    refiner = pair(dict(kwargs, workers=workers), dtype)
+    refiner = pair(dict(kwargs, workers=workers, fused=False), dtype)  # the kernel: test_fused
     corr = torch.rand(2, 5, 4, 3, 5, 4, dtype=dtype)
     refiner.chunk = 0
     expected = refiner(corr)

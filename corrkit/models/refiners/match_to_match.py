@@ -1,11 +1,14 @@
 """TransforMatcher's match-to-match attention refiner."""
 from __future__ import annotations
 
+from functools import partial
+
 from einops import rearrange
 from torch import Tensor, nn
 
 from ...layers import AbsolutePosition4D, Attention, PreNormBlock, Rotary4D
 from ...layers.blocked import auto_chunk, blocked_refine, supports_blocking
+from ...layers.fused import can_fuse, fused_kernel, fused_refine, kernel_sizes
 from ...registry import ATTENTIONS, REFINERS
 from ...utils.threads import auto_workers
 from ..base import Refiner
@@ -65,6 +68,12 @@ class MatchToMatchRefiner(Refiner):
             agree up to rounding. Where gradients are needed the backward runs
             on the same threads; it gives first derivatives only (a second one,
             ``create_graph=True``, needs ``workers=1``).
+        fused: Let the blocked forward run on the compiled CPU kernel
+            (:mod:`corrkit.layers.fused`) where it applies: inference in
+            float32 on the CPU with the default blocks. It is built with the
+            system's C compiler at first use; without one the refiner warns
+            once and runs its PyTorch kernels. ``False`` keeps the PyTorch
+            kernels. The results agree up to rounding.
 
     Shape:
         - input: ``(B, L, Hs, Ws, Ht, Wt)``
@@ -83,7 +92,7 @@ class MatchToMatchRefiner(Refiner):
                  rope_base: float = 100.0,
                  attention: dict = dict(type='AdditiveAttention'), position: str = 'rope',
                  max_grid: int = 32, residual_mean: bool = False, chunk: int | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, fused: bool = True):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f'position must be one of {POSITIONS}, got {position!r}')
@@ -111,6 +120,7 @@ class MatchToMatchRefiner(Refiner):
                                     or workers < 1):
             raise ValueError(f'workers must be None (automatic) or a positive int, got {workers!r}')
         self.workers = workers
+        self.fused = fused
         if residual_mean:
             nn.init.zeros_(self.readout.weight)
             nn.init.zeros_(self.readout.bias)
@@ -129,8 +139,11 @@ class MatchToMatchRefiner(Refiner):
             chunks = -(-total // (self.chunk or auto_chunk(batch, total)))
             workers = auto_workers(tokens.device, chunks, self.workers)
             chunk = self.chunk or auto_chunk(batch, total, workers=workers)  # equal shares
-            x = blocked_refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid,
-                               chunk, workers)
+            kernel = (fused_kernel(kernel_sizes(self.embed, self.blocks, self.norm, self.readout))
+                      if self.fused and can_fuse(tokens) else None)
+            refine = blocked_refine if kernel is None else partial(fused_refine, kernel)
+            x = refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid, chunk,
+                       workers)
         else:
             x = self.embed(rearrange(corr, 'b l hs ws ht wt -> b (hs ws ht wt) l'))
             if self.absolute is not None:

@@ -1,0 +1,316 @@
+"""The refiner's inference forward as a compiled, tile-fused CPU kernel.
+
+The blocked forward (:mod:`corrkit.layers.blocked`) runs each operation of a
+block on a chunk of thousands of tokens, one PyTorch kernel after another. The
+match-to-match blocks are narrow (16 channels, 8 heads of 4, a hidden layer of
+64): each of those kernels does little arithmetic per value it reads, so the
+refiner spends most of its time moving chunks between the cache levels. Here
+the per-token work of a pass (LayerNorm, the qkv projection, the rotary
+embedding, the output projection, the MLP with its exact GELU, the residuals
+and the softmax pooling) runs on tiles of 32 tokens held in the first-level
+cache, in C compiled for this CPU (``fused_refiner.c`` beside this module).
+
+The kernel is built at first use with the system's C compiler (``$CC``, else
+``cc``, ``gcc`` or ``clang``), once per set of layer sizes, and kept in
+:func:`kernel_cache_dir`; a later process loads it from there. It serves
+inference only: float32 on the CPU with gradients off, outside autocast, and
+where work may leave the calling thread (not under ``torch.compile``, a
+dispatch or function mode such as ``FlopCounterMode``, or the profiler: those
+get the PyTorch kernels they observe). Where no compiler is found or the build
+fails, the refiner warns once and keeps the PyTorch path;
+``CORRKIT_FUSED_KERNEL=0`` turns the kernel off everywhere, and
+``MatchToMatchRefiner(fused=False)`` for one model. Its results equal the
+PyTorch path's up to rounding (its ``exp`` and ``erf`` are polynomial, within
+2e-7).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..utils.threads import can_leave_thread, run_groups
+from .additive_attention import AdditiveAttention
+from .blocked import OnlineHeadPool
+from .mlp import Mlp
+from .transformer_block import PreNormBlock
+
+__all__ = ['FusedKernelError', 'build_kernel', 'fused_kernel', 'fused_refine',
+           'kernel_cache_dir', 'kernel_sizes']
+
+SOURCE = Path(__file__).with_name('fused_refiner.c')
+#: Environment variable that turns the kernel off when set to ``0``.
+ENV_SWITCH = 'CORRKIT_FUSED_KERNEL'
+#: Environment variable naming the folder the built kernels are kept in.
+ENV_CACHE = 'CORRKIT_KERNEL_CACHE'
+
+_LOCK = threading.Lock()
+_LOADED: dict[tuple, ctypes.CDLL | None] = {}
+_P, _I64, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_SIGNATURES = {
+    'ck_embed_project': [_I64, _I64, _P, _I64, _I64, _I64, _P, _P, _P, _F, _P, _P, _P, _P, _P],
+    'ck_key_pool': [_I64, _I64, _P, _P, _P, _P, _P],
+    'ck_output': [_I64, _I64, _P, _P, _P, _P, _F, _P, _P, _F, _P, _P, _P, _P, _F, _P],
+}
+
+
+class FusedKernelError(RuntimeError):
+    """The kernel could not be built or loaded (the message has the compiler's output)."""
+
+
+def kernel_cache_dir() -> Path:
+    """Where built kernels are kept: ``$CORRKIT_KERNEL_CACHE``, else
+    ``$XDG_CACHE_HOME/corrkit/kernels``, else ``~/.cache/corrkit/kernels``."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(base) / 'corrkit' / 'kernels'
+
+
+def kernel_sizes(embed: nn.Module, blocks: Sequence[nn.Module], norm: nn.Module,
+                 readout: nn.Module) -> tuple | None:
+    """The compile-time sizes ``(L, E, H, D, M, rope, query_residual)`` of these
+    layers, or ``None`` where the kernel does not compute them (the blocks must be
+    the default pre-LN additive-attention blocks with biases, affine LayerNorms,
+    an exact GELU and one rotary module size, and the read-out one channel)."""
+    def linear(m: nn.Module) -> bool:
+        return type(m) is nn.Linear and m.bias is not None
+
+    def layer_norm(m: nn.Module) -> bool:
+        return type(m) is nn.LayerNorm and m.weight is not None and m.bias is not None \
+            and len(m.normalized_shape) == 1
+
+    def supported(block: nn.Module) -> bool:
+        attn, mlp = getattr(block, 'attn', None), getattr(block, 'mlp', None)
+        return (type(block) is PreNormBlock and type(attn) is AdditiveAttention
+                and type(mlp) is Mlp and type(mlp.act) is nn.GELU
+                and mlp.act.approximate == 'none'
+                and all(linear(m) for m in (attn.qkv, attn.proj, mlp.fc1, mlp.fc2))
+                and all(layer_norm(m) for m in (block.norm1, block.norm2)))
+
+    if not (blocks and all(supported(b) for b in blocks) and linear(embed)
+            and layer_norm(norm) and linear(readout) and readout.out_features == 1):
+        return None
+    first = blocks[0].attn
+    sizes = (embed.in_features, embed.out_features, first.num_heads, first.head_dims,
+             blocks[0].mlp.fc1.out_features, first.rope is not None, first.query_residual)
+    for block in blocks:
+        attn = block.attn
+        if ((attn.embed_dims, attn.num_heads, attn.head_dims, block.mlp.fc1.out_features,
+             attn.rope is not None, attn.query_residual) != sizes[1:]
+                or (attn.rope is not None and attn.rope.dims != sizes[2] * sizes[3])):
+            return None
+    return sizes
+
+
+def _compiler() -> str | None:
+    if os.environ.get('CC'):
+        return os.environ['CC']
+    return next((path for name in ('cc', 'gcc', 'clang') if (path := shutil.which(name))), None)
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's feature flags where Linux lists them."""
+    try:
+        with open('/proc/cpuinfo') as info:
+            for line in info:
+                if line.startswith(('flags', 'Features')):
+                    return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
+    """The shared library for ``sizes`` (:func:`kernel_sizes`), built if not cached.
+
+    Compiled with ``-O3 -march=native -fopenmp-simd`` (without those two where
+    the compiler refuses them); written under a temporary name and renamed, so that
+    processes building at the same time never load a partial file.
+
+    Raises:
+        FusedKernelError: No C compiler, or the compiler failed (its output is
+            in the message).
+    """
+    compiler = _compiler()
+    if compiler is None:
+        raise FusedKernelError('no C compiler found ($CC, cc, gcc or clang)')
+    if shutil.which(compiler) is None:
+        raise FusedKernelError(f'the C compiler {compiler!r} was not found')
+    cache = kernel_cache_dir() if cache is None else cache
+    names = ('L', 'E', 'H', 'D', 'M', 'ROPE', 'QRES')
+    defines = [f'-D{name}={int(value)}' for name, value in zip(names, sizes)]
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b'\0'.join([source, ' '.join(defines).encode(), compiler.encode(),
+                                     _cpu_signature().encode(), sys.platform.encode()]))
+    target = cache / f'fused_refiner_{key.hexdigest()[:20]}.so'
+    if target.exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for arch in (['-march=native', '-fopenmp-simd'], []):
+        handle, partial = tempfile.mkstemp(suffix='.so', dir=cache)
+        os.close(handle)
+        command = [compiler, '-O3', *arch, '-fno-math-errno', '-ffp-contract=fast', '-std=c11',
+                   '-fPIC', '-shared', *defines, str(SOURCE), '-o', partial, '-lm']
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            result = None
+            errors.append(f'{" ".join(command)}: {error}')
+        if result is not None and result.returncode == 0:
+            os.replace(partial, target)
+            return target
+        if result is not None:
+            errors.append(f'{" ".join(command)} exited with {result.returncode}:\n'
+                          f'{result.stderr.strip()[-2000:]}')
+        Path(partial).unlink(missing_ok=True)
+    raise FusedKernelError('building the fused refiner kernel failed:\n' + '\n'.join(errors))
+
+
+def _load(sizes: tuple) -> ctypes.CDLL:
+    library = ctypes.CDLL(str(build_kernel(sizes)))
+    for name, argtypes in _SIGNATURES.items():
+        function = getattr(library, name)
+        function.argtypes, function.restype = argtypes, None
+    return library
+
+
+def fused_kernel(sizes: tuple | None) -> ctypes.CDLL | None:
+    """The loaded kernel for ``sizes``, built on first use; ``None`` where the sizes
+    are not supported, ``CORRKIT_FUSED_KERNEL=0`` is set, or the build failed (which
+    warns once per process and size)."""
+    if sizes is None or os.environ.get(ENV_SWITCH, '1') == '0':
+        return None
+    with _LOCK:
+        if sizes not in _LOADED:
+            try:
+                _LOADED[sizes] = _load(sizes)
+            except (FusedKernelError, OSError) as error:
+                _LOADED[sizes] = None
+                warnings.warn(f'corrkit: the refiner runs without its fused CPU kernel, '
+                              f'slower ({error}); set {ENV_SWITCH}=0 to silence this',
+                              RuntimeWarning, stacklevel=3)
+    return _LOADED[sizes]
+
+
+def can_fuse(tokens: Tensor) -> bool:
+    """Whether the kernel may compute a forward of ``tokens`` now: float32 on the
+    CPU, no gradient needed, no CPU autocast, and nothing observing this thread."""
+    return (tokens.device.type == 'cpu' and tokens.dtype == torch.float32
+            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
+            and os.environ.get(ENV_SWITCH, '1') != '0' and can_leave_thread())
+
+
+def _pack_block(block: PreNormBlock) -> Tensor:
+    attn, mlp = block.attn, block.mlp
+    parts = (block.norm1.weight, block.norm1.bias, attn.qkv.weight.t(), attn.qkv.bias,
+             attn.query_weight * attn.scale, attn.proj.weight.t(), attn.proj.bias,
+             block.norm2.weight, block.norm2.bias, mlp.fc1.weight.t(), mlp.fc1.bias,
+             mlp.fc2.weight.t(), mlp.fc2.bias)
+    return torch.cat([p.detach().float().reshape(-1) for p in parts])
+
+
+def _new_pool(batch: int, heads: int, head_dims: int) -> OnlineHeadPool:
+    pool = OnlineHeadPool()
+    pool.max = torch.full((batch, heads, 1), float('-inf'))
+    pool.norm = torch.zeros(batch, heads, 1)
+    pool.sum = torch.zeros(batch, heads, head_dims)
+    return pool
+
+
+def _pool_args(pool: OnlineHeadPool) -> tuple[int, int, int]:
+    return pool.max.data_ptr(), pool.norm.data_ptr(), pool.sum.data_ptr()
+
+
+def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNormBlock],
+                 norm: nn.LayerNorm, readout: nn.Linear, tokens: Tensor,
+                 grid: tuple[int, int, int, int], chunk: int, workers: int = 1) -> Tensor:
+    """:func:`corrkit.layers.blocked.blocked_refine` computed by the fused kernel.
+
+    The same passes over the same chunks, dealt to ``workers`` threads the same
+    way (the kernel releases the GIL); each call of the kernel handles one chunk
+    of every sample. Only for :func:`can_fuse` inputs and a kernel built for
+    these layers' :func:`kernel_sizes`.
+
+    Shape:
+        - tokens: ``(B, L, T)``
+        - output: ``(B, T, 1)``
+    """
+    batch, _, total = tokens.shape
+    attn = blocks[0].attn
+    heads, head_dims = attn.num_heads, attn.head_dims
+    inner, dims = heads * head_dims, embed.out_features
+    packed = [_pack_block(block) for block in blocks]
+    embed_p = torch.cat([embed.weight.detach().float().t().reshape(-1), embed.bias.detach()])
+    final_p = torch.cat([p.detach().float().reshape(-1) for p in
+                         (norm.weight, norm.bias, readout.weight, readout.bias)])
+    table = (attn.rope._table(grid, tokens.device, torch.float32) if attn.rope is not None
+             else torch.zeros(1))
+    bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    workers = max(1, min(workers, len(bounds)))
+    groups = [range(first, len(bounds), workers) for first in range(workers)]
+    xs = [torch.empty(batch, stop - start, dims) for start, stop in bounds]
+    kept = [torch.empty(3, batch, stop - start, inner) for start, stop in bounds]
+    out = [torch.empty(batch, stop - start) for start, stop in bounds]
+    sb, sl, st = tokens.stride()
+    eps = [(block.norm1.eps, block.norm2.eps) for block in blocks]
+
+    def first_pass(group: range) -> OnlineHeadPool:
+        pool = _new_pool(batch, heads, head_dims)
+        for i in group:
+            start, stop = bounds[i]
+            kernel.ck_embed_project(
+                batch, stop - start, tokens.data_ptr() + start * st * 4, sb, sl, st,
+                embed_p.data_ptr(), packed[0].data_ptr(), table.data_ptr() + start * inner * 4,
+                eps[0][0], xs[i].data_ptr(), kept[i].data_ptr(), *_pool_args(pool))
+        return pool
+
+    pool = OnlineHeadPool.merge(run_groups(first_pass, groups, workers))
+    for index, block in enumerate(blocks):
+        global_query = pool.result()
+        key_scores = (global_query * block.attn.key_weight.detach() * block.attn.scale
+                      ).reshape(batch, inner).contiguous()
+
+        def key_pass(group: range) -> OnlineHeadPool:
+            pool = _new_pool(batch, heads, head_dims)
+            for i in group:
+                start, stop = bounds[i]
+                kernel.ck_key_pool(batch, stop - start, kept[i].data_ptr(),
+                                   key_scores.data_ptr(), *_pool_args(pool))
+            return pool
+
+        key_pool = OnlineHeadPool.merge(run_groups(key_pass, groups, workers))
+        global_key = (global_query * key_pool.result()).reshape(batch, inner).contiguous()
+        last = index + 1 == len(blocks)
+        following = None if last else packed[index + 1]
+        next_eps = eps[index][1] if last else eps[index + 1][0]
+
+        def output_pass(group: range) -> OnlineHeadPool:
+            pool = _new_pool(batch, heads, head_dims)
+            for i in group:
+                start, stop = bounds[i]
+                kernel.ck_output(
+                    batch, stop - start, xs[i].data_ptr(), kept[i].data_ptr(),
+                    global_key.data_ptr(), packed[index].data_ptr(), eps[index][1],
+                    None if following is None else following.data_ptr(),
+                    table.data_ptr() + start * inner * 4, next_eps, *_pool_args(pool),
+                    final_p.data_ptr(), norm.eps, out[i].data_ptr())
+            return pool
+
+        pools = run_groups(output_pass, groups, workers)
+        if not last:
+            pool = OnlineHeadPool.merge(pools)
+    return torch.cat(out, 1)[..., None]

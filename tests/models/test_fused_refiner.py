@@ -1,0 +1,160 @@
+"""The refiner's compiled CPU kernel: equal to the PyTorch paths, used only where it applies,
+built once per size and cache, and a clean fallback where it cannot be built."""
+import warnings
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from corrkit.layers import fused
+from corrkit.layers.blocked import auto_chunk, blocked_refine
+from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
+
+
+@pytest.fixture(autouse=True)
+def kernel_cache(tmp_path, monkeypatch):
+    """Each test builds into its own folder and loads afresh."""
+    monkeypatch.setenv(fused.ENV_CACHE, str(tmp_path / 'kernels'))
+    monkeypatch.setattr(fused, '_LOADED', {})
+    return tmp_path / 'kernels'
+
+
+def trained_looking(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    refiner = MatchToMatchRefiner(**{'in_channels': 5, 'depth': 3, **kwargs}).eval()
+    for p in refiner.parameters():
+        p.data.normal_(0, 0.3)
+    return refiner
+
+
+def record_kernel_calls(monkeypatch):
+    calls = []
+    real = fused.fused_refine
+
+    def spy(*args, **kwargs):
+        calls.append(args[6])  # the chunk size
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr('corrkit.models.refiners.match_to_match.fused_refine', spy)
+    return calls
+
+
+@pytest.mark.parametrize('kwargs', [
+    {},  # 16 channels, 8 heads of 4, rotary: the flagship's sizes
+    {'position': 'none'},
+    {'attention': dict(type='AdditiveAttention', query_residual=False)},
+    {'embed_dims': 8, 'num_heads': 2, 'head_dims': 4},  # 8-float vectors
+    {'embed_dims': 6, 'num_heads': 3, 'head_dims': 4, 'mlp_ratio': 2.0},  # scalar code
+])
+@pytest.mark.parametrize('chunk, workers', [(7, 1), (40, 3), (None, 2), (10_000, 1)])
+def test_the_kernel_equals_the_pytorch_paths(kwargs, chunk, workers, monkeypatch):
+    """Chunks and tiles of every size (7 tokens, 40 with a partial tile of 32, a whole
+    grid), several samples and threads: within 1e-5 of the PyTorch blocked forward and
+    of the straightforward one."""
+    refiner = trained_looking(**kwargs, chunk=chunk, workers=workers)
+    corr = torch.rand(3, 5, 4, 3, 5, 4)
+    calls = record_kernel_calls(monkeypatch)
+    with torch.no_grad():
+        got = refiner(corr)
+        refiner.fused = False
+        blocked = refiner(corr)
+        refiner.chunk = 0
+        straightforward = refiner(corr)
+    assert len(calls) == 1
+    torch.testing.assert_close(got, blocked, atol=1e-5, rtol=0)
+    torch.testing.assert_close(got, straightforward, atol=1e-5, rtol=0)
+
+
+def test_the_kernel_equals_the_blocked_path_on_the_flagship_grid():
+    """15^4 matches of 26 channels, as at 240 pixels: the pools run over 50,625 tokens."""
+    refiner = trained_looking(in_channels=26, depth=2)
+    tokens = torch.rand(1, 26, 15 ** 4)
+    grid = (15, 15, 15, 15)
+    kernel = fused.fused_kernel(fused.kernel_sizes(refiner.embed, refiner.blocks, refiner.norm,
+                                                   refiner.readout))
+    layers = (refiner.embed, refiner.blocks, refiner.norm, refiner.readout, tokens, grid)
+    chunk = auto_chunk(1, tokens.shape[-1], workers=2)
+    with torch.inference_mode():
+        expected = blocked_refine(*layers, chunk, 2)
+        got = fused.fused_refine(kernel, *layers, chunk, 2)
+    assert got.shape == expected.shape == (1, 15 ** 4, 1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_the_kernel_runs_only_where_it_applies(monkeypatch):
+    refiner = trained_looking()
+    corr = torch.rand(1, 5, 3, 3, 3, 3)
+    calls = record_kernel_calls(monkeypatch)
+    refiner(corr)  # gradients on: the PyTorch path, which autograd can differentiate
+    with torch.inference_mode():
+        refiner.double()(corr.double())  # float64
+        refiner.float()
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            refiner(corr)
+        with FlopCounterMode(display=False) as counter:  # counted kernels, not hidden ones
+            refiner(corr)
+        assert counter.get_total_flops() > 0
+        refiner.fused = False
+        refiner(corr)
+        refiner.fused = True
+        monkeypatch.setenv(fused.ENV_SWITCH, '0')
+        refiner(corr)
+        assert calls == []
+        monkeypatch.delenv(fused.ENV_SWITCH)
+        refiner(corr)
+    assert len(calls) == 1
+
+
+def test_sizes_the_kernel_does_not_compute_are_refused():
+    refiner = trained_looking()
+    layers = (refiner.embed, refiner.blocks, refiner.norm, refiner.readout)
+    assert fused.kernel_sizes(*layers) == (5, 16, 8, 4, 64, True, True)
+    refiner.blocks[1].mlp.act.approximate = 'tanh'
+    assert fused.kernel_sizes(*layers) is None
+    refiner.blocks[1].mlp.act.approximate = 'none'
+    refiner.blocks[2].attn.proj.bias = None
+    assert fused.kernel_sizes(*layers) is None
+    performer = MatchToMatchRefiner(in_channels=5, attention=dict(type='PerformerAttention'))
+    assert fused.kernel_sizes(performer.embed, performer.blocks, performer.norm,
+                              performer.readout) is None
+
+
+def test_the_kernel_is_built_once_per_size_and_kept(kernel_cache, monkeypatch):
+    sizes = (5, 8, 2, 4, 16, True, True)
+    path = fused.build_kernel(sizes)
+    assert path.parent == kernel_cache and path.suffix == '.so'
+    assert [p.name for p in kernel_cache.iterdir()] == [path.name]  # no partial file left
+    monkeypatch.setattr(fused.subprocess, 'run', lambda *a, **k: pytest.fail('rebuilt'))
+    assert fused.build_kernel(sizes) == path
+    other = dict(enumerate(sizes)) | {4: 32}  # another hidden size: another library
+    with pytest.raises(pytest.fail.Exception, match='rebuilt'):
+        fused.build_kernel(tuple(other.values()))
+
+
+def test_without_a_compiler_the_refiner_warns_once_and_runs_its_pytorch_kernels(monkeypatch):
+    refiner = trained_looking()
+    corr = torch.rand(2, 5, 3, 4, 3, 4)
+    with torch.no_grad():
+        refiner.fused = False
+        expected = refiner(corr)
+        refiner.fused = True
+        monkeypatch.setenv('CC', '/nonexistent/cc')
+        with pytest.warns(RuntimeWarning, match=r"without its fused CPU kernel, slower \(the C "
+                                                r"compiler '/nonexistent/cc' was not found\); "
+                                                r'set CORRKIT_FUSED_KERNEL=0'):
+            got = refiner(corr)
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            again = refiner(corr)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(again, expected)
+
+
+def test_a_failed_build_says_what_the_compiler_said(tmp_path, monkeypatch):
+    compiler = tmp_path / 'cc'
+    compiler.write_text('#!/bin/sh\necho "cc: error: no space left on device" >&2\nexit 1\n')
+    compiler.chmod(0o755)
+    monkeypatch.setenv('CC', str(compiler))
+    with pytest.raises(fused.FusedKernelError, match='exited with 1:\ncc: error: no space left'):
+        fused.build_kernel((5, 8, 2, 4, 16, True, True))
+    assert not any(p.suffix == '.so' for p in (tmp_path / 'kernels').iterdir())
