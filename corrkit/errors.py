@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotation only: the class is mmengine's
 __all__ = [
     'CorrkitError', 'ContractError', 'ConfigConflictError', 'UnknownComponentError',
     'UnknownArgumentError', 'AttentionMemoryError', 'NonFiniteLossError', 'AnnotationError',
-    'DownloadError', 'DatasetNotFoundError', 'WeightsError',
+    'DownloadError', 'DatasetNotFoundError', 'WeightsError', 'FusedKernelError',
 ]
 
 
@@ -108,3 +108,9 @@ class DatasetNotFoundError(FileNotFoundError):
 class WeightsError(RuntimeError):
     """Published weights cannot be used: none are published, the file cannot be fetched, or
     it does not match its SHA-256. The message names the URL, the file and the cache path."""
+
+
+class FusedKernelError(RuntimeError):
+    """The refiner's fused CPU kernel could not be built: no C compiler, or the compiler
+    failed (the message has its command and output). The refiner catches it, warns once
+    and runs its PyTorch kernels (:mod:`corrkit.layers.fused`)."""

@@ -7,8 +7,9 @@ match-to-match blocks are narrow (16 channels, 8 heads of 4, a hidden layer of
 refiner spends most of its time moving chunks between the cache levels. Here
 the per-token work of a pass (LayerNorm, the qkv projection, the rotary
 embedding, the output projection, the MLP with its exact GELU, the residuals
-and the softmax pooling) runs on tiles of 32 tokens held in the first-level
-cache, in C compiled for this CPU (``fused_refiner.c`` beside this module).
+and the softmax pooling) runs on tiles of :data:`LANES` tokens in registers and
+the first-level cache, one token per vector lane, in C compiled for this CPU
+(``fused_refiner.c`` beside this module).
 
 The kernel is built at first use with the system's C compiler (``$CC``, else
 ``cc``, ``gcc`` or ``clang``), once per set of layer sizes, and kept in
@@ -41,13 +42,14 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from ..errors import FusedKernelError
 from ..utils.threads import can_leave_thread, run_groups
 from .additive_attention import AdditiveAttention
 from .blocked import OnlineHeadPool
 from .mlp import Mlp
 from .transformer_block import PreNormBlock
 
-__all__ = ['FusedKernelError', 'build_kernel', 'fused_kernel', 'fused_refine',
+__all__ = ['FusedKernelError', 'build_kernel', 'can_fuse', 'fused_kernel', 'fused_refine',
            'kernel_cache_dir', 'kernel_sizes']
 
 SOURCE = Path(__file__).with_name('fused_refiner.c')
@@ -55,19 +57,22 @@ SOURCE = Path(__file__).with_name('fused_refiner.c')
 ENV_SWITCH = 'CORRKIT_FUSED_KERNEL'
 #: Environment variable naming the folder the built kernels are kept in.
 ENV_CACHE = 'CORRKIT_KERNEL_CACHE'
+#: Tokens per tile of the kernel, one per vector lane.
+LANES = 16
+#: The compiler's options: multiply-adds contracted (``-std=c11`` alone turns that off),
+#: no ``errno`` from the math functions, so that they become single instructions.
+FLAGS = ['-O3', '-std=c11', '-ffp-contract=fast', '-fno-math-errno', '-fPIC', '-shared']
+#: Code for this CPU's vector units; dropped where the compiler refuses it.
+NATIVE = ['-march=native']
 
 _LOCK = threading.Lock()
 _LOADED: dict[tuple, ctypes.CDLL | None] = {}
 _P, _I64, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
 _SIGNATURES = {
-    'ck_embed_project': [_I64, _I64, _P, _I64, _I64, _I64, _P, _P, _P, _F, _P, _P, _P, _P, _P],
+    'ck_embed_project': [_I64, _I64, _P, _I64, _I64, _P, _P, _P, _F, _P, _P, _P, _P, _P],
     'ck_key_pool': [_I64, _I64, _P, _P, _P, _P, _P],
     'ck_output': [_I64, _I64, _P, _P, _P, _P, _F, _P, _P, _F, _P, _P, _P, _P, _F, _P],
 }
-
-
-class FusedKernelError(RuntimeError):
-    """The kernel could not be built or loaded (the message has the compiler's output)."""
 
 
 def kernel_cache_dir() -> Path:
@@ -136,8 +141,8 @@ def _cpu_signature() -> str:
 def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
     """The shared library for ``sizes`` (:func:`kernel_sizes`), built if not cached.
 
-    Compiled with ``-O3 -march=native -fopenmp-simd`` (without those two where
-    the compiler refuses them); written under a temporary name and renamed, so that
+    Compiled with :data:`FLAGS` and :data:`NATIVE` (without the latter where the
+    compiler refuses it); written under a temporary name and renamed, so that
     processes building at the same time never load a partial file.
 
     Raises:
@@ -153,18 +158,18 @@ def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
     names = ('L', 'E', 'H', 'D', 'M', 'ROPE', 'QRES')
     defines = [f'-D{name}={int(value)}' for name, value in zip(names, sizes)]
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b'\0'.join([source, ' '.join(defines).encode(), compiler.encode(),
-                                     _cpu_signature().encode(), sys.platform.encode()]))
+    key = hashlib.sha256(b'\0'.join([source, ' '.join(FLAGS + NATIVE + defines).encode(),
+                                     compiler.encode(), _cpu_signature().encode(),
+                                     sys.platform.encode()]))
     target = cache / f'fused_refiner_{key.hexdigest()[:20]}.so'
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
     errors = []
-    for arch in (['-march=native', '-fopenmp-simd'], []):
+    for arch in (NATIVE, []):
         handle, partial = tempfile.mkstemp(suffix='.so', dir=cache)
         os.close(handle)
-        command = [compiler, '-O3', *arch, '-fno-math-errno', '-ffp-contract=fast', '-std=c11',
-                   '-fPIC', '-shared', *defines, str(SOURCE), '-o', partial, '-lm']
+        command = [compiler, *FLAGS, *arch, *defines, str(SOURCE), '-o', partial, '-lm']
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as error:
@@ -241,8 +246,9 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
     """:func:`corrkit.layers.blocked.blocked_refine` computed by the fused kernel.
 
     The same passes over the same chunks, dealt to ``workers`` threads the same
-    way (the kernel releases the GIL); each call of the kernel handles one chunk
-    of every sample. Only for :func:`can_fuse` inputs and a kernel built for
+    way (ctypes releases the GIL during each call); each call of the kernel
+    handles one chunk of every sample. Chunks are rounded up to whole tiles of
+    :data:`LANES` tokens. Only for :func:`can_fuse` inputs and a kernel built for
     these layers' :func:`kernel_sizes`.
 
     Shape:
@@ -250,6 +256,9 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
         - output: ``(B, T, 1)``
     """
     batch, _, total = tokens.shape
+    if tokens.stride(-1) != 1:
+        tokens = tokens.contiguous()
+    chunk = -(-chunk // LANES) * LANES  # whole tiles, so that the chunks' tiles are the table's
     attn = blocks[0].attn
     heads, head_dims = attn.num_heads, attn.head_dims
     inner, dims = heads * head_dims, embed.out_features
@@ -257,15 +266,15 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
     embed_p = torch.cat([embed.weight.detach().float().t().reshape(-1), embed.bias.detach()])
     final_p = torch.cat([p.detach().float().reshape(-1) for p in
                          (norm.weight, norm.bias, readout.weight, readout.bias)])
-    table = (attn.rope._table(grid, tokens.device, torch.float32) if attn.rope is not None
-             else torch.zeros(1))
+    table = attn.rope.lane_table(grid, LANES) if attn.rope is not None else torch.zeros(1)
     bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     workers = max(1, min(workers, len(bounds)))
     groups = [range(first, len(bounds), workers) for first in range(workers)]
-    xs = [torch.empty(batch, stop - start, dims) for start, stop in bounds]
-    kept = [torch.empty(3, batch, stop - start, inner) for start, stop in bounds]
-    out = [torch.empty(batch, stop - start) for start, stop in bounds]
-    sb, sl, st = tokens.stride()
+    tiles = [-(-(stop - start) // LANES) for start, stop in bounds]
+    xs = [torch.empty(batch * n * dims * LANES) for n in tiles]  # the kernel's own layouts
+    kept = [torch.empty(3 * batch * n * inner * LANES) for n in tiles]
+    out = [torch.empty(batch, n * LANES) for n in tiles]
+    sb, sl, _ = tokens.stride()
     eps = [(block.norm1.eps, block.norm2.eps) for block in blocks]
 
     def first_pass(group: range) -> OnlineHeadPool:
@@ -273,7 +282,7 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
         for i in group:
             start, stop = bounds[i]
             kernel.ck_embed_project(
-                batch, stop - start, tokens.data_ptr() + start * st * 4, sb, sl, st,
+                batch, stop - start, tokens.data_ptr() + start * 4, sb, sl,
                 embed_p.data_ptr(), packed[0].data_ptr(), table.data_ptr() + start * inner * 4,
                 eps[0][0], xs[i].data_ptr(), kept[i].data_ptr(), *_pool_args(pool))
         return pool
@@ -313,4 +322,5 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
         pools = run_groups(output_pass, groups, workers)
         if not last:
             pool = OnlineHeadPool.merge(pools)
-    return torch.cat(out, 1)[..., None]
+    return torch.cat([o[:, :stop - start] for o, (start, stop) in zip(out, bounds)],
+                     1)[..., None]

@@ -1,21 +1,28 @@
-/* The match-to-match refiner's inference passes, fused per tile of tokens.
+/* The match-to-match refiner's inference passes, fused per tile of 16 tokens.
  *
  * Compiled at first use by corrkit.layers.fused (one shared library per set of
  * sizes, which are the macros below) and called through ctypes. Each function
- * handles one chunk of tokens of every sample; within it, tiles of TILE tokens
- * go through all per-token work of a pass (LayerNorm, the linear layers, the
- * rotary embedding, the GELU, the residuals, the query or key pooling) while
- * they stay in the first-level cache. The pooling of a chunk updates a running
- * (maximum, sum of exponentials, weighted sum) per sample and head: the online
- * softmax of corrkit.layers.blocked.OnlineHeadPool, whose tensors these are.
+ * handles one chunk of tokens of every sample. Within it, a tile of 16 tokens
+ * goes through all per-token work of a pass (LayerNorm, the linear layers, the
+ * rotary embedding, the GELU, the residuals, the query or key pooling) in
+ * registers and the first-level cache. Tokens sit in the vector lanes: a tile
+ * holds each feature of its 16 tokens in one vector, so that the narrow layers
+ * (16 channels, heads of 4) need no reduction across lanes; a linear layer is
+ * a sum of input vectors scaled by the weights, a LayerNorm a sum over its
+ * feature vectors. The pooling keeps a running (maximum, sum of exponentials,
+ * weighted sum) per sample and head: the online softmax of
+ * corrkit.layers.blocked.OnlineHeadPool, whose tensors it updates.
  *
  * Sizes: L input channels, E token size, H heads of D channels (I = H * D),
  * M hidden units of the MLP; ROPE whether queries and keys are rotated, QRES
  * whether the queries are added to the attention output.
  *
- * A block's parameters come packed in one float array (see the OFF_ macros);
- * matrices are stored input-major (the transpose of nn.Linear's weight), so
- * that each input value scales a contiguous row of outputs.
+ * Layouts: a chunk's tokens x, (B, tiles, E, 16), and its queries, keys and
+ * values, (3, B, tiles, I, 16), are this file's own (the caller only allocates
+ * them); a block's parameters come packed in one float array (the OFF_
+ * macros), matrices input-major (the transpose of nn.Linear's weight); the
+ * rotary table is (tiles, I / 2, 2, 16): per tile and pair, 16 cosines and 16
+ * sines.
  */
 #include <math.h>
 #include <stdint.h>
@@ -27,7 +34,7 @@
 #endif
 
 #define I (H * D)
-#define TILE 32 /* tokens per tile: a multiple of the 4-token micro-kernel */
+#define LANES 16 /* tokens per tile */
 
 /* The packed parameters of one block, in floats. */
 #define OFF_LN1W 0
@@ -43,7 +50,6 @@
 #define OFF_FC1B (OFF_FC1W + E * M)
 #define OFF_FC2W (OFF_FC1B + M)           /* (M, E) */
 #define OFF_FC2B (OFF_FC2W + M * E)
-#define BLOCK_FLOATS (OFF_FC2B + E)
 
 /* The packed embedding (L, E) and bias (E); the final norm (E, E) and read-out (E, 1). */
 #define OFF_EMBW 0
@@ -54,19 +60,36 @@
 #define OFF_READB (3 * E)
 
 #define INLINE static inline __attribute__((always_inline))
-/* A sum the compiler may reorder into vector lanes (-fopenmp-simd; ignored without it). */
-#define PRAGMA(text) _Pragma(#text)
-#define SIMD_SUM(x) PRAGMA(omp simd reduction(+:x))
 
-int ck_block_floats(void) { return BLOCK_FLOATS; }
+/* 16 floats, one per token of a tile (GCC's vector extension, lowered to what -march
+ * allows: one 512-bit register where there are some); unaligned loads through vtu. */
+typedef float vt __attribute__((vector_size(LANES * sizeof(float))));
+typedef float vtu __attribute__((vector_size(LANES * sizeof(float)), aligned(sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(LANES * sizeof(int32_t))));
 
-/* exp(x) to about 2e-7 relative, branch-free so that loops of it vectorise: x = n ln2 + r,
- * e^r by its Taylor series to r^7 (|r| <= ln2 / 2), 2^n by the exponent bits. */
-INLINE float fast_exp(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x; /* fminf and fmaxf are calls */
-    float n = rintf(x * 1.4426950408889634f);
-    float r = x - n * 0.693145751953125f - n * 1.4286068203094173e-06f;
-    float p = 1.0f / 5040.0f;
+INLINE vt splat(float value) { return (vt){0} + value; }
+
+/* Lane-wise select, minimum, maximum, absolute value and square root (GCC's vector
+ * extension has operators only; these loops become single instructions). */
+INLINE vt select(vi mask, vt yes, vt no) { return (vt)(((vi)yes & mask) | ((vi)no & ~mask)); }
+INLINE vt vmax(vt a, vt b) { return select(a > b, a, b); }
+INLINE vt vmin(vt a, vt b) { return select(a < b, a, b); }
+INLINE vt vabs(vt a) { return (vt)((vi)a & 0x7fffffff); }
+INLINE vt vsqrt(vt a) {
+    vt r;
+    for (int j = 0; j < LANES; ++j) r[j] = sqrtf(a[j]);
+    return r;
+}
+
+/* exp(x) to about 2e-7 relative: x = n ln2 + r, e^r by its Taylor series to r^7
+ * (|r| <= ln2 / 2), 2^n by the exponent bits; 0 below -87 (so exp(-inf) = 0). */
+INLINE vt vexp(vt x) {
+    vi under = x < -87.0f;
+    x = vmin(vmax(x, splat(-87.0f)), splat(88.0f));
+    /* round to nearest: adding and removing 1.5 * 2^23 drops the fraction */
+    vt n = (x * 1.4426950408889634f + 12582912.0f) - 12582912.0f;
+    vt r = x - n * 0.693145751953125f - n * 1.4286068203094173e-06f;
+    vt p = splat(1.0f / 5040.0f);
     p = p * r + 1.0f / 720.0f;
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
@@ -74,217 +97,246 @@ INLINE float fast_exp(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+    vt scale = (vt)bits;
+    return (vt)((vi)(p * scale) & ~under);
 }
 
 /* The exact GELU, x Phi(x), with erf by Abramowitz and Stegun 7.1.26 (error below 1.5e-7). */
-INLINE float gelu(float x) {
-    float z = fabsf(x) * 0.7071067811865476f;
-    float t = 1.0f / (1.0f + 0.3275911f * z);
-    float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
-                 + t * (-1.453152027f + t * 1.061405429f))));
-    float erf_abs = 1.0f - poly * fast_exp(-z * z);
-    float erf = x < 0.0f ? -erf_abs : erf_abs;
+INLINE vt vgelu(vt x) {
+    vt z = vabs(x) * 0.7071067811865476f;
+    vt t = 1.0f / (1.0f + 0.3275911f * z);
+    vt poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
+              + t * (-1.453152027f + t * 1.061405429f))));
+    vt erf_abs = 1.0f - poly * vexp(-z * z);
+    vi negative = x < 0.0f;
+    vt erf = select(negative, -erf_abs, erf_abs);
     return 0.5f * x * (1.0f + erf);
 }
 
-/* The vector width in floats: the widest of 16, 8 and 4 that divides every output width
- * of the linear layers (E, M, 3I), so that their rows are whole vectors (GCC's vector
- * extension, lowered to what -march allows: 512-bit registers where there are some). */
-#if E % 16 == 0 && M % 16 == 0 && (3 * I) % 16 == 0
-#define VW 16
-#elif E % 8 == 0 && M % 8 == 0 && (3 * I) % 8 == 0
-#define VW 8
-#elif E % 4 == 0 && M % 4 == 0 && (3 * I) % 4 == 0
-#define VW 4
-#else
-#define VW 1
-#endif
-typedef float vec __attribute__((vector_size(VW * sizeof(float)), aligned(sizeof(float))));
+INLINE float hmax(vt x) {
+    float m = x[0];
+    for (int j = 1; j < LANES; ++j) m = x[j] > m ? x[j] : m;
+    return m;
+}
 
-/* c[t] = bias + a[t] W for the TILE rows of a tile: a (TILE, K) with row stride lda,
- * W (K, N), c (TILE, N) with row stride ldc (N a multiple of VW); four rows at a time,
- * their accumulators in registers, so that four independent accumulations hide the
- * multiply-add latency. */
-#define MATMUL(K, N, a, lda, w, bias, c, ldc)                                     \
-    for (int t0 = 0; t0 < TILE; t0 += 4) {                                        \
-        vec acc[4][(N) / VW];                                                     \
-        for (int u = 0; u < 4; ++u)                                               \
-            for (int j = 0; j < (N) / VW; ++j) acc[u][j] = *(const vec *)((bias) + j * VW); \
-        for (int k = 0; k < (K); ++k) {                                           \
-            const float *wk = (w) + k * (N);                                      \
-            for (int j = 0; j < (N) / VW; ++j) {                                  \
-                vec wj = *(const vec *)(wk + j * VW);                             \
-                for (int u = 0; u < 4; ++u)                                       \
-                    acc[u][j] += (a)[(t0 + u) * (lda) + k] * wj;                  \
-            }                                                                     \
-        }                                                                         \
-        for (int u = 0; u < 4; ++u)                                               \
-            for (int j = 0; j < (N) / VW; ++j)                                    \
-                *(vec *)((c) + (t0 + u) * (ldc) + j * VW) = acc[u][j];            \
+INLINE float hsum(vt x) {
+    float s = 0.0f;
+    for (int j = 0; j < LANES; ++j) s += x[j];
+    return s;
+}
+
+/* out[n] = bias[n] + sum_k w[k, n] in[k]: K input vectors, N outputs, w (K, N); sixteen
+ * outputs at a time, their accumulators in registers, each input vector loaded once
+ * per sixteen and each weight broadcast from memory. */
+INLINE void linear(int K, int N, const vt *in, const float *w, const float *bias, vt *out) {
+    int n0 = 0;
+    for (; n0 + 16 <= N; n0 += 16) {
+        vt acc[16];
+        for (int j = 0; j < 16; ++j) acc[j] = splat(bias[n0 + j]);
+        for (int k = 0; k < K; ++k) {
+            vt v = in[k];
+            for (int j = 0; j < 16; ++j) acc[j] += w[k * N + n0 + j] * v;
+        }
+        for (int j = 0; j < 16; ++j) out[n0 + j] = acc[j];
     }
-
-/* LayerNorm of the TILE rows of x (TILE, E) into y, as torch: biased variance, eps inside. */
-INLINE void layer_norm(const float *x, float *y, const float *w, const float *b, float eps) {
-    for (int t = 0; t < TILE; ++t) {
-        const float *row = x + t * E;
-        float mean = 0.0f, var = 0.0f;
-        SIMD_SUM(mean) for (int e = 0; e < E; ++e) mean += row[e];
-        mean *= 1.0f / E;
-        SIMD_SUM(var) for (int e = 0; e < E; ++e) var += (row[e] - mean) * (row[e] - mean);
-        float rstd = 1.0f / sqrtf(var * (1.0f / E) + eps);
-        for (int e = 0; e < E; ++e) y[t * E + e] = (row[e] - mean) * rstd * w[e] + b[e];
+    for (; n0 + 4 <= N; n0 += 4) {
+        vt acc[4];
+        for (int j = 0; j < 4; ++j) acc[j] = splat(bias[n0 + j]);
+        for (int k = 0; k < K; ++k)
+            for (int j = 0; j < 4; ++j) acc[j] += w[k * N + n0 + j] * in[k];
+        for (int j = 0; j < 4; ++j) out[n0 + j] = acc[j];
+    }
+    for (; n0 < N; ++n0) {
+        vt acc = splat(bias[n0]);
+        for (int k = 0; k < K; ++k) acc += w[k * N + n0] * in[k];
+        out[n0] = acc;
     }
 }
 
-/* Adds n tokens' rows x (row stride ldx, heads' slices of D) to a running softmax pool
- * of one sample, with logits[h] = <x_h, scores_h>: max (H), norm (H), sum (H, D). */
-INLINE void pool_update(int n, const float *x, int ldx, const float *scores,
-                        float *max, float *norm, float *sum) {
-    float logits[H][TILE];
-    for (int t = 0; t < n; ++t)
-        for (int h = 0; h < H; ++h) {
-            float s = 0.0f;
-            for (int d = 0; d < D; ++d) s += x[t * ldx + h * D + d] * scores[h * D + d];
-            logits[h][t] = s;
-        }
+/* LayerNorm over the E feature vectors of a tile, as torch: biased variance, eps inside. */
+INLINE void layer_norm(const vt *x, vt *y, const float *w, const float *b, float eps) {
+    vt mean = splat(0.0f), var = splat(0.0f);
+    for (int e = 0; e < E; ++e) mean += x[e];
+    mean *= 1.0f / E;
+    for (int e = 0; e < E; ++e) var += (x[e] - mean) * (x[e] - mean);
+    vt rstd = 1.0f / vsqrt(var * (1.0f / E) + eps);
+    for (int e = 0; e < E; ++e) y[e] = (x[e] - mean) * rstd * w[e] + b[e];
+}
+
+/* The running softmax pool of one sample over the tiles of a call: a common maximum per
+ * head, and per lane the sum of exponentials and the weighted sums. */
+typedef struct {
+    float max[H];
+    vt norm[H];
+    vt sum[H][D];
+} lane_pool;
+
+INLINE void lane_pool_start(lane_pool *pool) {
     for (int h = 0; h < H; ++h) {
-        float top = max[h];
-        for (int t = 0; t < n; ++t) top = logits[h][t] > top ? logits[h][t] : top;
-        if (top > max[h]) { /* rescale what was pooled so far to the new maximum */
-            float r = isinf(max[h]) ? 0.0f : fast_exp(max[h] - top);
-            norm[h] *= r;
-            for (int d = 0; d < D; ++d) sum[h * D + d] *= r;
-            max[h] = top;
-        }
-        float weights[TILE], total = 0.0f;
-        SIMD_SUM(total) for (int t = 0; t < n; ++t) {
-            weights[t] = fast_exp(logits[h][t] - top);
-            total += weights[t];
-        }
-        norm[h] += total;
-        for (int d = 0; d < D; ++d) {
-            float s = 0.0f;
-            SIMD_SUM(s) for (int t = 0; t < n; ++t) s += weights[t] * x[t * ldx + h * D + d];
-            sum[h * D + d] += s;
-        }
+        pool->max[h] = -INFINITY;
+        pool->norm[h] = splat(0.0f);
+        for (int d = 0; d < D; ++d) pool->sum[h][d] = splat(0.0f);
     }
 }
 
-/* From the tile's tokens x (TILE, E): a block's q, k, v (q and k rotated by the tokens'
- * rows of the (T, I / 2, 2) cosine and sine table), stored to the planes of qkv (q, then k,
- * then v, each (rows, I), plane floats apart), and the queries added to the query pool. */
-INLINE void project_tile(int n, const float *x, const float *p, const float *table, float eps,
-                         float *qkv, int64_t plane, float *max, float *norm, float *sum) {
-    float xn[TILE * E], out[TILE * 3 * I];
-    layer_norm(x, xn, p + OFF_LN1W, p + OFF_LN1B, eps);
-    MATMUL(E, 3 * I, xn, E, p + OFF_QKVW, p + OFF_QKVB, out, 3 * I);
-#if ROPE
-    for (int t = 0; t < n; ++t) {
-        const float *cs = table + (int64_t)t * I;
-        for (int part = 0; part < 2; ++part) {
-            float *row = out + t * 3 * I + part * I;
-            for (int g = 0; g < I / 2; ++g) {
-                float a = row[2 * g], b = row[2 * g + 1], c = cs[2 * g], s = cs[2 * g + 1];
-                row[2 * g] = a * c - b * s;
-                row[2 * g + 1] = a * s + b * c;
-            }
+/* Adds a tile's vectors x (I, 16) with logits <x_h, scores_h>; lanes outside valid
+ * (all ones for a token, zero past the chunk's end) are left out. */
+INLINE void lane_pool_add(lane_pool *pool, const vt *x, const float *scores, vi valid) {
+    for (int h = 0; h < H; ++h) {
+        vt logit = splat(0.0f);
+        for (int d = 0; d < D; ++d) logit += x[h * D + d] * scores[h * D + d];
+        logit = select(valid, logit, splat(-INFINITY));
+        float top = hmax(logit);
+        if (top > pool->max[h]) { /* rescale what was pooled so far to the new maximum */
+            float r = isinf(pool->max[h]) ? 0.0f : expf(pool->max[h] - top);
+            pool->norm[h] *= r;
+            for (int d = 0; d < D; ++d) pool->sum[h][d] *= r;
+            pool->max[h] = top;
         }
+        vt weight = vexp(logit - pool->max[h]);
+        pool->norm[h] += weight;
+        for (int d = 0; d < D; ++d) pool->sum[h][d] += weight * x[h * D + d];
     }
+}
+
+/* Merges a sample's lane pool into the caller's pool arrays: max (H), norm (H), sum (H, D). */
+INLINE void lane_pool_finish(const lane_pool *pool, float *max, float *norm, float *sum) {
+    for (int h = 0; h < H; ++h) {
+        if (isinf(pool->max[h])) continue; /* nothing pooled */
+        float top = pool->max[h] > max[h] ? pool->max[h] : max[h];
+        float old = isinf(max[h]) ? 0.0f : expf(max[h] - top), add = expf(pool->max[h] - top);
+        norm[h] = norm[h] * old + hsum(pool->norm[h]) * add;
+        for (int d = 0; d < D; ++d)
+            sum[h * D + d] = sum[h * D + d] * old + hsum(pool->sum[h][d]) * add;
+        max[h] = top;
+    }
+}
+
+INLINE vi valid_lanes(int64_t n) {
+    vi lanes;
+    for (int j = 0; j < LANES; ++j) lanes[j] = j < n ? -1 : 0;
+    return lanes;
+}
+
+/* A tile's q, k, v from its tokens x (E, 16): LayerNorm, projection, q and k rotated by
+ * the tile's rotary table (I / 2, 2, 16); stored to q, k and v (I, 16 each); the queries
+ * added to the query pool. */
+INLINE void project_tile(const vt *x, const float *p, const float *table, float eps,
+                         vi valid, vt *q, vt *k, vt *v, lane_pool *pool) {
+    vt xn[E], out[3 * I];
+    layer_norm(x, xn, p + OFF_LN1W, p + OFF_LN1B, eps);
+    linear(E, 3 * I, xn, p + OFF_QKVW, p + OFF_QKVB, out);
+#if ROPE
+    const vtu *cs = (const vtu *)table;
+    for (int part = 0; part < 2; ++part)
+        for (int g = 0; g < I / 2; ++g) {
+            vt a = out[part * I + 2 * g], b = out[part * I + 2 * g + 1];
+            vt c = cs[2 * g], s = cs[2 * g + 1];
+            out[part * I + 2 * g] = a * c - b * s;
+            out[part * I + 2 * g + 1] = a * s + b * c;
+        }
 #else
     (void)table;
 #endif
-    for (int part = 0; part < 3; ++part)
-        for (int t = 0; t < n; ++t)
-            memcpy(qkv + part * plane + t * I, out + t * 3 * I + part * I, sizeof(float) * I);
-    pool_update(n, out, 3 * I, p + OFF_QSC, max, norm, sum);
+    memcpy(q, out, sizeof(vt) * I);
+    memcpy(k, out + I, sizeof(vt) * I);
+    memcpy(v, out + 2 * I, sizeof(vt) * I);
+    lane_pool_add(pool, out, p + OFF_QSC, valid);
 }
 
-/* Loads n rows of (row stride ld) into a TILE-row buffer, zeros below. */
-INLINE void load_tile(int n, const float *src, int ld, float *dst, int width) {
-    for (int t = 0; t < n; ++t) memcpy(dst + t * width, src + (int64_t)t * ld, sizeof(float) * width);
-    memset(dst + n * width, 0, sizeof(float) * (TILE - n) * width);
-}
+#define TILES(tc) (((tc) + LANES - 1) / LANES)
 
 /* The embedding of a chunk of tc tokens of every sample, then the first block's q, k, v
- * and query pool. tokens: (B, L, tc) with strides sb, sl, st (channels first, as the
- * correlation holds them); x: (B, tc, E); qkv: (3, B, tc, I); table: the chunk's rows;
- * max, norm: (B, H); sum: (B, H, D). */
+ * and query pool. tokens: (B, L, T) with strides sb and sl, contiguous along T, from
+ * the chunk's first token; table: from the chunk's first tile (the chunk starts at a
+ * multiple of 16 tokens); max, norm: (B, H); sum: (B, H, D). */
 void ck_embed_project(int64_t batch, int64_t tc, const float *tokens, int64_t sb, int64_t sl,
-                      int64_t st, const float *embed, const float *block, const float *table,
-                      float eps, float *x, float *qkv, float *max, float *norm, float *sum) {
-    for (int64_t b = 0; b < batch; ++b)
-        for (int64_t start = 0; start < tc; start += TILE) {
-            int n = tc - start < TILE ? (int)(tc - start) : TILE;
-            float in[TILE * L], tile[TILE * E];
-            const float *src = tokens + b * sb + start * st;
-            for (int t = 0; t < TILE; ++t)
-                for (int l = 0; l < L; ++l) in[t * L + l] = t < n ? src[l * sl + t * st] : 0.0f;
-            MATMUL(L, E, in, L, embed + OFF_EMBW, embed + OFF_EMBB, tile, E);
-            int64_t row = b * tc + start;
-            memcpy(x + row * E, tile, sizeof(float) * n * E);
-            project_tile(n, tile, block, table + start * I, eps, qkv + row * I, batch * tc * I,
-                         max + b * H, norm + b * H, sum + b * I);
+                      const float *embed, const float *block, const float *table, float eps,
+                      float *x, float *qkv, float *max, float *norm, float *sum) {
+    int64_t tiles = TILES(tc), plane = batch * tiles * I; /* vectors per plane */
+    for (int64_t b = 0; b < batch; ++b) {
+        lane_pool pool;
+        lane_pool_start(&pool);
+        for (int64_t tile = 0; tile < tiles; ++tile) {
+            int64_t start = tile * LANES, n = tc - start < LANES ? tc - start : LANES;
+            vt in[L], tokens_x[E];
+            const float *src = tokens + b * sb + start;
+            for (int l = 0; l < L; ++l) {
+                if (n == LANES) {
+                    in[l] = *(const vtu *)(src + l * sl);
+                } else {
+                    in[l] = splat(0.0f);
+                    for (int j = 0; j < n; ++j) in[l][j] = src[l * sl + j];
+                }
+            }
+            linear(L, E, in, embed + OFF_EMBW, embed + OFF_EMBB, tokens_x);
+            int64_t at = b * tiles + tile;
+            memcpy(x + at * E * LANES, tokens_x, sizeof tokens_x);
+            vt *q = (vt *)(qkv + at * I * LANES);
+            project_tile(tokens_x, block, table + tile * I * LANES, eps, valid_lanes(n),
+                         q, q + plane, q + 2 * plane, &pool);
         }
+        lane_pool_finish(&pool, max + b * H, norm + b * H, sum + b * I);
+    }
 }
 
 /* The key pool of a chunk: logits <k_h, key_scores_h> with key_scores (B, I) per sample;
  * qkv as ck_embed_project writes it. */
 void ck_key_pool(int64_t batch, int64_t tc, const float *qkv, const float *key_scores,
                  float *max, float *norm, float *sum) {
-    for (int64_t b = 0; b < batch; ++b)
-        for (int64_t start = 0; start < tc; start += TILE) {
-            int n = tc - start < TILE ? (int)(tc - start) : TILE;
-            pool_update(n, qkv + (batch + b) * tc * I + start * I, I, key_scores + b * I,
-                        max + b * H, norm + b * H, sum + b * I);
+    int64_t tiles = TILES(tc), plane = batch * tiles * I; /* vectors per plane */
+    for (int64_t b = 0; b < batch; ++b) {
+        lane_pool pool;
+        lane_pool_start(&pool);
+        for (int64_t tile = 0; tile < tiles; ++tile) {
+            int64_t n = tc - tile * LANES < LANES ? tc - tile * LANES : LANES;
+            const vt *k = (const vt *)(qkv + (plane + (b * tiles + tile) * I) * LANES);
+            lane_pool_add(&pool, k, key_scores + b * I, valid_lanes(n));
         }
+        lane_pool_finish(&pool, max + b * H, norm + b * H, sum + b * I);
+    }
 }
 
 /* A block's output for a chunk, from its tokens x and kept q, v and the pooled key
  * global_key (B, I): x + proj(q + v k), then + mlp(LN(x)). With a following block (next
  * not NULL) x and qkv are overwritten by the output and the next block's q, k, v, and
  * its query pool is updated; after the last block the final norm and read-out write
- * out (B, tc). */
+ * out (B, tiles * 16), of which the first tc per sample are the chunk's. */
 void ck_output(int64_t batch, int64_t tc, float *x, float *qkv, const float *global_key,
                const float *block, float eps, const float *next, const float *table,
                float next_eps, float *max, float *norm, float *sum, const float *final,
                float final_eps, float *out) {
     const float *p = block;
-    for (int64_t b = 0; b < batch; ++b)
-        for (int64_t start = 0; start < tc; start += TILE) {
-            int n = tc - start < TILE ? (int)(tc - start) : TILE;
-            int64_t row = b * tc + start;
-            const float *gk = global_key + b * I;
-            float tile[TILE * E], mixed[TILE * I], y[TILE * E], xn[TILE * E], hidden[TILE * M];
-            load_tile(n, x + row * E, E, tile, E);
-            const float *q = qkv + row * I, *v = qkv + (2 * batch * tc + row) * I;
-            for (int t = 0; t < n; ++t)
-                for (int i = 0; i < I; ++i)
-                    mixed[t * I + i] = QRES ? q[t * I + i] + v[t * I + i] * gk[i]
-                                            : v[t * I + i] * gk[i];
-            memset(mixed + n * I, 0, sizeof(float) * (TILE - n) * I);
-            MATMUL(I, E, mixed, I, p + OFF_PROJW, p + OFF_PROJB, y, E);
-            for (int j = 0; j < TILE * E; ++j) tile[j] += y[j];
-            layer_norm(tile, xn, p + OFF_LN2W, p + OFF_LN2B, eps);
-            MATMUL(E, M, xn, E, p + OFF_FC1W, p + OFF_FC1B, hidden, M);
-            for (int j = 0; j < TILE * M; ++j) hidden[j] = gelu(hidden[j]);
-            MATMUL(M, E, hidden, M, p + OFF_FC2W, p + OFF_FC2B, y, E);
-            for (int j = 0; j < TILE * E; ++j) tile[j] += y[j];
+    int64_t tiles = TILES(tc), plane = batch * tiles * I; /* vectors per plane */
+    for (int64_t b = 0; b < batch; ++b) {
+        lane_pool pool;
+        lane_pool_start(&pool);
+        const float *gk = global_key + b * I;
+        for (int64_t tile = 0; tile < tiles; ++tile) {
+            int64_t at = b * tiles + tile, n = tc - tile * LANES < LANES ? tc - tile * LANES
+                                                                        : LANES;
+            vt *xt = (vt *)(x + at * E * LANES), *q = (vt *)(qkv + at * I * LANES);
+            vt *k = q + plane, *v = q + 2 * plane;
+            vt mixed[I], y[E], xn[E], hidden[M];
+            for (int i = 0; i < I; ++i) mixed[i] = QRES ? q[i] + v[i] * gk[i] : v[i] * gk[i];
+            linear(I, E, mixed, p + OFF_PROJW, p + OFF_PROJB, y);
+            for (int e = 0; e < E; ++e) xt[e] += y[e];
+            layer_norm(xt, xn, p + OFF_LN2W, p + OFF_LN2B, eps);
+            linear(E, M, xn, p + OFF_FC1W, p + OFF_FC1B, hidden);
+            for (int j = 0; j < M; ++j) hidden[j] = vgelu(hidden[j]);
+            linear(M, E, hidden, p + OFF_FC2W, p + OFF_FC2B, y);
+            for (int e = 0; e < E; ++e) xt[e] += y[e];
             if (next) {
-                memcpy(x + row * E, tile, sizeof(float) * n * E);
-                project_tile(n, tile, next, table + start * I, next_eps, qkv + row * I,
-                             batch * tc * I,
-                             max + b * H, norm + b * H, sum + b * I);
+                project_tile(xt, next, table + tile * I * LANES, next_eps, valid_lanes(n),
+                             q, k, v, &pool);
             } else {
-                layer_norm(tile, xn, final + OFF_NORMW, final + OFF_NORMB, final_eps);
-                for (int t = 0; t < n; ++t) {
-                    float s = final[OFF_READB];
-                    SIMD_SUM(s) for (int e = 0; e < E; ++e) s += xn[t * E + e] * final[OFF_READW + e];
-                    out[row + t] = s;
-                }
+                layer_norm(xt, xn, final + OFF_NORMW, final + OFF_NORMB, final_eps);
+                vt read = splat(final[OFF_READB]);
+                for (int e = 0; e < E; ++e) read += xn[e] * final[OFF_READW + e];
+                *(vtu *)(out + b * tiles * LANES + tile * LANES) = read;
             }
         }
+        if (next) lane_pool_finish(&pool, max + b * H, norm + b * H, sum + b * I);
+    }
 }

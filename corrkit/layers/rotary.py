@@ -38,6 +38,8 @@ class Rotary4D(nn.Module):
         self.dims = dims
         self.base = base
         self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._lane_key: tuple | None = None
+        self._lane_table: Tensor | None = None
 
     def cos_sin(self, grid: tuple[int, int, int, int], device: torch.device,
                 dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -57,6 +59,21 @@ class Rotary4D(nn.Module):
             angles = rope_4d_angles(pos, self.dims, self.base)
             self._cache = {key: torch.stack((angles.cos(), angles.sin()), dim=-1).to(dtype)}
         return self._cache[key]
+
+    def lane_table(self, grid: tuple[int, int, int, int], lanes: int) -> Tensor:
+        """The float32 CPU table for a kernel that holds ``lanes`` tokens per vector
+        (:mod:`corrkit.layers.fused`): ``(ceil(T / lanes), dims / 2, 2, lanes)``, per tile
+        of ``lanes`` tokens and rotation pair the cosines, then the sines; zeros past the
+        last token. Cached for the last grid."""
+        key = (tuple(grid), lanes)
+        if self._lane_key != key:
+            table = self._table(grid, torch.device('cpu'), torch.float32)
+            tiles = -(-table.shape[0] // lanes)
+            padded = table.new_zeros(tiles * lanes, *table.shape[1:])
+            padded[:table.shape[0]] = table
+            self._lane_table = padded.view(tiles, lanes, -1, 2).permute(0, 2, 3, 1).contiguous()
+            self._lane_key = key
+        return self._lane_table
 
     def forward(self, x: Tensor, grid: tuple[int, int, int, int],
                 rows: slice | None = None) -> Tensor:

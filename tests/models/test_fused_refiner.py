@@ -11,12 +11,18 @@ from corrkit.layers.blocked import auto_chunk, blocked_refine
 from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
 
 
+@pytest.fixture(scope='module')
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp('kernels')
+
+
 @pytest.fixture(autouse=True)
-def kernel_cache(tmp_path, monkeypatch):
-    """Each test builds into its own folder and loads afresh."""
-    monkeypatch.setenv(fused.ENV_CACHE, str(tmp_path / 'kernels'))
+def kernel_cache(shared_cache, monkeypatch):
+    """The tests build into a folder of their own (one build per size for the module)
+    and load afresh."""
+    monkeypatch.setenv(fused.ENV_CACHE, str(shared_cache))
     monkeypatch.setattr(fused, '_LOADED', {})
-    return tmp_path / 'kernels'
+    return shared_cache
 
 
 def trained_looking(seed=0, **kwargs):
@@ -48,11 +54,12 @@ def record_kernel_calls(monkeypatch):
 ])
 @pytest.mark.parametrize('chunk, workers', [(7, 1), (40, 3), (None, 2), (10_000, 1)])
 def test_the_kernel_equals_the_pytorch_paths(kwargs, chunk, workers, monkeypatch):
-    """Chunks and tiles of every size (7 tokens, 40 with a partial tile of 32, a whole
-    grid), several samples and threads: within 1e-5 of the PyTorch blocked forward and
-    of the straightforward one."""
+    """Chunks of one tile (7 tokens asked for, rounded up to 16), of three with a
+    partial one last (40 → 48 tokens, the last chunk 36), automatic, and the whole grid
+    of 180 tokens (11 tiles and 4 tokens), several samples and threads: within 1e-5 of
+    the PyTorch blocked forward and of the straightforward one."""
     refiner = trained_looking(**kwargs, chunk=chunk, workers=workers)
-    corr = torch.rand(3, 5, 4, 3, 5, 4)
+    corr = torch.rand(3, 5, 4, 3, 5, 3)
     calls = record_kernel_calls(monkeypatch)
     with torch.no_grad():
         got = refiner(corr)
@@ -119,7 +126,9 @@ def test_sizes_the_kernel_does_not_compute_are_refused():
                               performer.readout) is None
 
 
-def test_the_kernel_is_built_once_per_size_and_kept(kernel_cache, monkeypatch):
+def test_the_kernel_is_built_once_per_size_and_kept(tmp_path, monkeypatch):
+    kernel_cache = tmp_path / 'kernels'
+    monkeypatch.setenv(fused.ENV_CACHE, str(kernel_cache))
     sizes = (5, 8, 2, 4, 16, True, True)
     path = fused.build_kernel(sizes)
     assert path.parent == kernel_cache and path.suffix == '.so'
@@ -155,6 +164,7 @@ def test_a_failed_build_says_what_the_compiler_said(tmp_path, monkeypatch):
     compiler.write_text('#!/bin/sh\necho "cc: error: no space left on device" >&2\nexit 1\n')
     compiler.chmod(0o755)
     monkeypatch.setenv('CC', str(compiler))
+    monkeypatch.setenv(fused.ENV_CACHE, str(tmp_path / 'kernels'))
     with pytest.raises(fused.FusedKernelError, match='exited with 1:\ncc: error: no space left'):
         fused.build_kernel((5, 8, 2, 4, 16, True, True))
     assert not any(p.suffix == '.so' for p in (tmp_path / 'kernels').iterdir())
