@@ -115,6 +115,9 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert '| `transformatcher_tiny` | 64 | 4 × 4 |' in markdown
     assert (out / 'resolution_scaling.png').read_bytes()[:4] == b'\x89PNG'
     assert report['matmul_gflops'] > 0 and tiny['backbone_over_matmul'] > 0
+    # its additive refiner runs on the fused CPU kernel (this machine has a C compiler)
+    assert tiny['fused_refiner'] is True
+    assert 'Refiner on the fused CPU kernel (inference): `transformatcher_tiny`.' in markdown
 
 
 def test_a_kernel_floor_over_its_memory_budget_is_named_not_measured(tiny_matcher, monkeypatch):

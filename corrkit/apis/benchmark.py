@@ -97,6 +97,7 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                 params=sum(p.numel() for p in model.parameters()), refused=str(err))
             _write(report, out)
             continue
+        result['fused_refiner'] = precision == 'fp32' and not compile and fused_refiner(model, dev)
         images = model.backbone_input(random_pairs(model, 1, device=dev)[0])
         with torch.inference_mode(), autocast(precision, dev):
             flops = count_flops(lambda: model.backbone(images))
@@ -132,6 +133,17 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         plot_sweep(report['sweep'], out / 'refiner_scaling.png')
     _write(report, out)
     return report
+
+
+def fused_refiner(model: torch.nn.Module, device: torch.device) -> bool:
+    """Whether ``model``'s refiner runs its inference forward on the fused CPU kernel
+    (:mod:`corrkit.layers.fused`) on ``device`` in float32, building it if need be."""
+    refiner = getattr(model, 'refiner', None)
+    if not hasattr(refiner, 'inference_kernel'):
+        return False
+    with torch.inference_mode():
+        probe = torch.zeros(1, refiner.in_channels, 1, device=device)
+        return refiner.inference_kernel(probe) is not None
 
 
 def _write(report: dict, out: Path) -> None:
@@ -195,8 +207,11 @@ def markdown_report(report: dict) -> str:
     parts = [f"Device: {report['device']}, {report['threads']} threads, torch "
              f"{report['torch']}; {precision}"
              f"{', compiled' if report.get('compiled') else ''}; {precision} matmul "
-             f"{report['matmul_gflops']:.0f} GFLOP/s.", '',
-             _table(header, rows), '']
+             f"{report['matmul_gflops']:.0f} GFLOP/s.", '']
+    fused = [f'`{name}`' for name, m in models.items() if m.get('fused_refiner')]
+    if fused:
+        parts += [f"Refiner on the fused CPU kernel (inference): {', '.join(fused)}.", '']
+    parts += [_table(header, rows), '']
     if not models:  # only refusals so far (the report is written after every config)
         return '\n'.join(parts)
     stages = list(STAGES)  # a keypoint matcher's stages follow the 4D ones

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,6 +49,7 @@ from ..utils.threads import can_leave_thread, run_groups
 from .additive_attention import AdditiveAttention
 from .blocked import OnlineHeadPool
 from .mlp import Mlp
+from .rotary import Rotary4D
 from .transformer_block import PreNormBlock
 
 __all__ = ['FusedKernelError', 'build_kernel', 'can_fuse', 'fused_kernel', 'fused_refine',
@@ -59,6 +62,7 @@ ENV_SWITCH = 'CORRKIT_FUSED_KERNEL'
 ENV_CACHE = 'CORRKIT_KERNEL_CACHE'
 #: Tokens per tile of the kernel, one per vector lane.
 LANES = 16
+_CPU_FLOAT = dict(dtype=torch.float32, device='cpu')
 #: The compiler's options: multiply-adds contracted (``-std=c11`` alone turns that off),
 #: no ``errno`` from the math functions, so that they become single instructions.
 FLAGS = ['-O3', '-std=c11', '-ffp-contract=fast', '-fno-math-errno', '-fPIC', '-shared']
@@ -109,21 +113,29 @@ def kernel_sizes(embed: nn.Module, blocks: Sequence[nn.Module], norm: nn.Module,
             and layer_norm(norm) and linear(readout) and readout.out_features == 1):
         return None
     first = blocks[0].attn
+    rope = first.rope
+    if rope is not None and type(rope) is not Rotary4D:
+        return None
     sizes = (embed.in_features, embed.out_features, first.num_heads, first.head_dims,
              blocks[0].mlp.fc1.out_features, first.rope is not None, first.query_residual)
     for block in blocks:
         attn = block.attn
         if ((attn.embed_dims, attn.num_heads, attn.head_dims, block.mlp.fc1.out_features,
              attn.rope is not None, attn.query_residual) != sizes[1:]
-                or (attn.rope is not None and attn.rope.dims != sizes[2] * sizes[3])):
+                or (rope is not None and (type(attn.rope) is not Rotary4D
+                                          or attn.rope.dims != sizes[2] * sizes[3]
+                                          or attn.rope.base != rope.base))):
             return None
     return sizes
 
 
-def _compiler() -> str | None:
-    if os.environ.get('CC'):
-        return os.environ['CC']
-    return next((path for name in ('cc', 'gcc', 'clang') if (path := shutil.which(name))), None)
+def _compiler() -> list[str] | None:
+    """The compiler's command: ``$CC`` (which may carry arguments, ``ccache gcc``), else the
+    first of ``cc``, ``gcc`` and ``clang`` on the path."""
+    if os.environ.get('CC', '').strip():
+        return shlex.split(os.environ['CC'])
+    path = next((path for name in ('cc', 'gcc', 'clang') if (path := shutil.which(name))), None)
+    return None if path is None else [path]
 
 
 def _cpu_signature() -> str:
@@ -152,14 +164,14 @@ def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
     compiler = _compiler()
     if compiler is None:
         raise FusedKernelError('no C compiler found ($CC, cc, gcc or clang)')
-    if shutil.which(compiler) is None:
-        raise FusedKernelError(f'the C compiler {compiler!r} was not found')
+    if shutil.which(compiler[0]) is None:
+        raise FusedKernelError(f'the C compiler {compiler[0]!r} was not found')
     cache = kernel_cache_dir() if cache is None else cache
     names = ('L', 'E', 'H', 'D', 'M', 'ROPE', 'QRES')
     defines = [f'-D{name}={int(value)}' for name, value in zip(names, sizes)]
     source = SOURCE.read_bytes()
     key = hashlib.sha256(b'\0'.join([source, ' '.join(FLAGS + NATIVE + defines).encode(),
-                                     compiler.encode(), _cpu_signature().encode(),
+                                     ' '.join(compiler).encode(), _cpu_signature().encode(),
                                      sys.platform.encode()]))
     target = cache / f'fused_refiner_{key.hexdigest()[:20]}.so'
     if target.exists():
@@ -169,7 +181,7 @@ def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
     for arch in (NATIVE, []):
         handle, partial = tempfile.mkstemp(suffix='.so', dir=cache)
         os.close(handle)
-        command = [compiler, *FLAGS, *arch, *defines, str(SOURCE), '-o', partial, '-lm']
+        command = [*compiler, *FLAGS, *arch, *defines, str(SOURCE), '-o', partial, '-lm']
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as error:
@@ -186,7 +198,12 @@ def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
 
 
 def _load(sizes: tuple) -> ctypes.CDLL:
-    library = ctypes.CDLL(str(build_kernel(sizes)))
+    path = build_kernel(sizes)
+    try:
+        library = ctypes.CDLL(str(path))
+    except OSError:  # a damaged file in the cache: build it again, once
+        path.unlink(missing_ok=True)
+        library = ctypes.CDLL(str(build_kernel(sizes)))
     for name, argtypes in _SIGNATURES.items():
         function = getattr(library, name)
         function.argtypes, function.restype = argtypes, None
@@ -211,12 +228,17 @@ def fused_kernel(sizes: tuple | None) -> ctypes.CDLL | None:
     return _LOADED[sizes]
 
 
-def can_fuse(tokens: Tensor) -> bool:
-    """Whether the kernel may compute a forward of ``tokens`` now: float32 on the
-    CPU, no gradient needed, no CPU autocast, and nothing observing this thread."""
-    return (tokens.device.type == 'cpu' and tokens.dtype == torch.float32
-            and not torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')
-            and os.environ.get(ENV_SWITCH, '1') != '0' and can_leave_thread())
+def can_fuse(tokens: Tensor, module: nn.Module | None = None) -> bool:
+    """Whether the kernel may compute a forward of ``tokens`` (and ``module``'s
+    parameters) now: float32 on the CPU, no gradient needed, no CPU autocast, and
+    nothing observing this thread."""
+    def cpu_float(t: Tensor) -> bool:
+        return t.device.type == 'cpu' and t.dtype == torch.float32
+
+    return (cpu_float(tokens) and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled('cpu') and os.environ.get(ENV_SWITCH, '1') != '0'
+            and can_leave_thread()
+            and (module is None or all(cpu_float(p) for p in module.parameters())))
 
 
 def _pack_block(block: PreNormBlock) -> Tensor:
@@ -230,9 +252,9 @@ def _pack_block(block: PreNormBlock) -> Tensor:
 
 def _new_pool(batch: int, heads: int, head_dims: int) -> OnlineHeadPool:
     pool = OnlineHeadPool()
-    pool.max = torch.full((batch, heads, 1), float('-inf'))
-    pool.norm = torch.zeros(batch, heads, 1)
-    pool.sum = torch.zeros(batch, heads, head_dims)
+    pool.max = torch.full((batch, heads, 1), float('-inf'), **_CPU_FLOAT)
+    pool.norm = torch.zeros(batch, heads, 1, **_CPU_FLOAT)
+    pool.sum = torch.zeros(batch, heads, head_dims, **_CPU_FLOAT)
     return pool
 
 
@@ -255,7 +277,13 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
         - tokens: ``(B, L, T)``
         - output: ``(B, T, 1)``
     """
-    batch, _, total = tokens.shape
+    batch, channels, total = tokens.shape
+    if channels != embed.in_features:
+        raise ValueError(f'tokens have {channels} channels, the embedding takes '
+                         f'{embed.in_features}')
+    if not can_fuse(tokens):
+        raise ValueError('the fused kernel computes float32 CPU tokens without gradients '
+                         f'(can_fuse), got {tokens.dtype} on {tokens.device}')
     if tokens.stride(-1) != 1:
         tokens = tokens.contiguous()
     chunk = -(-chunk // LANES) * LANES  # whole tiles, so that the chunks' tiles are the table's
@@ -263,17 +291,21 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
     heads, head_dims = attn.num_heads, attn.head_dims
     inner, dims = heads * head_dims, embed.out_features
     packed = [_pack_block(block) for block in blocks]
-    embed_p = torch.cat([embed.weight.detach().float().t().reshape(-1), embed.bias.detach()])
+    embed_p = torch.cat([embed.weight.detach().float().t().reshape(-1),
+                         embed.bias.detach().float()])
     final_p = torch.cat([p.detach().float().reshape(-1) for p in
                          (norm.weight, norm.bias, readout.weight, readout.bias)])
-    table = attn.rope.lane_table(grid, LANES) if attn.rope is not None else torch.zeros(1)
+    table = (attn.rope.lane_table(grid, LANES) if attn.rope is not None
+             else torch.zeros(1, **_CPU_FLOAT))
+    if math.prod(grid) != total:
+        raise ValueError(f'{total} tokens do not match the 4D grid {tuple(grid)}')
     bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     workers = max(1, min(workers, len(bounds)))
     groups = [range(first, len(bounds), workers) for first in range(workers)]
     tiles = [-(-(stop - start) // LANES) for start, stop in bounds]
-    xs = [torch.empty(batch * n * dims * LANES) for n in tiles]  # the kernel's own layouts
-    kept = [torch.empty(3 * batch * n * inner * LANES) for n in tiles]
-    out = [torch.empty(batch, n * LANES) for n in tiles]
+    xs = [torch.empty(batch * n * dims * LANES, **_CPU_FLOAT) for n in tiles]  # its own layouts
+    kept = [torch.empty(3 * batch * n * inner * LANES, **_CPU_FLOAT) for n in tiles]
+    out = [torch.empty(batch, n * LANES, **_CPU_FLOAT) for n in tiles]
     sb, sl, _ = tokens.stride()
     eps = [(block.norm1.eps, block.norm2.eps) for block in blocks]
 
@@ -290,8 +322,8 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
     pool = OnlineHeadPool.merge(run_groups(first_pass, groups, workers))
     for index, block in enumerate(blocks):
         global_query = pool.result()
-        key_scores = (global_query * block.attn.key_weight.detach() * block.attn.scale
-                      ).reshape(batch, inner).contiguous()
+        key_scores = (global_query * block.attn.key_weight.detach().float()
+                      * block.attn.scale).reshape(batch, inner).contiguous()
 
         def key_pass(group: range) -> OnlineHeadPool:
             pool = _new_pool(batch, heads, head_dims)

@@ -38,8 +38,7 @@ class Rotary4D(nn.Module):
         self.dims = dims
         self.base = base
         self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-        self._lane_key: tuple | None = None
-        self._lane_table: Tensor | None = None
+        self._lane_cache: tuple[tuple, Tensor] | None = None
 
     def cos_sin(self, grid: tuple[int, int, int, int], device: torch.device,
                 dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -66,14 +65,15 @@ class Rotary4D(nn.Module):
         of ``lanes`` tokens and rotation pair the cosines, then the sines; zeros past the
         last token. Cached for the last grid."""
         key = (tuple(grid), lanes)
-        if self._lane_key != key:
+        cached = self._lane_cache  # one (key, table) pair, replaced whole: thread-safe reads
+        if cached is None or cached[0] != key:
             table = self._table(grid, torch.device('cpu'), torch.float32)
             tiles = -(-table.shape[0] // lanes)
             padded = table.new_zeros(tiles * lanes, *table.shape[1:])
             padded[:table.shape[0]] = table
-            self._lane_table = padded.view(tiles, lanes, -1, 2).permute(0, 2, 3, 1).contiguous()
-            self._lane_key = key
-        return self._lane_table
+            cached = (key, padded.view(tiles, lanes, -1, 2).permute(0, 2, 3, 1).contiguous())
+            self._lane_cache = cached
+        return cached[1]
 
     def forward(self, x: Tensor, grid: tuple[int, int, int, int],
                 rows: slice | None = None) -> Tensor:

@@ -168,3 +168,112 @@ def test_a_failed_build_says_what_the_compiler_said(tmp_path, monkeypatch):
     with pytest.raises(fused.FusedKernelError, match='exited with 1:\ncc: error: no space left'):
         fused.build_kernel((5, 8, 2, 4, 16, True, True))
     assert not any(p.suffix == '.so' for p in (tmp_path / 'kernels').iterdir())
+
+
+def test_the_refiner_says_which_kernels_an_inference_forward_runs():
+    refiner = trained_looking()
+    tokens = torch.rand(1, 5, 30)
+    assert refiner.inference_kernel(tokens) is None  # gradients on
+    with torch.inference_mode():
+        assert refiner.inference_kernel(tokens) is not None
+        assert refiner.inference_kernel(tokens.double()) is None
+        refiner.chunk = 0  # the straightforward forward
+        assert refiner.inference_kernel(tokens) is None
+        assert trained_looking(position='absolute').inference_kernel(tokens) is None
+        assert trained_looking(fused=False).inference_kernel(tokens) is None
+
+
+def test_each_norm_keeps_its_own_eps_and_strided_tokens_are_read_as_strided():
+    """Distinct eps per LayerNorm on inputs of low variance, where eps matters, and a
+    correlation that is a permuted view (strides other than contiguous)."""
+    refiner = trained_looking()
+    for index, block in enumerate(refiner.blocks):
+        block.norm1.eps, block.norm2.eps = 1e-3 * (index + 1), 2e-2 * (index + 1)
+    refiner.norm.eps = 0.1
+    corr = (0.01 * torch.rand(2, 4, 3, 5, 3, 5)).permute(0, 5, 2, 3, 4, 1)  # (2, 5, 3, 5, 3, 4)
+    assert not corr.is_contiguous()
+    with torch.no_grad():
+        got = refiner(corr)
+        refiner.fused = False
+        expected = refiner(corr)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_large_logits_rescale_the_pools_across_tiles_chunks_and_threads():
+    refiner = trained_looking(chunk=48, workers=2)
+    for block in refiner.blocks:
+        block.attn.query_weight.data *= 50
+        block.attn.key_weight.data *= 50
+    corr = torch.rand(2, 5, 4, 3, 5, 3)
+    with torch.no_grad():
+        got = refiner(corr)
+        refiner.fused = False
+        expected = refiner(corr)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_inputs_the_kernel_does_not_take_get_the_pytorch_path_and_its_errors():
+    refiner = trained_looking()
+    with torch.no_grad():
+        with pytest.raises(RuntimeError, match='shapes cannot be multiplied'):
+            refiner(torch.rand(1, 4, 3, 3, 3, 3))  # 4 channels for an embedding of 5
+        with pytest.raises(RuntimeError, match='dtype'):
+            refiner.double()(torch.rand(1, 5, 3, 3, 3, 3))  # a float64 model, float32 input
+    tokens = torch.rand(1, 5, 81)
+    kernel = fused.fused_kernel(fused.kernel_sizes(refiner.embed, refiner.blocks, refiner.norm,
+                                                   refiner.readout))
+    layers = (refiner.float().embed, refiner.blocks, refiner.norm, refiner.readout)
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match='tokens have 4 channels, the embedding takes 5'):
+            fused.fused_refine(kernel, *layers, tokens[:, :4], (3, 3, 3, 3), 16)
+        with pytest.raises(ValueError, match='81 tokens do not match the 4D grid'):
+            fused.fused_refine(kernel, *layers, tokens, (3, 3, 3, 4), 16)
+
+
+def test_a_float64_default_dtype_does_not_reach_the_kernels_buffers():
+    refiner = trained_looking()
+    corr = torch.rand(1, 5, 3, 4, 3, 4)
+    with torch.no_grad():
+        refiner.fused = False
+        expected = refiner(corr)
+        refiner.fused = True
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            got = refiner(corr)
+        finally:
+            torch.set_default_dtype(default)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_nan_tokens_spread_as_in_pytorch():
+    refiner = trained_looking()
+    corr = torch.rand(2, 5, 3, 4, 3, 4)
+    corr[1, 2, 1, 1, 1, 1] = float('nan')
+    with torch.no_grad():
+        got = refiner(corr)
+        refiner.fused = False
+        expected = refiner(corr)
+    assert got[0].isfinite().all() and got[1].isnan().all()
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0, equal_nan=True)
+
+
+def test_the_generic_build_without_native_code_agrees(monkeypatch):
+    """The build a compiler that refuses -march=native gets (SSE2 on x86-64)."""
+    monkeypatch.setattr(fused, 'NATIVE', [])
+    refiner = trained_looking(chunk=48, workers=2)
+    corr = torch.rand(2, 5, 4, 3, 5, 3)
+    calls = record_kernel_calls(monkeypatch)
+    with torch.no_grad():
+        got = refiner(corr)
+        refiner.fused = False
+        expected = refiner(corr)
+    assert len(calls) == 1
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_a_compiler_command_with_arguments(tmp_path, monkeypatch):
+    """``CC='env gcc'`` (as ``ccache gcc`` would be): split into a command and its arguments."""
+    monkeypatch.setenv('CC', f"env {fused._compiler()[0]}")
+    monkeypatch.setenv(fused.ENV_CACHE, str(tmp_path / 'kernels'))
+    assert fused.build_kernel((5, 8, 2, 4, 16, True, True)).exists()

@@ -129,18 +129,31 @@ class MatchToMatchRefiner(Refiner):
         """The attention of every block, first block first."""
         return [block.attn for block in self.blocks]
 
+    def blocked(self) -> bool:
+        """Whether the forward runs blocked (:mod:`corrkit.layers.blocked`): additive
+        attention, rotary or no positions, ``chunk`` not 0, no hooks."""
+        return self.chunk != 0 and self.absolute is None and supports_blocking(
+            self.blocks, (self.embed, self.norm, self.readout))
+
+    def inference_kernel(self, tokens: Tensor):
+        """The fused kernel (:mod:`corrkit.layers.fused`) a forward of ``tokens``
+        ``(B, L, T)`` runs on here and now, built if need be; ``None`` where it runs
+        PyTorch's kernels."""
+        if not (self.fused and tokens.shape[1] == self.in_channels and self.blocked()
+                and can_fuse(tokens, self)):
+            return None  # (a wrong channel count gets the PyTorch path's error)
+        return fused_kernel(kernel_sizes(self.embed, self.blocks, self.norm, self.readout))
+
     def forward(self, corr: Tensor) -> Tensor:
         """Refine ``corr``; every match attends to a summary of all matches."""
         grid = tuple(corr.shape[2:])
-        if self.chunk != 0 and self.absolute is None and supports_blocking(
-                self.blocks, (self.embed, self.norm, self.readout)):
+        if self.blocked():
             tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
             batch, total = tokens.shape[0], tokens.shape[-1]
             chunks = -(-total // (self.chunk or auto_chunk(batch, total)))
             workers = auto_workers(tokens.device, chunks, self.workers)
             chunk = self.chunk or auto_chunk(batch, total, workers=workers)  # equal shares
-            kernel = (fused_kernel(kernel_sizes(self.embed, self.blocks, self.norm, self.readout))
-                      if self.fused and can_fuse(tokens) else None)
+            kernel = self.inference_kernel(tokens)
             refine = blocked_refine if kernel is None else partial(fused_refine, kernel)
             x = refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid, chunk,
                        workers)
