@@ -91,3 +91,15 @@ def test_the_wheel_works_without_the_repository(repo, tmp_path, browser_page):
     assert message.startswith('corrkit.errors.WeightsError: no trained weights are published')
     assert 'https://huggingface.co/timm/resnet101.tv_in1k/resolve/main/model.safetensors' in message
     assert 'corrkit train transformatcher_spair' in message
+
+    # the refiner's fused kernel builds from the C source the wheel carries
+    kernels = tmp_path / 'kernels'
+    fused = run([str(bin_dir / 'python'), '-c', "import torch\n"
+                 "from corrkit.models.refiners import MatchToMatchRefiner\n"
+                 "refiner = MatchToMatchRefiner(in_channels=3, depth=1).eval()\n"
+                 "with torch.inference_mode():\n"
+                 "    assert refiner.inference_kernel(torch.zeros(1, 3, 16)) is not None\n"
+                 "    print(tuple(refiner(torch.rand(1, 3, 2, 2, 2, 2)).shape))"],
+                outside, env={**env, 'CORRKIT_KERNEL_CACHE': str(kernels)})
+    assert fused.stdout.strip() == '(1, 1, 2, 2, 2, 2)'
+    assert [p.suffix for p in kernels.iterdir()] == ['.so']

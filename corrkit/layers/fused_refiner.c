@@ -27,6 +27,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #if !defined(L) || !defined(E) || !defined(H) || !defined(D) || !defined(M) || \
     !defined(ROPE) || !defined(QRES)
@@ -81,10 +84,9 @@ INLINE vt vsqrt(vt a) {
     return r;
 }
 
-/* exp(x) to about 2e-7 relative: x = n ln2 + r, e^r by its Taylor series to r^7
- * (|r| <= ln2 / 2), 2^n by the exponent bits; 0 below -87 (so exp(-inf) = 0). */
-INLINE vt vexp(vt x) {
-    vi under = x < -87.0f;
+/* exp(x) to about 2e-7 relative for x <= 88: x = n ln2 + r, e^r by its Taylor series to r^7
+ * (|r| <= ln2 / 2), 2^n by the exponent bits; below -87 the value at -87 (1.6e-38). */
+INLINE vt vexp_clamped(vt x) {
     x = vmin(vmax(x, splat(-87.0f)), splat(88.0f));
     /* round to nearest: adding and removing 1.5 * 2^23 drops the fraction */
     vt n = (x * 1.4426950408889634f + 12582912.0f) - 12582912.0f;
@@ -98,17 +100,33 @@ INLINE vt vexp(vt x) {
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
-    vt scale = (vt)bits;
-    return (vt)((vi)(p * scale) & ~under);
+    return p * (vt)bits;
+}
+
+/* exp(x), 0 below -87 (so exp(-inf) = 0, as a softmax weight must be). */
+INLINE vt vexp(vt x) {
+    vi under = x < -87.0f;
+    return (vt)((vi)vexp_clamped(x) & ~under);
+}
+
+/* 1 / x: with AVX-512, the 14-bit estimate and one Newton step (within 2^-27 relative,
+ * a few times cheaper than a division); elsewhere a division. */
+INLINE vt vrecip(vt x) {
+#if defined(__AVX512F__) && LANES == 16
+    vt r = (vt)_mm512_rcp14_ps((__m512)x);
+    return r * (2.0f - x * r);
+#else
+    return 1.0f / x;
+#endif
 }
 
 /* The exact GELU, x Phi(x), with erf by Abramowitz and Stegun 7.1.26 (error below 1.5e-7). */
 INLINE vt vgelu(vt x) {
     vt z = vabs(x) * 0.7071067811865476f;
-    vt t = 1.0f / (1.0f + 0.3275911f * z);
+    vt t = vrecip(1.0f + 0.3275911f * z);
     vt poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f
               + t * (-1.453152027f + t * 1.061405429f))));
-    vt erf_abs = 1.0f - poly * vexp(-z * z);
+    vt erf_abs = 1.0f - poly * vexp_clamped(-z * z); /* 1.6e-38 for 0 changes nothing */
     vi negative = x < 0.0f;
     vt erf = select(negative, -erf_abs, erf_abs);
     return 0.5f * x * (1.0f + erf);
