@@ -118,6 +118,7 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     # its additive refiner runs on the fused CPU kernel (this machine has a C compiler)
     assert tiny['fused_refiner'] is True
     assert 'Refiner on the fused CPU kernel (inference): `transformatcher_tiny`.' in markdown
+    assert 'fewer, larger steps than these PyTorch kernels, and can go below them' in markdown
 
 
 def test_a_kernel_floor_over_its_memory_budget_is_named_not_measured(tiny_matcher, monkeypatch):

@@ -245,7 +245,10 @@ def markdown_report(report: dict) -> str:
                   'products (and the normalisations and activations) the model adds to '
                   'the bare backbone, each replayed alone, as `1 + replay / backbone`. '
                   'Running those kernels one by one, nothing else, reaches these ratios '
-                  'and no lower:', '',
+                  'and no lower' + (
+                      ' (the forward of a refiner on the fused CPU kernel does the same '
+                      'arithmetic in fewer, larger steps than these PyTorch kernels, and can '
+                      'go below them)' if fused else '') + ':', '',
                   _table(['config', 'batch', '× backbone', 'floor: products',
                           'floor: + norms', 'train × backbone', 'train floor: products',
                           'train floor: + norms'], floor_rows), '']
