@@ -45,6 +45,22 @@ def record_kernel_calls(monkeypatch):
     return calls
 
 
+def pytorch_output(refiner, corr):
+    """The refiner's inference output with the PyTorch kernels."""
+    refiner.fused = False
+    with torch.no_grad():
+        out = refiner(corr)
+    refiner.fused = True
+    return out
+
+
+def fused_and_pytorch(refiner, corr):
+    """The refiner's inference output with the kernel, then with the PyTorch kernels."""
+    with torch.no_grad():
+        got = refiner(corr)
+    return got, pytorch_output(refiner, corr)
+
+
 @pytest.mark.parametrize('kwargs', [
     {},  # 16 channels, 8 heads of 4, rotary: the flagship's sizes
     {'position': 'none'},
@@ -143,10 +159,8 @@ def test_the_kernel_is_built_once_per_size_and_kept(tmp_path, monkeypatch):
 def test_without_a_compiler_the_refiner_warns_once_and_runs_its_pytorch_kernels(monkeypatch):
     refiner = trained_looking()
     corr = torch.rand(2, 5, 3, 4, 3, 4)
+    expected = pytorch_output(refiner, corr)
     with torch.no_grad():
-        refiner.fused = False
-        expected = refiner(corr)
-        refiner.fused = True
         monkeypatch.setenv('CC', '/nonexistent/cc')
         with pytest.warns(RuntimeWarning, match=r"without its fused CPU kernel, slower \(the C "
                                                 r"compiler '/nonexistent/cc' was not found\); "
@@ -192,10 +206,7 @@ def test_each_norm_keeps_its_own_eps_and_strided_tokens_are_read_as_strided():
     refiner.norm.eps = 0.1
     corr = (0.01 * torch.rand(2, 4, 3, 5, 3, 5)).permute(0, 5, 2, 3, 4, 1)  # (2, 5, 3, 5, 3, 4)
     assert not corr.is_contiguous()
-    with torch.no_grad():
-        got = refiner(corr)
-        refiner.fused = False
-        expected = refiner(corr)
+    got, expected = fused_and_pytorch(refiner, corr)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
@@ -204,11 +215,7 @@ def test_large_logits_rescale_the_pools_across_tiles_chunks_and_threads():
     for block in refiner.blocks:
         block.attn.query_weight.data *= 50
         block.attn.key_weight.data *= 50
-    corr = torch.rand(2, 5, 4, 3, 5, 3)
-    with torch.no_grad():
-        got = refiner(corr)
-        refiner.fused = False
-        expected = refiner(corr)
+    got, expected = fused_and_pytorch(refiner, torch.rand(2, 5, 4, 3, 5, 3))
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -233,10 +240,8 @@ def test_inputs_the_kernel_does_not_take_get_the_pytorch_path_and_its_errors():
 def test_a_float64_default_dtype_does_not_reach_the_kernels_buffers():
     refiner = trained_looking()
     corr = torch.rand(1, 5, 3, 4, 3, 4)
+    expected = pytorch_output(refiner, corr)
     with torch.no_grad():
-        refiner.fused = False
-        expected = refiner(corr)
-        refiner.fused = True
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
         try:
@@ -250,10 +255,7 @@ def test_nan_tokens_spread_as_in_pytorch():
     refiner = trained_looking()
     corr = torch.rand(2, 5, 3, 4, 3, 4)
     corr[1, 2, 1, 1, 1, 1] = float('nan')
-    with torch.no_grad():
-        got = refiner(corr)
-        refiner.fused = False
-        expected = refiner(corr)
+    got, expected = fused_and_pytorch(refiner, corr)
     assert got[0].isfinite().all() and got[1].isnan().all()
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0, equal_nan=True)
 
@@ -262,12 +264,8 @@ def test_the_generic_build_without_native_code_agrees(monkeypatch):
     """The build a compiler that refuses -march=native gets (SSE2 on x86-64)."""
     monkeypatch.setattr(fused, 'NATIVE', [])
     refiner = trained_looking(chunk=48, workers=2)
-    corr = torch.rand(2, 5, 4, 3, 5, 3)
     calls = record_kernel_calls(monkeypatch)
-    with torch.no_grad():
-        got = refiner(corr)
-        refiner.fused = False
-        expected = refiner(corr)
+    got, expected = fused_and_pytorch(refiner, torch.rand(2, 5, 4, 3, 5, 3))
     assert len(calls) == 1
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
