@@ -92,8 +92,9 @@ def kernel_sizes(embed: nn.Module, blocks: Sequence[nn.Module], norm: nn.Module,
                  readout: nn.Module) -> tuple | None:
     """The compile-time sizes ``(L, E, H, D, M, rope, query_residual)`` of these
     layers, or ``None`` where the kernel does not compute them (the blocks must be
-    the default pre-LN additive-attention blocks with biases, affine LayerNorms,
-    an exact GELU and one rotary module size, and the read-out one channel)."""
+    the default pre-LN additive-attention blocks, all of one size, with biases,
+    affine LayerNorms, an exact GELU and :class:`Rotary4D` modules of one size and
+    base or none, and the read-out one channel)."""
     def linear(m: nn.Module) -> bool:
         return type(m) is nn.Linear and m.bias is not None
 
