@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from ..errors import FusedKernelError
 from ..utils.threads import can_leave_thread, run_groups
 from .additive_attention import AdditiveAttention
-from .blocked import OnlineHeadPool
+from .blocked import OnlineHeadPool, _BlockPlan
 from .mlp import Mlp
 from .rotary import Rotary4D
 from .transformer_block import PreNormBlock
@@ -94,13 +94,14 @@ def kernel_sizes(embed: nn.Module, blocks: Sequence[nn.Module], norm: nn.Module,
     layers, or ``None`` where the kernel does not compute them (the blocks must be
     the default pre-LN additive-attention blocks, all of one size, with biases,
     affine LayerNorms, an exact GELU and :class:`Rotary4D` modules of one size and
-    base or none, and the read-out one channel)."""
+    base or none, and the read-out one channel; every parameter float32 on the CPU).
+    One walk over the layers, run every forward."""
     def linear(m: nn.Module) -> bool:
-        return type(m) is nn.Linear and m.bias is not None
+        return type(m) is nn.Linear and m.bias is not None and _cpu_float(m.weight, m.bias)
 
     def layer_norm(m: nn.Module) -> bool:
         return type(m) is nn.LayerNorm and m.weight is not None and m.bias is not None \
-            and len(m.normalized_shape) == 1
+            and len(m.normalized_shape) == 1 and _cpu_float(m.weight, m.bias)
 
     def supported(block: nn.Module) -> bool:
         attn, mlp = getattr(block, 'attn', None), getattr(block, 'mlp', None)
@@ -108,7 +109,8 @@ def kernel_sizes(embed: nn.Module, blocks: Sequence[nn.Module], norm: nn.Module,
                 and type(mlp) is Mlp and type(mlp.act) is nn.GELU
                 and mlp.act.approximate == 'none'
                 and all(linear(m) for m in (attn.qkv, attn.proj, mlp.fc1, mlp.fc2))
-                and all(layer_norm(m) for m in (block.norm1, block.norm2)))
+                and all(layer_norm(m) for m in (block.norm1, block.norm2))
+                and _cpu_float(attn.query_weight, attn.key_weight))
 
     if not (blocks and all(supported(b) for b in blocks) and linear(embed)
             and layer_norm(norm) and linear(readout) and readout.out_features == 1):
@@ -229,17 +231,16 @@ def fused_kernel(sizes: tuple | None) -> ctypes.CDLL | None:
     return _LOADED[sizes]
 
 
-def can_fuse(tokens: Tensor, module: nn.Module | None = None) -> bool:
-    """Whether the kernel may compute a forward of ``tokens`` (and ``module``'s
-    parameters) now: float32 on the CPU, no gradient needed, no CPU autocast, and
-    nothing observing this thread."""
-    def cpu_float(t: Tensor) -> bool:
-        return t.device.type == 'cpu' and t.dtype == torch.float32
+def _cpu_float(*tensors: Tensor) -> bool:
+    return all(t.device.type == 'cpu' and t.dtype == torch.float32 for t in tensors)
 
-    return (cpu_float(tokens) and not torch.is_grad_enabled()
-            and not torch.is_autocast_enabled('cpu') and os.environ.get(ENV_SWITCH, '1') != '0'
-            and can_leave_thread()
-            and (module is None or all(cpu_float(p) for p in module.parameters())))
+
+def can_fuse(tokens: Tensor) -> bool:
+    """Whether the kernel may compute a forward of ``tokens`` now: float32 on the
+    CPU, no gradient needed, no CPU autocast, and nothing observing this thread
+    (the layers' side is :func:`kernel_sizes`)."""
+    return (_cpu_float(tokens) and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled('cpu') and can_leave_thread())
 
 
 def _pack_block(block: PreNormBlock) -> Tensor:
@@ -296,10 +297,10 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
                          embed.bias.detach().float()])
     final_p = torch.cat([p.detach().float().reshape(-1) for p in
                          (norm.weight, norm.bias, readout.weight, readout.bias)])
-    table = (attn.rope.lane_table(grid, LANES) if attn.rope is not None
-             else torch.zeros(1, **_CPU_FLOAT))
     if math.prod(grid) != total:
         raise ValueError(f'{total} tokens do not match the 4D grid {tuple(grid)}')
+    table = (attn.rope.lane_table(grid, LANES) if attn.rope is not None
+             else torch.zeros(1, **_CPU_FLOAT))
     bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
     workers = max(1, min(workers, len(bounds)))
     groups = [range(first, len(bounds), workers) for first in range(workers)]
@@ -335,7 +336,7 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
             return pool
 
         key_pool = OnlineHeadPool.merge(run_groups(key_pass, groups, workers))
-        global_key = (global_query * key_pool.result()).reshape(batch, inner).contiguous()
+        global_key = _BlockPlan.global_key(global_query, key_pool).reshape(batch, inner)
         last = index + 1 == len(blocks)
         following = None if last else packed[index + 1]
         next_eps = eps[index][1] if last else eps[index + 1][0]

@@ -139,8 +139,11 @@ class MatchToMatchRefiner(Refiner):
         """The fused kernel (:mod:`corrkit.layers.fused`) a forward of ``tokens``
         ``(B, L, T)`` runs on here and now, built if need be; ``None`` where it runs
         PyTorch's kernels."""
-        if not (self.fused and tokens.shape[1] == self.in_channels and self.blocked()
-                and can_fuse(tokens, self)):
+        return self._kernel(tokens) if self.blocked() else None
+
+    def _kernel(self, tokens: Tensor):
+        """:meth:`inference_kernel` of a forward known to run blocked."""
+        if not (self.fused and tokens.shape[1] == self.in_channels and can_fuse(tokens)):
             return None  # (a wrong channel count gets the PyTorch path's error)
         return fused_kernel(kernel_sizes(self.embed, self.blocks, self.norm, self.readout))
 
@@ -153,7 +156,7 @@ class MatchToMatchRefiner(Refiner):
             chunks = -(-total // (self.chunk or auto_chunk(batch, total)))
             workers = auto_workers(tokens.device, chunks, self.workers)
             chunk = self.chunk or auto_chunk(batch, total, workers=workers)  # equal shares
-            kernel = self.inference_kernel(tokens)
+            kernel = self._kernel(tokens)
             refine = blocked_refine if kernel is None else partial(fused_refine, kernel)
             x = refine(self.embed, self.blocks, self.norm, self.readout, tokens, grid, chunk,
                        workers)
