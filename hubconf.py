@@ -8,7 +8,7 @@ fetched, hash-checked, never random); ``checkpoint=`` takes a file or work direc
 """
 dependencies = ['torch', 'torchvision', 'timm', 'mmengine', 'einops', 'yaml', 'PIL']
 
-from corrkit.utils.model_names import list_models as _list_models  # noqa: E402
+from corrkit.hub.model_names import list_models as _list_models  # noqa: E402
 
 
 def matcher(name, pretrained=False, checkpoint=None, device='cpu', cfg_options=None):

@@ -4,7 +4,7 @@ each file in the tree).
 Everything else lives in setup.cfg. ``configs/`` stays at the top of the repository,
 where the README and the tools use it; building a wheel copies it into
 ``corrkit/.mim/configs`` (OpenMMLab's layout), where
-:func:`corrkit.utils.model_names.config_root` finds it once installed, so names,
+:func:`corrkit.hub.model_names.config_root` finds it once installed, so names,
 ``_base_`` inheritance and relative paths work without the repository. An editable
 install reads the repository's ``configs/`` directly.
 """
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 class BuildWithConfigs(build_py):
     """``build_py`` plus copies of ``configs/`` and ``plugins/`` (without their tests) into
     ``corrkit/.mim``: a config's ``custom_imports`` finds ``plugins`` next to the configs
-    folder (``corrkit.utils.config.import_plugins`` looks in the folders above a config)."""
+    folder (``corrkit.config.import_plugins`` looks in the folders above a config)."""
 
     def run(self):
         super().run()

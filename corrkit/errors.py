@@ -2,9 +2,9 @@
 
 Each class subclasses the built-in exception a caller would already catch
 (``ValueError`` for a bad value, ``KeyError`` for an unknown name, ...), so code
-written against the built-ins keeps working. The modules that raise them
+written against the built-ins keeps working. Some modules that raise them
 re-export them under their old import paths (``corrkit.registry``,
-``corrkit.utils``, ``corrkit.models.base``, ...).
+``corrkit.models.base``, ...).
 
 This module sits at the bottom of the package: it imports nothing from corrkit.
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # annotation only: the class is mmengine's
 __all__ = [
     'CorrkitError', 'ContractError', 'ConfigConflictError', 'UnknownComponentError',
     'UnknownArgumentError', 'AttentionMemoryError', 'NonFiniteLossError', 'AnnotationError',
-    'DownloadError', 'DatasetNotFoundError', 'WeightsError', 'FusedKernelError',
+    'DownloadError', 'ChecksumError', 'DatasetNotFoundError', 'WeightsError', 'FusedKernelError',
 ]
 
 
@@ -101,16 +101,37 @@ class DownloadError(RuntimeError):
     """A file could not be downloaded, verified or unpacked."""
 
 
+class ChecksumError(DownloadError, ValueError):
+    """A file's SHA-256 is not the one published for it: it is whole, and another file (or
+    corrupt on disk). The message names the file, its digest and the expected one.
+
+    It is a :class:`DownloadError` (the other checks of
+    :func:`~corrkit.utils.download.verify_file` raise that) and a ``ValueError`` (the
+    file's content is not the expected value), so code written against either keeps
+    working; a caller that must tell a mismatch from a failed download catches this type.
+    """
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not where it was expected and downloading was not allowed."""
 
 
 class WeightsError(RuntimeError):
     """Published weights cannot be used: none are published, the file cannot be fetched, or
-    it does not match its SHA-256. The message names the URL, the file and the cache path."""
+    it does not match its SHA-256 (then raised from a :class:`ChecksumError`). The message
+    names the URL, the file and the cache path."""
 
 
 class FusedKernelError(RuntimeError):
     """The refiner's fused CPU kernel could not be built: no C compiler, or the compiler
     failed (the message has its command and output). The refiner catches it, warns once
     and runs its PyTorch kernels (:mod:`corrkit.layers.fused`)."""
+
+
+#: Exceptions that mean "the user asked for something that cannot be done": a missing
+#: file, a bad value or key, an unreadable checkpoint, a broken plugin, a config key a
+#: component does not take, a grid too large for softmax attention. The ``corrkit``
+#: command and the tools end on them with one line (:func:`corrkit.cli.common.user_errors`);
+#: batch jobs report and skip the item that raised one.
+USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError, UnknownArgumentError,
+               AttentionMemoryError)

@@ -28,10 +28,10 @@ from torch import Tensor, nn
 
 from .errors import ContractError
 from .layers import Attention
+from .layers.base import check_shape, describe
 from .models.base import (Backbone, CorrelationBuilder, FlowHead, FlowPrediction, KeypointHead,
                           KeypointPrediction, Neck, Refiner, SimilarityLoss)
 from .ops import flow_to_target
-from .utils.shape_check import check_shape, describe
 
 __all__ = ['check_attention', 'check_backbone', 'check_correlation', 'check_head',
            'check_keypoint_head', 'check_loss', 'check_similarity_loss',

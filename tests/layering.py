@@ -19,7 +19,8 @@ PACKAGE = 'corrkit'
 
 #: Units from the bottom up; the units of one entry share a level.
 LAYERS = (
-    ('corrkit', 'registry', 'structures', 'errors', 'utils'),
+    # hub: named models and their files, read by corrkit.list_models at the package root
+    ('corrkit', 'registry', 'structures', 'errors', 'config', 'hub', 'utils'),
     ('ops',),
     ('layers',),
     ('models',),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from corrkit.utils.config import load_config
+from corrkit.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 AUGMENTATIONS = {'PairRandomCrop', 'PairPhotometricAugment', 'PairFlip'}

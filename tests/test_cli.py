@@ -17,7 +17,7 @@ from corrkit.apis.batch import match_pairs, read_pairs
 from corrkit.apis.publish import KEPT_META, publish_model
 from corrkit.cli import COMMANDS, main
 from corrkit.errors import WeightsError
-from corrkit.utils.model_names import model_names
+from corrkit.hub.model_names import model_names
 
 TINY = 'transformatcher_tiny'
 

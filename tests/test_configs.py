@@ -8,7 +8,7 @@ import torch
 from corrkit.apis import init_matcher
 from corrkit.layers import AttentionMemoryError
 from corrkit.models import KeypointMatcher
-from corrkit.utils.config import load_config
+from corrkit.config import load_config
 
 from .conftest import offline_options
 

@@ -25,7 +25,7 @@ def test_catalogue_lists_every_registered_name_once():
 
 
 def test_catalogue_configs_exist_and_use_the_component():
-    from corrkit.utils.config import load_config
+    from corrkit.config import load_config
     for match in catalogue_rows():
         used_by = match.group(3)
         if used_by.startswith('`'):

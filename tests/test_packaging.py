@@ -8,7 +8,7 @@ import pytest
 
 import corrkit
 from corrkit.apis import init_matcher
-from corrkit.utils.model_names import config_path, config_root, model_names
+from corrkit.hub.model_names import config_path, config_root, model_names
 
 
 @pytest.fixture(scope='module')
@@ -48,8 +48,8 @@ def test_names_resolve_from_the_unpacked_wheel_alone(wheel, tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(tmp_path / 'site')
     code = ('import corrkit\n'
-            'from corrkit.utils.model_names import config_root\n'
-            'from corrkit.utils.config import load_config\n'
+            'from corrkit.hub.model_names import config_root\n'
+            'from corrkit.config import load_config\n'
             'print(corrkit.__file__)\n'
             'print(config_root())\n'
             "cfg = load_config('transformatcher_tiny')\n"
@@ -58,7 +58,7 @@ def test_names_resolve_from_the_unpacked_wheel_alone(wheel, tmp_path):
             "cfg = load_config('plugin_layer_weighted_refiner')\n"
             'import plugins.layer_weighted_refiner as plugin\n'
             'print(plugin.__file__)\n'
-            'from corrkit.utils.model_index import index_path, model_info\n'
+            'from corrkit.hub.model_index import index_path, model_info\n'
             "print(index_path(), model_info('zeroshot_mobilenetv2').metafile)\n")
     run = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env={'PYTHONPATH': str(tmp_path / 'site'),

@@ -4,7 +4,7 @@ import pytest
 
 from corrkit.registry import (ALL_REGISTRIES, BACKBONES, MODELS, REFINERS,
                               UnknownComponentError)
-from corrkit.utils.components import format_components, registered_components
+from corrkit.cli.components import format_components, registered_components
 
 SNAPSHOT = 'snapshots/registered_names.json'
 

@@ -6,7 +6,7 @@ import pytest
 
 from corrkit.layers import AttentionMemoryError
 from corrkit.registry import UnknownArgumentError
-from corrkit.utils.cli import user_errors
+from corrkit.cli.common import user_errors
 
 CONFIG = 'configs/transformatcher_tiny.py'
 

@@ -10,7 +10,7 @@ import json
 import sys
 
 from corrkit.evaluation.report import comparison_table
-from corrkit.utils.cli import user_errors
+from corrkit.cli.common import user_errors
 
 
 def main(argv=None) -> int:

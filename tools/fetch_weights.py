@@ -2,7 +2,7 @@
 
 Usage: python tools/fetch_weights.py
 """
-from corrkit.utils.offline_weights import ensure_mobilenet_v2_weights
+from corrkit.hub.offline_weights import ensure_mobilenet_v2_weights
 
 if __name__ == '__main__':
     ensure_mobilenet_v2_weights()

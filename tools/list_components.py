@@ -7,8 +7,8 @@ With CONFIG, the plugins of its ``custom_imports`` are imported first and listed
 import argparse
 import sys
 
-from corrkit.utils.components import format_components, registered_components
-from corrkit.utils.config import load_config
+from corrkit.cli.components import format_components, registered_components
+from corrkit.config import load_config
 
 
 def main(argv=None) -> int:

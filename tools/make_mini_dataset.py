@@ -11,7 +11,7 @@ import sys
 import time
 
 from corrkit.datasets.mini import DEFAULT_VIEWS, make_mini_dataset
-from corrkit.utils.cli import user_errors
+from corrkit.cli.common import user_errors
 
 
 def main(argv=None) -> int:

@@ -21,8 +21,8 @@ from mmengine.config import DictAction
 
 from corrkit.apis import evaluate
 from corrkit.datasets.mini.stereo import make_stereo_pairs, zero_motion_pck
-from corrkit.utils.allocator import tune_cpu_allocator
-from corrkit.utils.cli import user_errors
+from corrkit.cli.allocator import tune_cpu_allocator
+from corrkit.cli.common import user_errors
 
 ALPHAS = (0.01, 0.02, 0.05)
 ZERO_SHOT = ('zeroshot_mobilenetv2', 'zeroshot_mobilenetv2_softargmax',

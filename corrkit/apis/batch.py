@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..utils.cli import USER_ERRORS
+from ..errors import USER_ERRORS
 from ..utils.fileio import atomic_path
 from ..utils.image import load_image
 from ..utils.text import first_line

@@ -15,7 +15,7 @@ from ..analysis.benchmark import (STAGES, benchmark_model, count_flops, matmul_g
 from ..layers import AttentionMemoryError
 from ..utils.acceleration import autocast, compile_forward, precision_dtype
 from ..models.backbones import random_weights_options
-from ..utils.config import load_config
+from ..config import load_config
 from ..utils.fileio import atomic_write
 from ..utils.text import format_table
 from .inference import init_matcher

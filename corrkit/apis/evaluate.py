@@ -7,7 +7,7 @@ from typing import Any
 from mmengine.config import Config
 from mmengine.model import is_model_wrapper
 
-from ..utils.config import load_config
+from ..config import load_config
 from .inference import load_weights
 from .pretrained import pretrained_weights
 from .runtime import setup_runner

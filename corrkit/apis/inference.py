@@ -18,7 +18,7 @@ from ..ops import (normalized_grid, normalized_to_pixel, pixel_to_normalized, re
                    soft_sampler_weights)
 from ..registry import MODELS
 from ..utils.acceleration import autocast
-from ..utils.config import load_config
+from ..config import load_config
 from ..utils.image import ImageLike, image_to_tensor, load_image
 from ..utils.text import first_line
 from .pretrained import pretrained_weights

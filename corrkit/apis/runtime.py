@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..registry import check_config
-from ..utils.config import load_config
+from ..config import load_config
 
 LAUNCHERS = ('none', 'pytorch', 'slurm')
 

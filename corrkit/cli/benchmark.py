@@ -40,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis import benchmark_configs
-    from ..utils.allocator import tune_cpu_allocator
-    from ..utils.cli import user_errors
+    from .allocator import tune_cpu_allocator
+    from .common import user_errors
     if args.tune_allocator:  # off by default: the figures are those of the plain API
         tune_cpu_allocator()
     with user_errors(args.debug):

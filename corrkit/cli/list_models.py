@@ -15,8 +15,8 @@ def run(args: argparse.Namespace) -> int:
     """Print ``name  weights  description`` per model; ``weights`` says what
     ``checkpoint='auto'`` loads: ``published`` weights, a ``zero-shot`` model's backbone
     alone, or nothing yet (``train it``)."""
-    from ..utils.model_index import load_model_index
-    from ..utils.model_names import list_models
+    from ..hub.model_index import load_model_index
+    from ..hub.model_names import list_models
     index = load_model_index()
     rows = []
     for name, description in list_models(args.pattern).items():

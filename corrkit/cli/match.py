@@ -44,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis.demo import read_keypoints, run_demo
-    from ..utils.allocator import tune_cpu_allocator
-    from ..utils.cli import user_errors
+    from .allocator import tune_cpu_allocator
+    from .common import user_errors
     tune_cpu_allocator()  # as tools/demo.py (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         kps = read_keypoints(args.kps) if args.kps else None

@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..apis import init_matcher
     from ..apis.batch import match_pairs, read_pairs
-    from ..utils.allocator import tune_cpu_allocator
-    from ..utils.cli import user_errors
+    from .allocator import tune_cpu_allocator
+    from .common import user_errors
     tune_cpu_allocator()  # as the other tools (CORRKIT_TUNE_MALLOC=0: off)
 
     def report_error(pair_id: str, message: str) -> None:

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis.publish import publish_model
-    from ..utils.cli import user_errors
+    from .common import user_errors
     from ..utils.fileio import sha256_of
     with user_errors(args.debug):
         path = publish_model(args.checkpoint, args.out)

@@ -11,7 +11,7 @@ HELP = "Evaluate a matcher on its config's test split and print the PCK tables."
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..apis.runtime import LAUNCHERS
-    from ..utils.cli import add_runner_arguments
+    from .common import add_runner_arguments
     add_runner_arguments(parser, LAUNCHERS)
     parser.add_argument('--checkpoint',
                         help="weights to evaluate, a training work dir (its newest checkpoint), "
@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis import evaluate
-    from ..utils.allocator import tune_cpu_allocator
-    from ..utils.cli import user_errors
+    from .allocator import tune_cpu_allocator
+    from .common import user_errors
     tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         metrics = evaluate(args.config, args.checkpoint, args.work_dir, args.cfg_options,

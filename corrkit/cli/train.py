@@ -11,7 +11,7 @@ HELP = 'Train a matcher from a model name or config with mmengine\'s Runner.'
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..apis.runtime import LAUNCHERS
-    from ..utils.cli import add_runner_arguments
+    from .common import add_runner_arguments
     add_runner_arguments(parser, LAUNCHERS)
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
                         help='resume from CKPT, or from the newest checkpoint of the work dir')
@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis.train import train
-    from ..utils.allocator import tune_cpu_allocator
-    from ..utils.cli import user_errors
+    from .allocator import tune_cpu_allocator
+    from .common import user_errors
     tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         options = dict(args.cfg_options, **({'randomness.deterministic': True}

@@ -1,22 +1,24 @@
-"""The token-mixer contract, and the metaclass that checks declared attributes at build time.
+"""The token-mixer contract, and the checks every contract of corrkit is enforced with.
 
 Every contract class of corrkit (:class:`Attention` here, the roles of
 :mod:`corrkit.models.base`) lists in ``declared_attributes`` the attributes a
 subclass must set in ``__init__``. :class:`DeclaredAttributesMeta` checks them
 right after construction, so a component that forgets one fails when it is built,
 with a :class:`~corrkit.errors.ContractError` naming its class and the attribute,
-instead of with an ``AttributeError`` deep inside a later forward.
+instead of with an ``AttributeError`` deep inside a later forward. At run time the
+matchers check each role's output with :func:`check_shape` (once, at the Matcher
+boundary), and :mod:`corrkit.testing` checks a component's whole contract; every
+message names the component with :func:`describe`.
 """
 from __future__ import annotations
 
 import inspect
 from abc import ABCMeta, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 from torch import Tensor, nn
 
 from ..errors import ContractError
-from ..utils.shape_check import describe
 
 #: How :meth:`Attention.pairwise_queries_keys` may build the map of an attention
 #: without pairwise scores (additive attention); see :mod:`corrkit.analysis.nonlocality`.
@@ -89,6 +91,45 @@ def contract_role(cls: type) -> type:
     return cls
 
 
+def describe(component: nn.Module) -> str:
+    """``'ClassName (module.path)'``: how contract errors name a component."""
+    cls = type(component)
+    return f'{cls.__name__} ({cls.__module__})'
+
+
+def check_shape(tensor: object, expected: Sequence[int | None], names: str, role: str,
+                component: nn.Module) -> None:
+    """Raise :class:`~corrkit.errors.ContractError` unless ``tensor`` has the expected shape.
+
+    Args:
+        tensor: What the component returned.
+        expected: Expected sizes; ``None`` accepts any size of that dimension.
+        names: Names of the dimensions, e.g. ``'B L Hs Ws Ht Wt'``.
+        role: The role whose contract applies, e.g. ``'Refiner'``.
+        component: The component that produced ``tensor``; the error names its class.
+
+    Raises:
+        ContractError: On a non-tensor, a wrong rank or a wrong size.
+
+    Examples:
+        >>> import torch
+        >>> check_shape(torch.zeros(2, 3), (2, 4), 'B C', 'Neck', nn.Identity())
+        Traceback (most recent call last):
+        ...
+        corrkit.errors.ContractError: Identity (...) breaks the Neck contract: ... got (2, 3)
+    """
+    dims = names.split()
+    want = '(' + ', '.join(d if s is None else f'{d}={s}' for d, s in zip(dims, expected)) + ')'
+    if not isinstance(tensor, Tensor):
+        raise ContractError(f'{describe(component)} breaks the {role} contract: expected a tensor '
+                            f'of shape {want}, got {type(tensor).__name__}')
+    bad = tensor.dim() != len(expected) or any(
+        s is not None and s != actual for s, actual in zip(expected, tensor.shape))
+    if bad:
+        raise ContractError(f'{describe(component)} breaks the {role} contract: expected shape '
+                            f'{want}, got {tuple(tensor.shape)}')
+
+
 class Attention(nn.Module, metaclass=DeclaredAttributesMeta):
     """A token mixer over the matches of a 4D grid (registry ``ATTENTIONS``).
 
@@ -133,4 +174,5 @@ class Attention(nn.Module, metaclass=DeclaredAttributesMeta):
         return None
 
 
-__all__ = ['Attention', 'DeclaredAttributesMeta', 'PAIRWISE_SCORES', 'contract_role']
+__all__ = ['Attention', 'DeclaredAttributesMeta', 'PAIRWISE_SCORES', 'check_shape',
+           'contract_role', 'describe']

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Container, Optional
 
-from ..errors import DownloadError
+from ..errors import ChecksumError, DownloadError
 from .fileio import atomic_path, sha256_of
 
 __all__ = ['Progress', 'download_file', 'print_progress', 'safe_extract', 'verify_file']
@@ -37,7 +37,10 @@ def verify_file(path: str | os.PathLike, sha256: str | None = None, size: int | 
         ``path`` as a ``Path``.
 
     Raises:
-        DownloadError: Naming the file, the expected and the actual value.
+        ChecksumError: If the SHA-256 differs (a :class:`~corrkit.errors.DownloadError`
+            too), naming the file and both digests.
+        DownloadError: If the file is missing or its size differs, naming the file,
+            the expected and the actual value.
 
     Examples:
         >>> import tempfile
@@ -57,7 +60,7 @@ def verify_file(path: str | os.PathLike, sha256: str | None = None, size: int | 
     if sha256 is not None:
         actual = sha256_of(path)
         if actual != sha256.lower():
-            raise DownloadError(f'{label} has sha256 {actual}, expected {sha256}')
+            raise ChecksumError(f'{label} has sha256 {actual}, expected {sha256}')
     return path
 
 
@@ -91,6 +94,8 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str | None = None,
         ``dest`` as a ``Path``.
 
     Raises:
+        ChecksumError: If the file arrives whole but its SHA-256 differs; nothing is
+            written to ``dest``.
         DownloadError: If the URL cannot be read (the machine may be offline)
             or the file does not verify.
     """

@@ -182,7 +182,7 @@ def test_old_import_paths_still_work():
                  'RemoteFile', 'download_file', 'missing_dataset_message', 'safe_extract',
                  'sha256_of', 'verify_file'):
         assert getattr(old, name) is globals()[name], name
-    from corrkit.utils.offline_weights import sha256_of as weights_sha256_of
+    from corrkit.hub.offline_weights import sha256_of as weights_sha256_of
     assert weights_sha256_of is sha256_of
 
 

@@ -136,7 +136,7 @@ def test_zero_shot_config_builds_random_with_either_off_switch(repo, tmp_path, m
     """The alias keeps its meaning: ``weights=None`` still builds the config without weights,
     like the new ``pretrained=False`` (an empty hub cache: any fetch would fail)."""
     from corrkit.registry import BACKBONES
-    from corrkit.utils.config import load_config
+    from corrkit.config import load_config
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
     cfg = load_config(repo / 'configs' / 'zeroshot_mobilenetv2.py', override)
     assert BACKBONES.build(cfg.model.backbone).out_channels

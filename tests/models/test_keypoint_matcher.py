@@ -11,7 +11,7 @@ from corrkit.models.base import (Backbone, KeypointHead, KeypointPrediction, Nec
 from corrkit.models.correlation.multi_channel import MultiChannelCorrelation
 from corrkit.ops import normalized_grid, normalized_to_pixel, pixel_to_normalized
 from corrkit.registry import MODELS
-from corrkit.utils import ContractError
+from corrkit.errors import ContractError
 
 from ..conftest import random_samples
 

@@ -9,7 +9,7 @@ from corrkit.structures import PairDataSample
 
 from ..conftest import TINY_MATCHER as TINY
 from ..conftest import random_samples
-from corrkit.utils import ContractError
+from corrkit.errors import ContractError
 
 
 

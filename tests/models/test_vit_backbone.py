@@ -116,7 +116,7 @@ def test_norm_eval_has_no_effect_on_a_vit():
 def test_dinov2_config_keeps_the_flagship_grid(repo):
     """210 px with 14-px patches: the flagship's 15 x 15 grid, and the pipelines resize to 210."""
     from corrkit.registry import BACKBONES
-    from corrkit.utils.config import load_config
+    from corrkit.config import load_config
     cfg = load_config(repo / 'configs' / 'transformatcher_dinov2_spair.py')
     assert cfg.model.input_size == 210
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -43,7 +43,7 @@ def test_an_unknown_style_is_named():
 
 def test_reports_and_listings_use_it():
     from corrkit.evaluation import report
-    from corrkit.utils.components import format_components
+    from corrkit.cli.components import format_components
     assert report.format_table is format_table  # the old import path keeps working
     listing = format_components({'REFINERS': {'MeanRefiner': 'corrkit.x.MeanRefiner'}})
     assert listing == format_table(['registry', 'name', 'class'],

@@ -16,8 +16,8 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis import nonlocality_report
-from corrkit.utils.allocator import tune_cpu_allocator
-from corrkit.utils.cli import user_errors
+from corrkit.cli.allocator import tune_cpu_allocator
+from corrkit.cli.common import user_errors
 
 
 def queries(value: str):

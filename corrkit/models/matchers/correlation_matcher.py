@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ...ops import flow_to_target, normalized_to_pixel, pixel_to_normalized, transfer_keypoints
 from ...registry import CORRELATIONS, FLOW_HEADS, LOSSES, MODELS, REFINERS
 from ...structures import PairDataSample
-from ...utils import check_shape
+from ...layers.base import check_shape
 from ..base import CorrelationBuilder, FlowHead, FlowPrediction, MatchOutputs, Refiner
 # the shared helpers' old home: importing them from here keeps working
 from .feature_matcher import (ComponentCfg, FeatureMatcher, _check_mode, _pad_keypoints,

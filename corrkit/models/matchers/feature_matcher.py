@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from ...registry import BACKBONES, MODELS, NECKS, constructor_parameters
 from ...structures import PairDataSample
-from ...utils import ContractError, check_shape, describe
+from ...errors import ContractError
+from ...layers.base import check_shape, describe
 from ..base import Backbone, ConfigConflictError, Neck
 
 ComponentCfg = dict | nn.Module

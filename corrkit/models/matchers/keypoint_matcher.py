@@ -12,7 +12,8 @@ from ...ops import (keypoint_similarity, mutual_nn_agreement, normalized_grid,
                     normalized_to_pixel, pixel_to_normalized, resize_features, target_to_flow)
 from ...registry import KEYPOINT_HEADS, LOSSES, MODELS
 from ...structures import PairDataSample
-from ...utils import ContractError, check_shape, describe
+from ...errors import ContractError
+from ...layers.base import check_shape, describe
 from ..base import KeypointHead, KeypointPrediction, PointMatcher, PointMatches, SimilarityLoss
 from .feature_matcher import (ComponentCfg, FeatureMatcher, _check_mode, _pad_keypoints,
                               build_with_derived)

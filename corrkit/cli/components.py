@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..registry import ALL_REGISTRIES
-from .text import format_table
+from ..utils.text import format_table
 
 
 def registered_components() -> dict[str, dict[str, str]]:

@@ -1,4 +1,8 @@
-"""What every command-line tool shares: user errors end in one line, not a traceback."""
+"""What every command-line tool shares: user errors end in one line, not a traceback.
+
+Which exceptions count as user errors is :data:`corrkit.errors.USER_ERRORS` (batch jobs
+below the command line skip an item on the same ones).
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +12,7 @@ from typing import Iterator
 
 from mmengine.config import DictAction
 
-from ..errors import AttentionMemoryError, UnknownArgumentError
-
-#: Exceptions that mean "the user asked for something that cannot be done":
-#: a missing file, a bad value or key, an unreadable checkpoint, a broken plugin,
-#: a config key a component does not take, a grid too large for softmax attention.
-USER_ERRORS = (OSError, ValueError, KeyError, RuntimeError, ImportError, UnknownArgumentError,
-               AttentionMemoryError)
+from ..errors import USER_ERRORS
 
 #: How PyTorch wraps an exception raised inside a DataLoader worker.
 _WORKER_TRACE = '\nOriginal Traceback (most recent call last):'

