@@ -29,12 +29,13 @@ from torch import Tensor, nn
 from .errors import ContractError
 from .layers import Attention
 from .layers.base import check_shape, describe
-from .models.base import (Backbone, CorrelationBuilder, FlowHead, FlowPrediction, KeypointHead,
-                          KeypointPrediction, Neck, Refiner, SimilarityLoss)
+from .models.base import (Backbone, CorrelationBuilder, FlowHead, FlowPrediction, ImageFeatures,
+                          ImageFrame, KeypointHead, KeypointPrediction, Matcher, Neck,
+                          PointMatches, Refiner, SimilarityLoss)
 from .ops import flow_to_target
 
 __all__ = ['check_attention', 'check_backbone', 'check_correlation', 'check_head',
-           'check_keypoint_head', 'check_loss', 'check_similarity_loss',
+           'check_keypoint_head', 'check_loss', 'check_matcher', 'check_similarity_loss',
            'check_neck', 'check_refiner']
 
 DTYPES = (torch.float32, torch.float64)
@@ -594,3 +595,115 @@ def _injected(module: nn.Module, name: str):
     except AttributeError:
         raise TypeError(f'{type(module).__name__} has no {name} attribute; pass {name}= to '
                         f'the checker') from None
+
+
+@torch.no_grad()
+def check_matcher(model: nn.Module, image_sizes: Sequence[tuple[int, int]] = ((37, 53), (64, 48)),
+                  num_points: int = 5, atol: float = 1e-4) -> None:
+    """Check a matcher against the :class:`~corrkit.models.base.Matcher` interface.
+
+    On random images (of the model's input size, with frames of ``image_sizes``,
+    one pair per entry) in eval mode: :meth:`encode` keeps one frame per image
+    and gives each image the maps it gets when encoded alone (nothing depends
+    on the other images); :meth:`match_points` returns finite points in the
+    images' pixels, confidences in ``[0, 1]``, non-negative maps, the flow of
+    :meth:`dense_flow`, and the grid's rows after the points; a matcher that
+    ``mirrors_source`` refuses sources encoded without their mirrored maps.
+
+    Args:
+        model: A matcher (a :class:`~corrkit.models.base.Matcher` with a
+            ``data_preprocessor``).
+        image_sizes: ``(H, W)`` of the images as the frames say they were given.
+        num_points: Source points per pair.
+        atol: Tolerance of the encode-alone comparison.
+
+    Raises:
+        ContractError: Naming the class and what broke.
+    """
+    if not isinstance(model, Matcher):
+        raise ContractError(f'{describe(model)} is not a corrkit.models.base.Matcher; '
+                            f'subclass it (or FeatureMatcher) to implement that interface')
+    role = 'Matcher'
+    was_training = model.training
+    model.eval()
+    try:
+        src, trg = _encoded_pair(model, image_sizes, role, atol)
+        points = torch.stack([torch.rand(num_points, 2, generator=torch.Generator().manual_seed(i))
+                              * torch.tensor([w - 1.0, h - 1.0]) for i, (h, w)
+                              in enumerate(image_sizes)]).to(src.maps[0].device)
+        if model.mirrors_source:
+            try:
+                model.match_points(src.without_mirrored(), points, trg)
+            except ValueError:
+                pass
+            else:
+                raise _fail(model, role, 'mirrors_source is set but match_points accepted '
+                                         'sources encoded without their mirrored maps')
+        out = model.match_points(src, points, trg, maps=True, flow=True)
+        _check_matches(model, out, points, num_points, image_sizes, role)
+        flow = model.dense_flow(src, trg)
+        if flow.shape != out.flow.shape or not torch.allclose(flow, out.flow, atol=atol):
+            raise _fail(model, role, 'dense_flow differs from match_points(..., flow=True).flow')
+        cells = flow.shape[-2] * flow.shape[-1]
+        both = model.match_points(src, points, trg, grid=True)
+        grid = model.match_points(src, None, trg)
+        if both.trg_kps.shape[1] != num_points + cells or grid.trg_kps.shape[1] != cells:
+            raise _fail(model, role, f'grid=True must add the {cells} cells of the flow grid '
+                                     f'after the points, and points=None match them alone')
+        if not torch.allclose(both.trg_kps[:, num_points:], grid.trg_kps, atol=atol):
+            raise _fail(model, role, 'the grid rows of grid=True differ from points=None')
+    finally:
+        model.train(was_training)
+
+
+def _encoded_pair(model: nn.Module, image_sizes: Sequence[tuple[int, int]], role: str,
+                  atol: float) -> tuple[ImageFeatures, ImageFeatures]:
+    """Encode random sources and targets with frames of ``image_sizes``; check the result."""
+    h, w = model.input_size
+    device = _device(model)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(2 * len(image_sizes), 3, h, w, generator=generator).to(device)
+    frames = [ImageFrame(tuple(size), (h, w)) for size in image_sizes] * 2
+    features = model.encode(images, frames, mirrored=model.mirrors_source)
+    if not isinstance(features, ImageFeatures) or len(features) != len(images):
+        raise _fail(model, role, f'encode must return ImageFeatures of {len(images)} images, '
+                                 f'got {type(features).__name__}')
+    if list(features.frames) != frames:
+        raise _fail(model, role, 'encode must keep the frames it is given, in order')
+    if model.mirrors_source and features.mirrored is None:
+        raise _fail(model, role, 'mirrors_source is set but encode(mirrored=True) gave no '
+                                 'mirrored maps')
+    alone = model.encode(images[-1:], frames[-1:])
+    for i, (got, ref) in enumerate(zip(features.maps, alone.maps)):
+        if not torch.allclose(got[-1:], ref, atol=atol, rtol=1e-4):
+            raise _fail(model, role, f'map {i} of an image depends on the images encoded '
+                                     f'with it')
+    n = len(image_sizes)
+    return features[:n], features[n:].without_mirrored()
+
+
+def _check_matches(model: nn.Module, out: PointMatches, points: Tensor, num_points: int,
+                   image_sizes: Sequence[tuple[int, int]], role: str) -> None:
+    b = len(image_sizes)
+    if not isinstance(out, PointMatches):
+        raise _fail(model, role, f'match_points must return PointMatches, got '
+                                 f'{type(out).__name__}')
+    check_shape(out.src_kps, (b, num_points, 2), 'B N 2', role, model)
+    check_shape(out.trg_kps, (b, num_points, 2), 'B N 2', role, model)
+    check_shape(out.confidence, (b, num_points), 'B N', role, model)
+    if not torch.allclose(out.src_kps, points):
+        raise _fail(model, role, 'src_kps must be the points given')
+    if not torch.isfinite(out.trg_kps).all():
+        raise _fail(model, role, 'trg_kps must be finite')
+    if not ((out.confidence >= 0) & (out.confidence <= 1)).all():
+        raise _fail(model, role, 'confidence must lie in [0, 1]')
+    if out.maps is None or out.maps.dim() != 4 or tuple(out.maps.shape[:2]) != (b, num_points) \
+            or (out.maps < 0).any():
+        raise _fail(model, role, 'maps=True must give (B, N, Ht, Wt) non-negative maps')
+    if out.flow is None or out.flow.dim() != 4 or tuple(out.flow.shape[:2]) != (b, 2):
+        raise _fail(model, role, 'flow=True must give a (B, 2, Hf, Wf) flow')
+    sizes = torch.tensor([[w, h] for h, w in image_sizes], dtype=out.trg_kps.dtype,
+                         device=out.trg_kps.device)[:, None]
+    # a target point lies within the target's pixel area, give or take the flow's reach
+    if ((out.trg_kps < -0.5 - sizes) | (out.trg_kps > 2 * sizes)).any():
+        raise _fail(model, role, 'trg_kps must be pixels of the target images as given')

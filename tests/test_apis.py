@@ -6,25 +6,22 @@ from PIL import Image
 from corrkit.apis import init_matcher, load_weights, match_pair
 from corrkit.models import CorrelationMatcher, MatchOutputs, PairDataPreprocessor
 from corrkit.ops import normalized_grid, normalized_to_pixel, rescale_points
+from tests.conftest import TINY_MATCHER
 
 
-class ZeroFlowMatcher(torch.nn.Module):
-    """Predicts that every source cell lands on the same place in the target."""
-    input_size = (16, 16)
-    test_tau = 0.05
+class ZeroFlowMatcher(CorrelationMatcher):
+    """Predicts that every source cell lands on the same place in the target: the tiny
+    matcher with its correlation, refiner and head replaced by a constant answer, so
+    match_pair is tested through the real encode and keypoint transfer."""
 
     def __init__(self):
-        super().__init__()
-        self.data_preprocessor = PairDataPreprocessor()
+        super().__init__(**{k: v for k, v in TINY_MATCHER.items() if k != 'type'})
+        self.input_size = (16, 16)
 
-    def extract(self, inputs):
-        b = inputs.shape[0]
+    def correspond(self, src, trg):
+        b = len(src)
         probs = torch.full((b, 8, 8, 8, 8), 1 / 64)
         return MatchOutputs(None, None, torch.zeros(b, 2, 8, 8), probs)
-
-    # the real keypoint transfer, so match_pair is tested through it
-    transfer = CorrelationMatcher.transfer
-    transfer_normalized = CorrelationMatcher.transfer_normalized
 
 
 def test_match_pair_maps_points_through_both_resizes():

@@ -57,7 +57,7 @@ def test_keypoint_stage_calls_chain_into_the_full_forward():
         assert list(calls) == ['backbone', 'similarity', 'head', 'dense flow']
         assert calls['similarity']().shape[:2] == (2, 20)
         assert calls['head']().kps.shape == (2, 20, 2)
-        torch.testing.assert_close(calls['dense flow']()[0], model(inputs))
+        torch.testing.assert_close(calls['dense flow'](), model(inputs))
 
 
 def test_resolution_sweep_grows_the_grid_and_names_a_refusal():

@@ -175,46 +175,19 @@ def random_pairs(model: nn.Module, batch: int, num_keypoints: int = 20,
 def stage_calls(model: nn.Module, inputs: Tensor) -> dict[str, Callable[[], object]]:
     """One call per pipeline stage, each fed the previous stage's real output.
 
-    The stages are the matcher's own stage methods (see
-    ``CorrelationMatcher.extract``), the keypoint transfer of 20 keypoints per
-    pair included; ``backbone`` is the bare backbone on the images as the
-    matcher hands them over, the reference every figure is compared with. A
-    :class:`~corrkit.models.matchers.KeypointMatcher` has no 4D stages: its are
-    ``backbone``, ``similarity`` and ``head`` for 20 keypoints per pair, and
-    ``dense flow`` (every cell of the finest source grid matched, in chunks,
-    what its ``tensor`` mode returns).
+    ``backbone`` is the bare backbone on the images as the matcher hands them
+    over, the reference every figure is compared with; the stages after
+    encoding are the matcher's own (:meth:`~corrkit.models.base.Matcher.timed_stages`:
+    correlation, refiner, head and the transfer of 20 keypoints per pair for a
+    ``CorrelationMatcher``; similarity and head for 20 keypoints per pair and
+    the dense flow for a ``KeypointMatcher``).
     """
-    b = inputs.shape[0]
     images = model.backbone_input(inputs)
-    src, trg = model.features(inputs)
-    if not hasattr(model, 'correlate'):
-        return _keypoint_stage_calls(model, images, src, trg)
-    corr = model.correlate(src, trg)
-    refined = model.refine(corr)
-    flow = model.predict_flow(refined).flow
+    src, trg = model.encode_pairs(inputs, mirrored=model.mirrors_source)
     size = inputs.shape[-2:]
     scale = torch.tensor([size[1] - 1.0, size[0] - 1.0], device=inputs.device)
-    kps = torch.rand(b, 20, 2, device=inputs.device) * scale
-    return {
-        'backbone': lambda: model.backbone(images),
-        'correlation': lambda: model.correlate(src, trg),
-        'refiner': lambda: model.refine(corr),
-        'head': lambda: model.predict_flow(refined),
-        'transfer': lambda: model.transfer(flow, kps, size),
-    }
-
-
-def _keypoint_stage_calls(model: nn.Module, images: Tensor, src: list[Tensor],
-                          trg: list[Tensor]) -> dict[str, Callable[[], object]]:
-    kps = torch.rand(src[0].shape[0], 20, 2, device=images.device) * 2 - 1  # normalised
-    similarity = model.similarity(src, kps, trg)
-    flipped = torch.zeros(src[0].shape[0], dtype=torch.bool, device=images.device)
-    return {
-        'backbone': lambda: model.backbone(images),
-        'similarity': lambda: model.similarity(src, kps, trg),
-        'head': lambda: model.predict_keypoints(similarity),
-        'dense flow': lambda: model._flow(src, trg, None, None, flipped),
-    }
+    kps = torch.rand(inputs.shape[0], 20, 2, device=inputs.device) * scale
+    return {'backbone': lambda: model.backbone(images), **model.timed_stages(src, kps, trg)}
 
 
 def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train: bool = True,

@@ -233,7 +233,7 @@ def model_nonlocality(model: nn.Module, inputs: Tensor, scores: str = 'paper',
     hooks = [attn.register_forward_hook(lambda m, args, out: captured.append((m, *args[:2])))
              for attn in refiner_attentions(model)]
     try:
-        model.extract(inputs)
+        model.dense_flow(*model.encode_pairs(inputs))
     finally:
         for hook in hooks:
             hook.remove()

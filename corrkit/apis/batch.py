@@ -3,7 +3,9 @@
 Behind ``corrkit match-pairs``. Each finished pair is written atomically as
 ``<id>.json`` and ``<id>.csv``, so an interrupted run resumes where it stopped
 (pairs with a result are skipped); a pair that fails (a missing or unreadable
-image, a bad keypoint file) is reported by its id and the others go on.
+image, a bad keypoint file, points outside the image) is reported by its id and
+the others go on. Each image is decoded and encoded once per run, however many
+pairs it is part of (:class:`FeatureCache`).
 """
 from __future__ import annotations
 
@@ -12,20 +14,24 @@ import io
 import json
 import os
 import sys
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
 from ..errors import USER_ERRORS
+from ..models.base import ImageFeatures
+from ..utils.acceleration import autocast
 from ..utils.fileio import atomic_path
 from ..utils.image import load_image
 from ..utils.text import first_line
-from .demo import read_keypoints, source_grid
-from .inference import match_pair
+from .inference import as_points, encode_images
+from .points import check_inside, read_keypoints, source_grid
 
-__all__ = ['BatchReport', 'ImagePair', 'match_pairs', 'read_pairs', 'IMAGE_SUFFIXES']
+__all__ = ['BatchReport', 'FeatureCache', 'ImagePair', 'match_pairs', 'read_pairs',
+           'IMAGE_SUFFIXES']
 
 #: What counts as an image when two folders are paired by file name.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -42,7 +48,7 @@ class ImagePair:
         source: Source image path.
         target: Target image path.
         kps: Optional keypoint file (JSON or CSV, see
-            :func:`~corrkit.apis.demo.read_keypoints`); an 8 × 8 grid otherwise.
+            :func:`~corrkit.apis.points.read_keypoints`); an 8 × 8 grid otherwise.
     """
 
     id: str
@@ -195,16 +201,20 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
     for pair in pairs:
         (report.skipped if (out / f'{pair.id}.json').is_file() else todo).append(pair)
     report.skipped = [p.id for p in report.skipped]
+    cache = FeatureCache(model, precision, [p for pair in todo for p in (pair.source, pair.target)],
+                         mirrored={pair.source for pair in todo} if model.mirrors_source else ())
     bar = _progress_bar(len(todo)) if progress and todo else None
     for pair in todo:
         try:
-            _match_one(model, pair, out, precision)
+            _match_one(model, pair, out, precision, cache)
             report.matched.append(pair.id)
         except USER_ERRORS as err:
             message = first_line(err) or type(err).__name__
             report.failed[pair.id] = message
             if on_error is not None:
                 on_error(pair.id, message)
+        finally:
+            cache.release(pair.source, pair.target)
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -215,16 +225,81 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
     return report
 
 
+class FeatureCache:
+    """Each image of a run decoded and encoded once, kept until its last pair is matched.
+
+    The run announces every use of every image; features are dropped after the
+    last one, so a list where each image appears once holds one pair's features
+    at a time. At most ``max_images`` are kept whatever the order (the least
+    recently used go first and are encoded again if needed).
+
+    Args:
+        model: The matcher.
+        precision: As in :func:`~corrkit.apis.match_pair`.
+        uses: Every image path, once per pair that uses it.
+        mirrored: The paths to encode with their mirrored maps (sources of a
+            matcher that ``mirrors_source``).
+        max_images: Most images whose features are kept at once.
+    """
+
+    def __init__(self, model: torch.nn.Module, precision: str, uses: Iterable[Path],
+                 mirrored: Iterable[Path] = (), max_images: int = 64):
+        self.model, self.precision, self.max_images = model, precision, max_images
+        self.remaining = Counter(_key(p) for p in uses)
+        self.mirrored = {_key(p) for p in mirrored}
+        self.kept: OrderedDict[str, ImageFeatures] = OrderedDict()
+        self.encoded = 0  #: images sent through the backbone so far
+
+    def get(self, path: Path) -> ImageFeatures:
+        """The features of an image, encoded at the first request.
+
+        Raises:
+            FileNotFoundError, ValueError: If the image cannot be read.
+        """
+        key = _key(path)
+        if key not in self.kept:
+            image = load_image(path)
+            self.kept[key] = encode_images(self.model, [image], self.precision,
+                                           mirrored=key in self.mirrored)
+            self.encoded += 1
+            while len(self.kept) > self.max_images:
+                self.kept.popitem(last=False)
+        self.kept.move_to_end(key)
+        return self.kept[key]
+
+    def release(self, *paths: Path) -> None:
+        """One use of each image is done; an image with none left is dropped."""
+        for path in paths:
+            key = _key(path)
+            self.remaining[key] -= 1
+            if self.remaining[key] <= 0:
+                self.kept.pop(key, None)
+
+
+def _key(path: Path) -> str:
+    return os.path.realpath(path)
+
+
 def _progress_bar(total: int):
     from mmengine.utils import ProgressBar  # prints done/total, pairs per second, ETA
     return ProgressBar(total, file=sys.stderr)
 
 
-def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: str) -> None:
-    src, trg = load_image(pair.source), load_image(pair.target)
-    kps = read_keypoints(pair.kps) if pair.kps else source_grid(src.height, src.width)
-    result = match_pair(model, src, trg, kps, precision)
-    rows = torch.cat([result.src_kps, result.trg_kps, result.confidence[:, None]], 1).tolist()
+@torch.inference_mode()
+def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: str,
+               cache: FeatureCache) -> None:
+    src, trg = cache.get(pair.source), cache.get(pair.target).without_mirrored()
+    height, width = src.frames[0].size
+    if pair.kps:
+        kps = read_keypoints(pair.kps)
+        check_inside(kps, (height, width), f"keypoints '{pair.kps}'")
+    else:
+        kps = source_grid(height, width)
+    kps = as_points(kps)
+    with autocast(precision, src.maps[0].device):
+        found = model.match_points(src, kps[None], trg)
+    trg_kps, confidence = (t[0].float().cpu() for t in (found.trg_kps, found.confidence))
+    rows = torch.cat([kps, trg_kps, confidence[:, None]], 1).tolist()
     with atomic_path(out / f'{pair.id}.csv') as tmp:
         with open(tmp, 'w', newline='') as f:
             writer = csv.writer(f)
@@ -233,5 +308,5 @@ def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: st
     with atomic_path(out / f'{pair.id}.json') as tmp:  # written last: it marks the pair done
         tmp.write_text(json.dumps({
             'source': os.fspath(pair.source), 'target': os.fspath(pair.target),
-            'src_kps': result.src_kps.tolist(), 'trg_kps': result.trg_kps.tolist(),
-            'confidence': result.confidence.tolist()}, indent=1))
+            'src_kps': kps.tolist(), 'trg_kps': trg_kps.tolist(),
+            'confidence': confidence.tolist()}, indent=1))

@@ -9,13 +9,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from mmengine.config import Config
+from PIL import Image
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
 from ..engine.checkpoint_hook import check_state_dict_keys
-from ..models.base import PointMatcher
-from ..ops import (normalized_grid, normalized_to_pixel, pixel_to_normalized, rescale_points,
-                   soft_sampler_weights)
+from ..models.base import ImageFeatures, ImageFrame, PointMatches
+from ..ops import flow_to_target, normalized_grid
 from ..registry import MODELS
 from ..utils.acceleration import autocast
 from ..config import load_config
@@ -123,16 +123,18 @@ class MatchResult:
         src_kps: ``(N, 2)`` source points ``(x, y)``, pixels of the source image.
         trg_kps: ``(N, 2)`` their predicted matches, pixels of the target image.
         confidence: ``(N,)`` how sure the matcher is of each match, in ``[0, 1]``: a
-            flow matcher's peak match probability around the point, a
-            ``PointMatcher``'s own confidence (a keypoint head's).
+            correlation matcher's peak match probability around the point, a
+            keypoint matcher's head's confidence.
         flow: ``(2, Hf, Wf)`` dense source-to-target flow, normalised target
             coordinates (``target = source_grid + flow``).
         src_size: ``(H, W)`` of the source image.
         trg_size: ``(H, W)`` of the target image.
         scores: ``(Hf, Wf, Ht, Wt)`` each flow-grid cell's scores over a grid
-            spanning the target (a flow matcher's match probabilities, a point
-            matcher's clamped similarities), or None unless asked for
+            spanning the target (a correlation matcher's match probabilities, a
+            keypoint matcher's clamped similarities), or None unless asked for
             (``match_pair(..., scores=True)``).
+        src_frame: Where the source sat in the model's input (its resize).
+        trg_frame: Where the target sat in the model's input.
     """
 
     src_kps: Tensor
@@ -142,6 +144,71 @@ class MatchResult:
     src_size: tuple[int, int]
     trg_size: tuple[int, int]
     scores: Tensor | None = None
+    src_frame: ImageFrame | None = None
+    trg_frame: ImageFrame | None = None
+
+    def grid_matches(self) -> tuple[Tensor, Tensor]:
+        """The flow grid's cell centres and their predicted targets, pixels of the images.
+
+        Row ``i * Wf + j`` is cell ``(i, j)``, as in :attr:`scores` flattened.
+
+        Returns:
+            ``(Hf * Wf, 2)`` source points and ``(Hf * Wf, 2)`` target points.
+
+        Raises:
+            ValueError: If the result carries no frames.
+        """
+        if self.src_frame is None or self.trg_frame is None:
+            raise ValueError('this MatchResult carries no image frames (made by match_pair)')
+        hf, wf = self.flow.shape[-2:]
+        cells = normalized_grid(hf, wf, dtype=self.flow.dtype)
+        targets = flow_to_target(self.flow[None])[0]
+        return (self.src_frame.from_normalized(cells.flatten(1).T),
+                self.trg_frame.from_normalized(targets.flatten(1).T))
+
+
+def encode_images(model: torch.nn.Module, images: Sequence[Image.Image], precision: str = 'fp32',
+                  mirrored: bool = False) -> ImageFeatures:
+    """Resize decoded images to the model's input, normalise them and encode them (stage 1).
+
+    Args:
+        model: A :class:`~corrkit.models.base.Matcher` from :func:`init_matcher`.
+        images: RGB images of any sizes (from :func:`~corrkit.utils.image.load_image`).
+        precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` autocast.
+        mirrored: Also encode the images mirrored (a matcher that ``mirrors_source``).
+
+    Returns:
+        Their features, each image with its frame.
+    """
+    size = tuple(model.input_size)
+    batch = torch.stack([image_to_tensor(image, size) for image in images])
+    inputs = model.data_preprocessor.normalize_images(batch)
+    frames = [ImageFrame((image.height, image.width), size) for image in images]
+    with autocast(precision, inputs.device):
+        return model.encode(inputs, frames, mirrored=mirrored)
+
+
+def encode_pair(model: torch.nn.Module, src: Image.Image, trg: Image.Image,
+                precision: str = 'fp32') -> tuple[ImageFeatures, ImageFeatures]:
+    """Encode a source and a target: one backbone call, or two when the model mirrors
+    its sources (the mirrored source is encoded with the source alone)."""
+    if model.mirrors_source:
+        return (encode_images(model, [src], precision, mirrored=True),
+                encode_images(model, [trg], precision))
+    both = encode_images(model, [src, trg], precision)
+    return both[0], both[1]
+
+
+def as_points(src_kps: Any) -> Tensor:
+    """``(N, 2)`` points from a list, array or tensor, as float32.
+
+    Raises:
+        ValueError: If the points are not ``(N, 2)``.
+    """
+    kps = torch.as_tensor(np.asarray(src_kps, dtype=np.float64), dtype=torch.float32)
+    if kps.dim() != 2 or kps.shape[-1] != 2:
+        raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
+    return kps
 
 
 @torch.inference_mode()
@@ -150,31 +217,22 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
                precision: str = 'fp32', scores: bool = False) -> MatchResult:
     """Match two images of any size and mode with a matcher from :func:`init_matcher`.
 
-    Both images are resized to ``model.input_size``; keypoints are mapped
-    through the resize and back, so inputs and outputs are in the pixels of the
-    images as given.
-
-    A :class:`~corrkit.models.base.PointMatcher` (``KeypointMatcher``) matches
-    the points with its ``match_points``; any other model is treated as a flow
-    matcher: its flow and match probabilities come from ``extract``, the points
-    go through its ``transfer`` stage and the confidence is the peak match
-    probability around each point.
+    Each image is decoded once and encoded once (:func:`encode_pair`), then the
+    points are matched (``Matcher.match_points``, one call). Both images are
+    resized to ``model.input_size``; points are mapped through each image's
+    frame, so inputs and outputs are in the pixels of the images as given.
 
     Args:
-        model: A matcher with ``input_size`` and a ``data_preprocessor``: a
-            :class:`~corrkit.models.base.PointMatcher`, or ``CorrelationMatcher``
-            (or anything with its ``extract`` and ``transfer`` stages and ``test_tau``).
+        model: A :class:`~corrkit.models.base.Matcher` (``CorrelationMatcher``,
+            ``KeypointMatcher``) with a ``data_preprocessor``.
         src_image: Source image: path, PIL image or array.
         trg_image: Target image: path, PIL image or array.
         src_kps: ``(N, 2)`` source points ``(x, y)`` in source pixels; by default
             the centres of the flow grid's cells.
         precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'`` to run the network under
-            autocast (see :mod:`corrkit.utils.acceleration`); a flow matcher's
-            keypoints are transferred in fp32 either way, a ``PointMatcher``'s
-            ``match_points`` runs under autocast as a whole.
+            autocast (see :mod:`corrkit.utils.acceleration`); the results are fp32.
         scores: Also return each flow-grid cell's scores over the target
-            (:attr:`MatchResult.scores`); a point matcher computes them with its
-            ``match_scores``.
+            (:attr:`MatchResult.scores`); the grid is matched in the same call.
 
     Returns:
         A :class:`MatchResult`.
@@ -183,66 +241,24 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
         ValueError: If ``src_kps`` is not ``(N, 2)``.
     """
     src, trg = load_image(src_image), load_image(trg_image)
-    src_size, trg_size = (src.height, src.width), (trg.height, trg.width)
-    size = tuple(model.input_size)
-    pair = torch.stack([image_to_tensor(src, size), image_to_tensor(trg, size)])
-    inputs = model.data_preprocessor(dict(inputs=pair[None]))['inputs']
-    if isinstance(model, PointMatcher):
-        return _match_points(model, inputs, src_kps, src_size, trg_size, precision, scores)
-    with autocast(precision, inputs.device):
-        out = model.extract(inputs)
-    flow, probs = (t.float() if t.dtype in HALF_TYPES else t for t in (out.flow[0], out.probs[0]))
-    hf, wf = flow.shape[-2:]
-    dtype = flow.dtype
-    if src_kps is None:
-        grid = normalized_grid(hf, wf, device=flow.device, dtype=dtype).flatten(1).T
-        kps_frame = normalized_to_pixel(grid, size)
-        kps = rescale_points(kps_frame, size, src_size)
-    else:
-        kps = torch.as_tensor(np.asarray(src_kps, dtype=np.float64), dtype=dtype,
-                              device=flow.device)
-        if kps.dim() != 2 or kps.shape[-1] != 2:
-            raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
-        kps_frame = rescale_points(kps, src_size, size)
-    trg_frame = model.transfer(flow[None], kps_frame[None], size)[0]
-    trg_kps = rescale_points(trg_frame, size, trg_size)
-    # each source cell's peak match probability, sampled around the points like the flow
-    weights = soft_sampler_weights(pixel_to_normalized(kps_frame, size)[None], hf, wf,
-                                   model.test_tau)[0]
-    confidence = weights @ probs.flatten(2).amax(-1).flatten()
-    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size,
-                       probs.cpu() if scores else None)
-
-
-def _as_points(src_kps: Any, device: torch.device, dtype: torch.dtype) -> Tensor:
-    kps = torch.as_tensor(np.asarray(src_kps, dtype=np.float64), dtype=dtype, device=device)
-    if kps.dim() != 2 or kps.shape[-1] != 2:
-        raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
-    return kps
-
-
-def _match_points(model: PointMatcher, inputs: Tensor, src_kps: Any, src_size: tuple[int, int],
-                  trg_size: tuple[int, int], precision: str, scores: bool) -> MatchResult:
-    """:func:`match_pair` for a :class:`~corrkit.models.base.PointMatcher`."""
-    size = tuple(inputs.shape[-2:])
-    kps_frame = None
-    if src_kps is not None:
-        kps_frame = rescale_points(_as_points(src_kps, inputs.device, inputs.dtype), src_size,
-                                   size)[None]
-    with autocast(precision, inputs.device):
-        out = model.match_points(inputs, kps_frame)
-    src_frame, trg_frame, confidence, flow = (
-        t[0].float() if t.dtype in HALF_TYPES else t[0] for t in out)
-    kps = rescale_points(src_frame, size, src_size)
-    if src_kps is not None:  # the caller's points exactly, not their round trip through the frame
-        kps = _as_points(src_kps, kps.device, kps.dtype)
-    trg_kps = rescale_points(trg_frame, size, trg_size)
+    kps = None if src_kps is None else as_points(src_kps)
+    src_feats, trg_feats = encode_pair(model, src, trg, precision)
+    with autocast(precision, src_feats.maps[0].device):
+        out = model.match_points(src_feats, None if kps is None else kps[None], trg_feats,
+                                 maps=scores, flow=True, grid=scores)
+    out = _float(out)
+    n = len(out.src_kps[0]) if kps is None else len(kps)
     grid_scores = None
-    if scores:  # the flow grid's cell centres, as a flow matcher's probabilities are indexed
-        hf, wf = flow.shape[-2:]
-        cells = normalized_grid(hf, wf, device=flow.device, dtype=flow.dtype).flatten(1).T
-        with autocast(precision, inputs.device):
-            found = model.match_scores(inputs, normalized_to_pixel(cells, size)[None])[0]
-        grid_scores = found.float().unflatten(0, (hf, wf)).cpu()
-    return MatchResult(kps.cpu(), trg_kps.cpu(), confidence.cpu(), flow.cpu(), src_size, trg_size,
-                       grid_scores)
+    if scores:  # the grid's rows come last
+        hf, wf = out.flow.shape[-2:]
+        grid_scores = out.maps[0, -hf * wf:].unflatten(0, (hf, wf)).cpu()
+    result_kps = out.src_kps[0] if kps is None else kps  # the caller's points exactly
+    return MatchResult(result_kps.cpu(), out.trg_kps[0, :n].cpu(), out.confidence[0, :n].cpu(),
+                       out.flow[0].cpu(), (src.height, src.width), (trg.height, trg.width),
+                       grid_scores, src_feats.frames[0], trg_feats.frames[0])
+
+
+def _float(matches: PointMatches) -> PointMatches:
+    """Matches computed under autocast, in fp32."""
+    return PointMatches(*(t.float() if isinstance(t, Tensor) and t.dtype in HALF_TYPES else t
+                          for t in matches))

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 from types import ModuleType
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from .. import __version__
 
@@ -49,10 +49,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.run(args)
 
 
-def standalone(module: ModuleType, argv: Sequence[str] | None = None) -> int:
-    """Run one command's module as its own script (what ``tools/*.py`` do)."""
+def standalone(module: ModuleType, argv: Sequence[str] | None = None,
+               defaults: Mapping[str, Any] | None = None) -> int:
+    """Run one command's module as its own script (what ``tools/*.py`` do).
+
+    Args:
+        module: The command's module (``add_arguments``, ``run`` and ``HELP``).
+        argv: The arguments (default: ``sys.argv[1:]``).
+        defaults: Argument defaults of this script that differ from the command's
+            (``{'out_dir': 'work_dirs/demo'}``).
+    """
     parser = argparse.ArgumentParser(description=module.HELP)
     module.add_arguments(parser)
+    parser.set_defaults(**(defaults or {}))
     return module.run(parser.parse_args(argv))
 
 

@@ -6,8 +6,9 @@ import sys
 
 from . import standalone
 
-HELP = ('Match two images: matches.json, matches.png, warp.png and, with --html, the '
-        'interactive viewer matches.html.')
+HELP = ('Match two images (without them, the bundled astronaut and Grace Hopper portraits): '
+        'matches.json, matches.png, warp.png and, with --html, the interactive viewer '
+        'matches.html.')
 
 #: The model ``corrkit match`` uses without --model or --config.
 DEFAULT_MODEL = 'zeroshot_mobilenetv2'
@@ -32,8 +33,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('source', help='source image')
-    parser.add_argument('target', help='target image')
+    parser.add_argument('images', nargs='*', metavar='IMAGE',
+                        help='source and target image (none: the bundled pair)')
     add_model_arguments(parser)
     parser.add_argument('--kps', help='source keypoints, JSON [[x, y], ...] or CSV x,y '
                                       '(default: an 8 x 8 grid)')
@@ -43,13 +44,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..apis.demo import read_keypoints, run_demo
+    from ..apis.demo import run_demo
+    from ..apis.points import read_keypoints
     from .allocator import tune_cpu_allocator
     from .common import user_errors
-    tune_cpu_allocator()  # as tools/demo.py (CORRKIT_TUNE_MALLOC=0: off)
+    if len(args.images) not in (0, 2):
+        print(f'error: give two images (source and target) or none for the bundled pair, '
+              f'got {len(args.images)}', file=sys.stderr)
+        return 2
+    tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):
         kps = read_keypoints(args.kps) if args.kps else None
-        paths = run_demo(args.source, args.target, args.config or args.model or DEFAULT_MODEL,
+        if args.images:
+            src, trg = args.images
+        else:
+            from ..utils.sample_data import ASTRONAUT_KPS, sample_pair
+            (src, trg), kps = sample_pair(), ASTRONAUT_KPS if kps is None else kps
+        paths = run_demo(src, trg, args.config or args.model or DEFAULT_MODEL,
                          args.checkpoint, kps, args.out_dir, args.cfg_options, args.device,
                          args.precision, args.html)
     for kind, path in paths.items():

@@ -6,13 +6,14 @@ imports its subpackage the first time it is searched, so importing the contracts
 does not pull in timm or torchvision.
 """
 from .base import (Backbone, ConfigConflictError, CorrelationBuilder, FlowHead, FlowPrediction,
-                   KeypointHead, KeypointPrediction, MatchOutputs, Neck, PointMatcher, PointMatches,
-                   Refiner)
+                   ImageFeatures, ImageFrame, KeypointHead, KeypointPrediction, MatchOutputs,
+                   Matcher, Neck, PointMatches, Refiner)
 from .matchers import (CorrelationMatcher, KeypointMatcher, PairDataPreprocessor,
                        build_with_derived)
 
 __all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction', 'Neck',
-           'KeypointHead', 'KeypointPrediction', 'PointMatcher', 'PointMatches',
+           'KeypointHead', 'KeypointPrediction', 'ImageFeatures', 'ImageFrame', 'Matcher',
+           'PointMatches',
            'CorrelationMatcher', 'KeypointMatcher', 'ConfigConflictError', 'MatchOutputs',
            'PairDataPreprocessor',
            'build_with_derived']

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Sequence
 
 from torch import Tensor, nn
 
 from ..errors import ConfigConflictError
 from ..layers.base import Attention, DeclaredAttributesMeta
 from ..registry import constructor_parameters
+from .features import ImageFeatures, ImageFrame, PointMatches
 
 
 class Backbone(nn.Module, metaclass=DeclaredAttributesMeta):
@@ -332,79 +333,97 @@ class SimilarityLoss(nn.Module, metaclass=DeclaredAttributesMeta):
         """Return the loss, finite (and connected to the graph) without any valid keypoint."""
 
 
-class PointMatches(NamedTuple):
-    """What :meth:`PointMatcher.match_points` returns, for a batch of pairs.
+class Matcher(ABC):
+    """The interface every matcher implements: encode images once, match points between them.
+
+    Matching has two stages. :meth:`encode` runs the backbone (and neck) on a
+    batch of images and keeps each image's frame; nothing in its result depends
+    on the image it will be matched with, so a job over ``N`` images encodes
+    each once and matches any pairs of them. :meth:`match_points` and
+    :meth:`dense_flow` match two encoded batches pair by pair (image ``i`` of
+    the source batch with image ``i`` of the target batch). Points go in and
+    come out in the pixels of the images as given. ``match_pair``, the
+    ``corrkit`` commands, the viewer, batch matching, the analysis and the
+    benchmark call these stages; the matchers' ``tensor``, ``loss`` and
+    ``predict`` modes do too. :func:`corrkit.testing.check_matcher` checks an
+    implementation against this contract.
 
     Attributes:
-        src_kps: ``(B, N, 2)`` the source points matched ``(x, y)``, pixels of the
-            model's frame.
-        trg_kps: ``(B, N, 2)`` their predicted target points, pixels of the frame.
-        confidence: ``(B, N)`` how sure the matcher is of each match, in ``[0, 1]``.
-        flow: ``(B, 2, Hf, Wf)`` dense source-to-target flow, normalised target
-            coordinates (``target = source_grid + flow``).
-    """
-
-    src_kps: Tensor
-    trg_kps: Tensor
-    confidence: Tensor
-    flow: Tensor
-
-
-class PointMatcher(ABC):
-    """The interface :func:`~corrkit.apis.match_pair` and the demo call: points in, points out.
-
-    A matcher model (an mmengine ``BaseModel``) lists it among its bases and
-    implements both methods; :class:`~corrkit.models.KeypointMatcher` does.
-    ``match_pair`` treats a model that is not a ``PointMatcher`` as a flow
-    matcher with ``CorrelationMatcher``'s ``extract`` and ``transfer`` stages.
-
-    Attributes:
-        input_size: ``(H, W)`` the model matches images at (the frame).
+        input_size: ``(H, W)`` the model matches images at (images are resized
+            to it before :meth:`encode`).
     """
 
     input_size: tuple[int, int]
 
-    @abstractmethod
-    def match_points(self, inputs: Tensor, src_kps: Tensor | None = None) -> PointMatches:
-        """Match source points, given in pixels of the frame, to the target.
-
-        Args:
-            inputs: Normalised image pairs at ``input_size``, ``(B, 2, 3, H, W)``.
-            src_kps: ``(B, N, 2)`` source points ``(x, y)``, pixels of the frame;
-                ``None`` matches the cell centres of the flow's grid.
-
-        Returns:
-            The points, their matches, confidences and the dense flow.
-        """
+    @property
+    def mirrors_source(self) -> bool:
+        """Whether :meth:`match_points` wants sources encoded with ``mirrored=True``
+        (test-time pose alignment); targets never need it. Default: ``False``."""
+        return False
 
     @abstractmethod
-    def dense_flow(self, inputs: Tensor) -> Tensor:
-        """The source-to-target flow ``(B, 2, Hf, Wf)`` of a grid of source cells.
+    def encode(self, images: Tensor, frames: Sequence[ImageFrame] | None = None,
+               mirrored: bool = False) -> ImageFeatures:
+        """Stage 1: the backbone (and neck) on a batch of images, each with its frame.
 
         Args:
-            inputs: Normalised image pairs, ``(B, 2, 3, H, W)``.
-        """
-
-    def match_scores(self, inputs: Tensor, src_kps: Tensor) -> Tensor:
-        """Optional: each source point's scores over a target grid (what the viewer shows).
-
-        Args:
-            inputs: Normalised image pairs, ``(B, 2, 3, H, W)``.
-            src_kps: ``(B, N, 2)`` source points ``(x, y)``, pixels of the frame.
+            images: Normalised images at ``input_size``.
+            frames: One frame per image: where the image as given sits in
+                ``images`` (default: the images are the input, unresized).
+            mirrored: Also encode the images mirrored left to right (one more
+                backbone call), for a matcher that :attr:`mirrors_source`.
 
         Returns:
-            ``(B, N, Ht, Wt)`` non-negative scores (higher: a likelier match) over a
-            grid spanning the target.
+            The images' maps and frames.
 
-        Raises:
-            NotImplementedError: If the matcher gives no scores (the default).
+        Shape:
+            - images: ``(N, 3, H, W)``
         """
-        raise NotImplementedError(f'{type(self).__name__} gives no match scores '
-                                  f'(PointMatcher.match_scores)')
+
+    @abstractmethod
+    def match_points(self, src: ImageFeatures, points: Tensor | None, trg: ImageFeatures, *,
+                     maps: bool = False, flow: bool = False, grid: bool = False
+                     ) -> PointMatches:
+        """Stage 2: match source points to the targets, pair by pair.
+
+        Args:
+            src: Encoded source images (``B``).
+            points: ``(B, N, 2)`` source points ``(x, y)``, pixels of the source
+                images; ``None`` matches the cells of the flow's grid.
+            trg: Encoded target images (``B``).
+            maps: Also return each point's scores over the target (for viewers).
+            flow: Also return the dense flow of :meth:`dense_flow`.
+            grid: Also match every cell of the flow's grid, after the points
+                (its rows come last, in row-major order); implied by ``points=None``.
+
+        Returns:
+            The points, their matches in pixels of the targets and a confidence
+            per point, with the maps and flow when asked for.
+        """
+
+    def timed_stages(self, src: ImageFeatures, points: Tensor, trg: ImageFeatures
+                     ) -> dict[str, Callable[[], object]]:
+        """The stages after :meth:`encode`, one call each, fed the previous stage's output.
+
+        What the benchmark times (:func:`~corrkit.analysis.benchmark.stage_calls`).
+        The default is one stage, ``match points``; a matcher with stages worth
+        telling apart returns them in the order they run.
+
+        Args:
+            src: Encoded sources.
+            points: ``(B, N, 2)`` source points, pixels of the sources.
+            trg: Encoded targets.
+        """
+        return {'match points': lambda: self.match_points(src, points, trg)}
+
+    @abstractmethod
+    def dense_flow(self, src: ImageFeatures, trg: ImageFeatures) -> Tensor:
+        """Stage 2, dense: the source-to-target flow ``(B, 2, Hf, Wf)`` of a grid of
+        source cells, normalised target coordinates (``target = source_grid + flow``)."""
 
 
 class MatchOutputs(NamedTuple):
-    """Every intermediate of one matcher forward (see ``CorrelationMatcher.extract``).
+    """Every intermediate of a correlation matcher on a pair (``CorrelationMatcher.correspond``).
 
     Attributes:
         corr: ``(B, L, Hs, Ws, Ht, Wt)`` raw multi-channel correlation.
@@ -421,4 +440,4 @@ class MatchOutputs(NamedTuple):
 
 __all__ = ['Backbone', 'CorrelationBuilder', 'Refiner', 'FlowHead', 'FlowPrediction', 'Neck',
            'KeypointHead', 'KeypointPrediction', 'SimilarityLoss', 'ConfigConflictError',
-           'MatchOutputs', 'PointMatcher', 'PointMatches']
+           'ImageFeatures', 'ImageFrame', 'MatchOutputs', 'Matcher', 'PointMatches']

@@ -20,7 +20,7 @@ from .soft_argmax import (expected_target, gaussian_around_argmax, kernel_soft_a
                           soft_argmax_probabilities)
 from .tps import (ThinPlateSpline, homography_transform, invert_points, tps_fit, tps_jacobian,
                   tps_transform, warp_image)
-from .transfer import soft_sampler_weights, transfer_keypoints
+from .transfer import soft_sample, soft_sampler_weights, transfer_keypoints
 
 __all__ = [
     'argmax_2d', 'expected_position_2d', 'soft_argmax_2d', 'spatial_softmax_2d',
@@ -32,7 +32,7 @@ __all__ = [
     'mutual_nn_agreement', 'mutual_nn_filter', 'normalized_grid', 'normalized_to_pixel', 'pixel_to_normalized',
     'rectified_cosine_scores', 'rescale_points', 'resize_features', 'rope_4d_angles', 'rotate_pairs', 'sample_features',
     'soft_argmax',
-    'soft_argmax_probabilities', 'soft_sampler_weights', 'swap_source_target',
+    'soft_argmax_probabilities', 'soft_sample', 'soft_sampler_weights', 'swap_source_target',
     'target_to_flow', 'ThinPlateSpline', 'tps_fit', 'tps_jacobian', 'tps_transform',
     'transfer_keypoints', 'warp_image',
 ]

@@ -39,6 +39,24 @@ def soft_sampler_weights(kps: Tensor, height: int, width: int, tau: float) -> Te
     return torch.where(total > 0, weights / total.clamp(min=torch.finfo(kps.dtype).tiny), nearest)
 
 
+def soft_sample(values: Tensor, weights: Tensor) -> Tensor:
+    """Per keypoint, the weighted sum of a grid's values (the soft sampler's read-out).
+
+    Args:
+        values: Values on a grid, e.g. predicted targets or match probabilities.
+        weights: From :func:`soft_sampler_weights` on the same grid.
+
+    Returns:
+        Each keypoint's weighted values.
+
+    Shape:
+        - values: ``(B, C, H, W)``
+        - weights: ``(B, K, H * W)``
+        - output: ``(B, K, C)``
+    """
+    return torch.einsum('bkn,bcn->bkc', weights, values.flatten(2))
+
+
 def transfer_keypoints(pred_grid: Tensor, kps: Tensor, valid: Tensor, tau: float) -> Tensor:
     """Transfer source keypoints to the target with the soft sampler (Eq. 11).
 
@@ -70,5 +88,5 @@ def transfer_keypoints(pred_grid: Tensor, kps: Tensor, valid: Tensor, tau: float
                  [ 0.,  0.]]])
     """
     weights = soft_sampler_weights(kps, pred_grid.shape[-2], pred_grid.shape[-1], tau)
-    pred = torch.einsum('bkn,bcn->bkc', weights, pred_grid.flatten(2))
+    pred = soft_sample(pred_grid, weights)
     return torch.where(valid[..., None], pred, torch.zeros_like(pred))

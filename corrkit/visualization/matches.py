@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..utils.image import ImageLike, load_image
+from .display import display_points
 
 
 def draw_matches(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, trg_kps: Sequence,
@@ -15,7 +16,7 @@ def draw_matches(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, 
     """Source and target side by side, each match a coloured line between two dots.
 
     Both images are scaled to ``height``; keypoints are given in pixels of the
-    images as passed. With ``gt_kps`` (true target points), each prediction is
+    images as passed and carried with them (pixel centres, :func:`display_points`). With ``gt_kps`` (true target points), each prediction is
     joined to its ground truth by a thin white line, so errors are visible.
 
     Args:
@@ -35,18 +36,16 @@ def draw_matches(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, 
         >>> draw_matches(img, img, [[1, 2]], [[3, 4]], height=40).size
         (120, 40)
     """
-    src, trg = load_image(src_image), load_image(trg_image)
-    s_scale, t_scale = height / src.height, height / trg.height
-    src = src.resize((max(1, round(src.width * s_scale)), height), Image.BILINEAR)
-    trg = trg.resize((max(1, round(trg.width * t_scale)), height), Image.BILINEAR)
+    src_img, trg_img = load_image(src_image), load_image(trg_image)
+    src, trg = _to_height(src_img, height), _to_height(trg_img, height)
     canvas = Image.new('RGB', (src.width + trg.width, height))
     canvas.paste(src, (0, 0))
     canvas.paste(trg, (src.width, 0))
     draw = ImageDraw.Draw(canvas)
-    src_pts = np.asarray(src_kps, dtype=np.float64).reshape(-1, 2) * s_scale
-    trg_pts = np.asarray(trg_kps, dtype=np.float64).reshape(-1, 2) * t_scale + [src.width, 0]
-    gt_pts = (None if gt_kps is None else
-              np.asarray(gt_kps, dtype=np.float64).reshape(-1, 2) * t_scale + [src.width, 0])
+    trg_size = (trg_img.height, trg_img.width)
+    src_pts = display_points(src_kps, (src_img.height, src_img.width), src)
+    trg_pts = display_points(trg_kps, trg_size, trg) + [src.width, 0]
+    gt_pts = None if gt_kps is None else display_points(gt_kps, trg_size, trg) + [src.width, 0]
     for i, (p, q) in enumerate(zip(src_pts, trg_pts)):
         color = _color(i, len(src_pts))
         draw.line([tuple(p), tuple(q)], fill=color, width=2)
@@ -56,6 +55,11 @@ def draw_matches(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, 
         for point in (p, q):
             _dot(draw, point, radius, color)
     return canvas
+
+
+def _to_height(image: Image.Image, height: int) -> Image.Image:
+    width = max(1, round(image.width * height / image.height))
+    return image.resize((width, height), Image.BILINEAR)
 
 
 def _color(i: int, n: int) -> tuple[int, int, int]:

@@ -16,11 +16,10 @@ from PIL import Image
 
 from ..utils.fileio import atomic_path
 from ..utils.image import ImageLike, load_image
+from .display import display_points, shrink
 
 __all__ = ['write_match_viewer']
 
-#: Longest side of an embedded image; larger images are scaled down.
-DISPLAY_SIDE = 1024
 #: Longest side of an embedded heat map; larger maps are average-pooled down.
 HEATMAP_SIDE = 48
 
@@ -38,7 +37,8 @@ def write_match_viewer(path: str | os.PathLike, src_image: ImageLike, trg_image:
     on both images and listed in a table; hovering a row highlights the pair.
 
     Images are embedded as JPEG with the longest side at most 1024 pixels, and all
-    coordinates are scaled with them, so the page (and its DOM) works in pixels of
+    coordinates are carried with them (pixel centres, :func:`~corrkit.ops.rescale_points`),
+    so the page (and its DOM) works in pixels of
     the embedded images. Each heat map is average-pooled so its longest side is at
     most 48, min-max normalised to ``[0, 1]`` on its own and quantised to ``uint8``.
 
@@ -92,13 +92,19 @@ def write_match_viewer(path: str | os.PathLike, src_image: ImageLike, trg_image:
     grid_trg = _points('grid_trg', grid_trg, len(grid_src))
     heatmaps = _heatmaps(heatmaps, len(grid_src))
 
-    src, src_scale = _shrink(load_image(src_image))
-    trg, trg_scale = _shrink(load_image(trg_image))
+    src_img, trg_img = load_image(src_image), load_image(trg_image)
+    src, trg = shrink(src_img), shrink(trg_img)
+    src_size, trg_size = (src_img.height, src_img.width), (trg_img.height, trg_img.width)
+
+    def shown(points: np.ndarray, side: str) -> list:
+        return _rounded(display_points(points, src_size if side == 'src' else trg_size,
+                                       src if side == 'src' else trg))
+
     data = {
-        'src': _embedded_image(src, src_scale), 'trg': _embedded_image(trg, trg_scale),
-        'keypoints': {'src': _rounded(src_kps * src_scale), 'trg': _rounded(trg_kps * trg_scale),
+        'src': _embedded_image(src, src_img), 'trg': _embedded_image(trg, trg_img),
+        'keypoints': {'src': shown(src_kps, 'src'), 'trg': shown(trg_kps, 'trg'),
                       'confidence': _rounded(confidence)},
-        'grid': {'src': _rounded(grid_src * src_scale), 'trg': _rounded(grid_trg * trg_scale)},
+        'grid': {'src': shown(grid_src, 'src'), 'trg': shown(grid_trg, 'trg')},
         'heatmaps': {'shape': list(heatmaps.shape),
                      'data': base64.b64encode(heatmaps.tobytes()).decode('ascii')},
     }
@@ -159,19 +165,14 @@ def _heatmaps(value: Any, length: int) -> np.ndarray:
     return np.round(unit * 255).astype(np.uint8)
 
 
-def _shrink(image: Image.Image, side: int = DISPLAY_SIDE) -> tuple[Image.Image, float]:
-    scale = min(1.0, side / max(image.size))
-    if scale == 1.0:
-        return image, 1.0
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.BILINEAR, reducing_gap=3.0), scale
-
-
-def _embedded_image(image: Image.Image, scale: float) -> dict:
+def _embedded_image(image: Image.Image, original: Image.Image) -> dict:
     buffer = io.BytesIO()
     image.save(buffer, format='JPEG', quality=90)
     url = 'data:image/jpeg;base64,' + base64.b64encode(buffer.getvalue()).decode('ascii')
-    return {'url': url, 'width': image.width, 'height': image.height, 'scale': scale}
+    # the original's size lets the page show pixels of the image as given
+    return {'url': url, 'width': image.width, 'height': image.height,
+            'scale': image.width / original.width,
+            'original': [original.width, original.height]}
 
 
 def _rounded(arr: np.ndarray) -> list:
@@ -285,9 +286,11 @@ dots are the keypoints, hover a table row to highlight a pair.</p>
     ctx.fillStyle = '#ff00ff'; ctx.fill();
   }
 
-  function fmt(p, side) {
-    var s = data[side].scale;
-    return '(' + (p[0] / s).toFixed(1) + ', ' + (p[1] / s).toFixed(1) + ')';
+  function fmt(p, side) {  // embedded pixels to the image's, pixel centres as in ops.coords
+    var d = data[side];
+    var x = (p[0] + 0.5) * d.original[0] / d.width - 0.5;
+    var y = (p[1] + 0.5) * d.original[1] / d.height - 0.5;
+    return '(' + x.toFixed(1) + ', ' + y.toFixed(1) + ')';
   }
 
   function pick(k) {

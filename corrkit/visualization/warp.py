@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..ops import normalized_to_pixel, pixel_to_normalized
 from ..ops.tps import tps_fit, tps_transform, warp_image
 from ..utils.image import ImageLike, image_to_tensor, load_image
 
@@ -40,14 +41,13 @@ def tps_warp(src_image: ImageLike, trg_image: ImageLike, src_kps: Sequence, trg_
     if src.shape != trg.shape or len(src) < 3:
         raise ValueError(f'need N >= 3 matching point pairs, got {len(src)} source and '
                          f'{len(trg)} target points')
-    src_scale = torch.tensor([src_img.width - 1, src_img.height - 1], dtype=torch.float64)
-    trg_scale = torch.tensor([trg_img.width - 1, trg_img.height - 1], dtype=torch.float64)
-    src_n, trg_n = 2 * src / src_scale.clamp(min=1) - 1, 2 * trg / trg_scale.clamp(min=1) - 1
-    backward = tps_fit(trg_n[None], src_n[None], reg=smoothing)
+    src_size, trg_size = (src_img.height, src_img.width), (trg_img.height, trg_img.width)
+    backward = tps_fit(pixel_to_normalized(trg, trg_size)[None],
+                       pixel_to_normalized(src, src_size)[None], reg=smoothing)
 
     def to_source(points: torch.Tensor) -> torch.Tensor:
-        normal = 2 * points.double() / trg_scale.clamp(min=1) - 1
-        return ((tps_transform(backward, normal) + 1) / 2 * src_scale).to(points.dtype)
+        normal = pixel_to_normalized(points.double(), trg_size)
+        return normalized_to_pixel(tps_transform(backward, normal), src_size).to(points.dtype)
 
     image = image_to_tensor(src_img)[None]
     warped = warp_image(image, to_source, (trg_img.height, trg_img.width), padding_mode='zeros',

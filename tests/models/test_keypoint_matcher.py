@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from corrkit.apis import match_pair
-from corrkit.models import KeypointMatcher, PointMatcher
+from corrkit.models import KeypointMatcher, Matcher
 from corrkit.models.base import (Backbone, KeypointHead, KeypointPrediction, Neck,
                                  SimilarityLoss)
 from corrkit.models.correlation.multi_channel import MultiChannelCorrelation
@@ -94,9 +94,14 @@ def test_modes():
     assert max(float(p.pred_trg_kps.max()) for p in preds) > 2  # not normalised coordinates
 
 
+def pair_maps(model, inputs):
+    """The source and the target maps of image pairs (``encode_pairs``)."""
+    return [list(features.maps) for features in model.encode_pairs(inputs)]
+
+
 def test_similarity_is_per_keypoint_never_4d():
     model = build()
-    src, trg = model.features(torch.randn(2, 2, 3, SIZE, SIZE))
+    src, trg = pair_maps(model, torch.randn(2, 2, 3, SIZE, SIZE))
     assert [tuple(f.shape) for f in src] == [(2, c, *hw) for c, hw in zip(
         model.backbone.out_channels, [(8, 8), (4, 4)])]
     kps = torch.rand(2, 5, 2) * 2 - 1
@@ -107,7 +112,7 @@ def test_similarity_is_per_keypoint_never_4d():
 
 def test_several_maps_give_the_zero_shot_mean_correlation():
     model = build(clamp_negative=True)
-    src, trg = model.features(torch.randn(1, 2, 3, SIZE, SIZE))
+    src, trg = pair_maps(model, torch.randn(1, 2, 3, SIZE, SIZE))
     baseline = MultiChannelCorrelation(model.backbone.out_channels)(src, trg).mean(1)
     cells = normalized_grid(8, 8).flatten(1).T[None]  # every source cell centre, row-major
     sim = model.similarity(src, cells, trg)
@@ -131,7 +136,7 @@ def test_a_keypoint_on_an_identical_pair_maps_to_itself():
     image = torch.randn(1, 1, 3, SIZE, SIZE).expand(1, 2, -1, -1, -1)
     cells = normalized_grid(8, 8).flatten(1).T[None]
     with torch.no_grad():
-        src, trg = model.features(image)
+        src, trg = pair_maps(model, image)
         pred = model.match_keypoints(src, cells, trg)
     torch.testing.assert_close(pred.kps, cells)  # cell centres: exactly themselves
     torch.testing.assert_close(pred.confidence, torch.ones(1, 64), atol=1e-4, rtol=0)
@@ -141,7 +146,7 @@ def test_a_keypoint_on_an_identical_pair_maps_to_itself():
     torch.manual_seed(1)
     kps = torch.rand(1, 50, 2) * 2 - 1
     with torch.no_grad():
-        src, trg = model.features(torch.randn(1, 2, 3, SIZE, SIZE))
+        src, trg = pair_maps(model, torch.randn(1, 2, 3, SIZE, SIZE))
         pred = model.match_keypoints(src, kps, trg)
     cell = (SIZE - 1) / 7  # pixels between cell centres: 8 cells span the frame's 0 .. 63
     error = normalized_to_pixel(pred.kps, (SIZE, SIZE)) - normalized_to_pixel(kps, (SIZE, SIZE))
@@ -154,12 +159,13 @@ def test_dense_flow_in_chunks_equals_one_chunk():
     model = build().eval()
     inputs = torch.randn(2, 2, 3, SIZE, SIZE)
     with torch.no_grad():
-        whole = model.dense_flow(inputs, chunk=10_000)
+        src, trg = model.encode_pairs(inputs)
+        whole = model.dense_flow(src, trg, chunk=10_000)
         model.head.seen.clear()
-        chunked = model.dense_flow(inputs, chunk=7)
+        chunked = model.dense_flow(src, trg, chunk=7)
         assert max(s[1] for s in model.head.seen) == 7  # memory: B * chunk * Ht * Wt
         assert model.head.seen[0] == (2, 7, 8, 8) and len(model.head.seen) == 10  # ceil(64 / 7)
-        finer = model.dense_flow(inputs, grid=(5, 3), chunk=4)
+        finer = model.dense_flow(src, trg, grid=(5, 3), chunk=4)
     torch.testing.assert_close(chunked, whole)
     assert finer.shape == (2, 2, 5, 3)
     assert whole.abs().max() > 0
@@ -188,7 +194,7 @@ def test_contract_violations_name_the_class():
 
 def test_match_pair_returns_pixels_and_confidences():
     model = build().eval()
-    assert isinstance(model, PointMatcher)
+    assert isinstance(model, Matcher)
     rng = np.random.default_rng(0)
     src = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
     trg = rng.integers(0, 255, (100, 60, 3), dtype=np.uint8)
@@ -212,7 +218,8 @@ def test_match_points_agrees_with_predict():
     data = samples((4,))
     with torch.no_grad():
         pred = model(inputs, data, mode='predict')[0]
-        out = model.match_points(inputs, data[0].src_kps[None])
+        src, trg = model.encode_pairs(inputs)
+        out = model.match_points(src, data[0].src_kps[None], trg)
     torch.testing.assert_close(out.trg_kps[0], pred.pred_trg_kps)
     torch.testing.assert_close(out.confidence[0], pred.pred_confidence)
     back = pixel_to_normalized(out.trg_kps, (SIZE, SIZE))

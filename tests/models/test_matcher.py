@@ -102,7 +102,7 @@ def test_flagship_shapes_and_sizes(repo):
     n_refiner = sum(p.numel() for p in model.refiner.parameters())
     assert 25_000 <= n_refiner <= 28_000
     with torch.no_grad():
-        out = model.extract(torch.randn(1, 2, 3, 240, 240))
+        out = model.correspond(*model.encode_pairs(torch.randn(1, 2, 3, 240, 240)))
     assert out.corr.shape == (1, 26, 15, 15, 15, 15)
     assert out.flow.shape == (1, 2, 30, 30)
     assert out.probs.shape == (1, 30, 30, 30, 30)
@@ -173,13 +173,14 @@ def test_channels_last_backbone_gives_the_same_matches():
         torch.testing.assert_close(fast(x), plain(x), atol=1e-5, rtol=1e-5)
 
 
-def test_stage_methods_compose_into_extract_and_predict():
-    """The public stages chain to what extract and predict give, bit for bit."""
+def test_stage_methods_compose_into_correspond_and_predict():
+    """The public stages chain to what correspond and predict give, bit for bit."""
     torch.manual_seed(0)
     model = MODELS.build(TINY).eval()
     inputs = torch.randn(2, 2, 3, 32, 32)
     with torch.no_grad():
-        src, trg = model.features(inputs)
+        src_feats, trg_feats = model.encode_pairs(inputs)
+        src, trg = list(src_feats.maps), list(trg_feats.maps)
         alone = model.backbone(inputs[:, 1].contiguous())  # the target images on their own
         for feat, ref in zip(trg, alone):
             torch.testing.assert_close(feat, ref, atol=1e-5, rtol=1e-5)
@@ -187,7 +188,7 @@ def test_stage_methods_compose_into_extract_and_predict():
         corr = model.correlate(src, trg)
         refined = model.refine(corr)
         pred = model.predict_flow(refined)
-        out = model.extract(inputs)
+        out = model.correspond(src_feats, trg_feats)
         assert torch.equal(corr, out.corr) and torch.equal(refined, out.refined)
         assert torch.equal(pred.flow, out.flow) and torch.equal(pred.probs, out.probs)
         data = model(inputs, samples(), mode='predict')
@@ -206,7 +207,7 @@ def test_backbone_input_is_both_images_of_each_pair_in_the_matchers_format():
     assert torch.equal(images[1], inputs[0, 1]) and torch.equal(images[2], inputs[1, 0])
     assert images.is_contiguous(memory_format=torch.channels_last)
     with pytest.raises(ValueError, match=r'\(B, 2, 3, H, W\)'):
-        model.features(torch.randn(2, 3, 32, 32))
+        model.encode_pairs(torch.randn(2, 3, 32, 32))
 
 
 def test_identity_neck_changes_nothing():
@@ -217,7 +218,8 @@ def test_identity_neck_changes_nothing():
     with_neck.load_state_dict(plain.state_dict())  # an identity neck has no state of its own
     inputs = torch.randn(2, 2, 3, 32, 32)
     with torch.no_grad():
-        a, b = plain.extract(inputs), with_neck.extract(inputs)
+        a = plain.correspond(*plain.encode_pairs(inputs))
+        b = with_neck.correspond(*with_neck.encode_pairs(inputs))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 

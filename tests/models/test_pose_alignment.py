@@ -110,8 +110,8 @@ def test_off_is_the_plain_matcher():
     inputs = pairs()
     kps = torch.rand(2, 4, 2) * (SIZE - 1)
     preds = model(inputs, samples(kps), mode='predict')
-    src, trg = model.features(inputs)
-    direct = model.match_keypoints(src, kps / (SIZE - 1) * 2 - 1, trg)
+    src, trg = model.encode_pairs(inputs)
+    direct = model.match_keypoints(src.maps, kps / (SIZE - 1) * 2 - 1, trg.maps)
     torch.testing.assert_close(torch.stack([p.pred_trg_kps for p in preds]),
                                (direct.kps + 1) / 2 * (SIZE - 1))
     assert model.last_flipped.tolist() == [False, False]
@@ -129,11 +129,12 @@ def test_flow_stays_on_the_original_source_grid():
     assert (flow - expected).abs().max() <= 2 / 7 + 1e-5  # within a cell
     assert (flow[0] - expected[0]).abs().mean() < 0.1  # and mostly on it
 
-    out = model.match_points(inputs)  # the grid's matches are the flow's
+    src, trg = model.encode_pairs(inputs, mirrored=True)
+    out = model.match_points(src, None, trg, flow=True)  # the grid's matches are the flow's
     torch.testing.assert_close(out.flow, flow)
     points = out.src_kps[0].reshape(8, 8, 2)
     assert points[0, 0].tolist() == [0.0, 0.0]  # original source pixels, not mirrored ones
-    given = model.match_points(inputs, out.src_kps)
+    given = model.match_points(src, out.src_kps, trg)
     torch.testing.assert_close(given.trg_kps, out.trg_kps)
 
 

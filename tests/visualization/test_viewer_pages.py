@@ -53,13 +53,13 @@ def test_clicking_a_source_point_marks_the_models_prediction(tmp_path, browser_p
 
 
 def test_a_fine_flow_grid_is_subsampled_for_the_page(tmp_path):
-    from corrkit.apis.viewer import write_viewer
+    from corrkit.apis.demo import write_viewer
     src, trg = sample_pair()
     model = init_matcher('transformatcher_tiny')
-    result = match_pair(model, src, trg, ASTRONAUT_KPS[:3])
+    result = match_pair(model, src, trg, ASTRONAUT_KPS[:3], scores=True)
     full = match_pair(model, src, trg, None, scores=True)
     hf, wf = full.scores.shape[:2]
-    page = write_viewer(model, src, trg, result, tmp_path / 'page.html', grid_side=3)
+    page = write_viewer(src, trg, result, tmp_path / 'page.html', grid_side=3)
     data = embedded(page)
     step_h, step_w = -(-hf // 3), -(-wf // 3)
     kept = [(i, j) for i in range(0, hf, step_h) for j in range(0, wf, step_w)]

@@ -1,19 +1,25 @@
 """The matcher template: backbone → (neck) → correlation → refiner → flow head → transfer."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ...ops import flow_to_target, normalized_to_pixel, pixel_to_normalized, transfer_keypoints
+from einops import rearrange
+
+from ...ops import (flow_to_target, normalized_to_pixel, pixel_to_normalized, soft_sample,
+                    soft_sampler_weights, transfer_keypoints)
 from ...registry import CORRELATIONS, FLOW_HEADS, LOSSES, MODELS, REFINERS
 from ...structures import PairDataSample
 from ...layers.base import check_shape
-from ..base import CorrelationBuilder, FlowHead, FlowPrediction, MatchOutputs, Refiner
-# the shared helpers' old home: importing them from here keeps working
-from .feature_matcher import (ComponentCfg, FeatureMatcher, _check_mode, _pad_keypoints,
-                              build_with_derived)
+from ..base import (CorrelationBuilder, FlowHead, FlowPrediction, ImageFeatures, MatchOutputs,
+                    PointMatches, Refiner)
+from .feature_matcher import (ComponentCfg, FeatureMatcher, build_with_derived, check_mode,
+                              check_same_batch, pad_keypoints, points_and_grid)
+
+#: Reduced float types the network may run in under autocast; points are sampled in fp32.
+HALF_TYPES = (torch.float16, torch.bfloat16)
 
 __all__ = ['CorrelationMatcher', 'ComponentCfg', 'build_with_derived']
 
@@ -22,19 +28,21 @@ __all__ = ['CorrelationMatcher', 'ComponentCfg', 'build_with_derived']
 class CorrelationMatcher(FeatureMatcher):
     """A semantic matcher assembled from a backbone, a correlation builder, a refiner and a head.
 
-    Both images of a pair go through one backbone call, then through the
+    Images are encoded once each (:meth:`encode`, the backbone then the
     optional neck (an adapter between backbone and correlation, e.g. a learned
-    aggregation of foundation features). ``in_channels`` of the neck,
+    aggregation of foundation features), and any two encoded images are matched
+    (:meth:`match_points`, :meth:`dense_flow`). ``in_channels`` of the neck,
     correlation builder, refiner and head are derived from the component before
     them (and the neck's ``in_strides`` from the backbone). Keypoints are
     transferred with the soft sampler (Eq. 11 of TransforMatcher) and trained
     with the configured loss.
 
     Each stage is a public method that checks its component's output against
-    the role's contract: :meth:`features` (backbone and neck, split into source
-    and target), :meth:`correlate`, :meth:`refine`, :meth:`predict_flow` and
-    :meth:`transfer`. :meth:`extract` and :meth:`forward` compose them; code that
-    runs or times one stage (``match_pair``, the benchmark) calls them too.
+    the role's contract: :meth:`encode` (backbone and neck, per image),
+    :meth:`correlate`, :meth:`refine`, :meth:`predict_flow` and :meth:`transfer`.
+    :meth:`correspond` composes the middle three on two encoded batches;
+    :meth:`match_points`, :meth:`dense_flow` and :meth:`forward` build on it, and
+    code that times one stage (the benchmark) calls the stages themselves.
 
     Args:
         backbone: Config of a :class:`~corrkit.models.base.Backbone`.
@@ -77,25 +85,82 @@ class CorrelationMatcher(FeatureMatcher):
         self.train_tau = train_tau
         self.test_tau = test_tau
 
-    def extract(self, inputs: Tensor) -> MatchOutputs:
-        """Run the pipeline and return every intermediate, each checked against its contract.
+    def correspond(self, src: ImageFeatures, trg: ImageFeatures) -> MatchOutputs:
+        """Correlation, refiner and head on two encoded batches, pair by pair, each checked.
 
-        Composes the stage methods :meth:`features`, :meth:`correlate`,
-        :meth:`refine` and :meth:`predict_flow`.
+        Composes the stage methods :meth:`correlate`, :meth:`refine` and
+        :meth:`predict_flow`.
 
         Args:
-            inputs: Normalised image pairs.
+            src: Encoded source images (:meth:`encode`).
+            trg: Encoded target images, as many.
 
         Returns:
             The raw and refined correlations, the flow and the match probabilities.
 
-        Shape:
-            - inputs: ``(B, 2, 3, H, W)``
+        Raises:
+            ValueError: If the batches do not pair up.
         """
-        corr = self.correlate(*self.features(inputs))
+        check_same_batch(src, trg)
+        corr = self.correlate(list(src.maps), list(trg.maps))
         refined = self.refine(corr)
         pred = self.predict_flow(refined)
         return MatchOutputs(corr, refined, pred.flow, pred.probs)
+
+    def dense_flow(self, src: ImageFeatures, trg: ImageFeatures) -> Tensor:
+        """The flow ``(B, 2, Hf, Wf)`` of every cell of the head's grid (:meth:`correspond`)."""
+        return self.correspond(src, trg).flow
+
+    def timed_stages(self, src: ImageFeatures, points: Tensor, trg: ImageFeatures
+                     ) -> dict[str, Callable[[], object]]:
+        """``correlation``, ``refiner``, ``head`` and ``transfer`` (of ``points``, pixels of
+        the model's frame), each fed the previous stage's output (what the benchmark times)."""
+        corr = self.correlate(list(src.maps), list(trg.maps))
+        refined = self.refine(corr)
+        flow = self.predict_flow(refined).flow
+        size = src.frames[0].input_size
+        return {
+            'correlation': lambda: self.correlate(list(src.maps), list(trg.maps)),
+            'refiner': lambda: self.refine(corr),
+            'head': lambda: self.predict_flow(refined),
+            'transfer': lambda: self.transfer(flow, points, size),
+        }
+
+    def match_points(self, src: ImageFeatures, points: Tensor | None, trg: ImageFeatures, *,
+                     maps: bool = False, flow: bool = False, grid: bool = False
+                     ) -> PointMatches:
+        """Match source points through the flow with the soft sampler (Eq. 11).
+
+        One set of sampler weights per point (``test_tau``) reads the predicted
+        targets, the confidence (each source cell's peak match probability) and,
+        with ``maps``, the match probabilities over the target grid.
+
+        Args:
+            src: Encoded source images.
+            points: ``(B, N, 2)`` source points, pixels of the source images;
+                ``None`` matches every cell of the flow's grid.
+            trg: Encoded target images.
+            maps: Also return each point's match probabilities ``(B, N, Ht', Wt')``.
+            flow: Also return the flow.
+            grid: Also match every cell of the flow's grid, after the points.
+
+        Returns:
+            Points and matches in pixels of their images, confidences in ``[0, 1]``.
+        """
+        out = self.correspond(src, trg)
+        flow_, probs = (t.float() if t.dtype in HALF_TYPES else t for t in (out.flow, out.probs))
+        hf, wf = flow_.shape[-2:]
+        kps, src_kps = points_and_grid(src, points, (hf, wf), grid)
+        weights = soft_sampler_weights(kps.to(flow_.dtype), hf, wf, self.test_tau)
+        target = soft_sample(flow_to_target(flow_), weights)
+        confidence = soft_sample(probs.flatten(3).amax(-1)[:, None], weights)[..., 0]
+        point_maps = None
+        if maps:
+            ht, wt = probs.shape[-2:]
+            by_cell = rearrange(probs, 'b hf wf ht wt -> b (ht wt) hf wf')
+            point_maps = soft_sample(by_cell, weights).unflatten(-1, (ht, wt))
+        return PointMatches(src_kps, trg.from_normalized(target), confidence, point_maps,
+                            flow_ if flow else None)
 
     def correlate(self, src_feats: Sequence[Tensor], trg_feats: Sequence[Tensor]) -> Tensor:
         """Stage 2: the multi-channel 4D correlation, checked.
@@ -208,19 +273,23 @@ class CorrelationMatcher(FeatureMatcher):
         Raises:
             ValueError: On an unknown mode or missing data samples.
         """
+        if mode != 'tensor':
+            check_mode(mode, data_samples)
+        src, trg = self.encode_pairs(inputs)
         if mode == 'tensor':
-            return self.extract(inputs).flow
-        _check_mode(mode, data_samples)
-        flow = self.extract(inputs).flow
-        size = inputs.shape[-2:]
-        src, trg, valid = _pad_keypoints(data_samples, flow.device, flow.dtype,
-                                         need_targets=mode == 'loss')
+            return self.dense_flow(src, trg)
+        kps, trg_kps, valid = pad_keypoints(data_samples, inputs.device, src.maps[0].dtype,
+                                            need_targets=mode == 'loss')
         if mode == 'loss':  # the loss compares normalised keypoints
-            pred = self.transfer_normalized(flow, pixel_to_normalized(src, size), valid,
-                                            self.train_tau)
-            return {'loss_kps': self.loss_fn(pred, pixel_to_normalized(trg, size), valid)}
-        pred_pixels = self.transfer(flow, src, size, valid, self.test_tau)
+            size = inputs.shape[-2:]
+            pred = self.transfer_normalized(self.dense_flow(src, trg),
+                                            pixel_to_normalized(kps, size), valid, self.train_tau)
+            return {'loss_kps': self.loss_fn(pred, pixel_to_normalized(trg_kps, size), valid)}
+        out = self.match_points(src, kps, trg, flow=True)
+        # invalid keypoints come back as the centre, as the soft sampler leaves them
+        pred = torch.where(valid[..., None], out.trg_kps,
+                           trg.from_normalized(torch.zeros_like(out.trg_kps)))
         for i, sample in enumerate(data_samples):
-            sample.pred_trg_kps = pred_pixels[i, :len(sample.src_kps)]
-            sample.pred_flow = flow[i]
+            sample.pred_trg_kps = pred[i, :len(sample.src_kps)]
+            sample.pred_flow = out.flow[i]
         return data_samples

@@ -51,3 +51,21 @@ class PairDataPreprocessor(BaseDataPreprocessor):
             raise ValueError(f'image pairs must have shape (B, 2, 3, H, W), got {tuple(inputs.shape)}')
         inputs = (inputs.to(self.mean.dtype) - self.mean) / self.std
         return dict(inputs=inputs, data_samples=data.get('data_samples'))
+
+    def normalize_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Single images (not pairs) on the model's device, normalised as pairs are.
+
+        What :meth:`~corrkit.models.base.Matcher.encode` takes when images are
+        encoded one by one rather than in pairs.
+
+        Shape:
+            - images: ``(N, 3, H, W)``, RGB in ``[0, 255]``
+            - output: ``(N, 3, H, W)``, floating, normalised
+
+        Raises:
+            ValueError: If ``images`` are not ``(N, 3, H, W)``.
+        """
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f'images must have shape (N, 3, H, W), got {tuple(images.shape)}')
+        images = self.cast_data(images)
+        return (images.to(self.mean.dtype) - self.mean[0]) / self.std[0]

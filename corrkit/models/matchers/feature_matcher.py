@@ -6,13 +6,15 @@ from typing import Any, Sequence
 import torch
 from mmengine.model import BaseModel
 from mmengine.registry import Registry
+from einops import rearrange
 from torch import Tensor, nn
 
 from ...registry import BACKBONES, MODELS, NECKS, constructor_parameters
 from ...structures import PairDataSample
 from ...errors import ContractError
 from ...layers.base import check_shape, describe
-from ..base import Backbone, ConfigConflictError, Neck
+from ...ops import normalized_grid
+from ..base import Backbone, ConfigConflictError, ImageFeatures, ImageFrame, Matcher, Neck
 
 ComponentCfg = dict | nn.Module
 
@@ -68,7 +70,7 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _check_mode(mode: str, data_samples: Sequence[PairDataSample] | None) -> None:
+def check_mode(mode: str, data_samples: Sequence[PairDataSample] | None) -> None:
     """Raise ``ValueError`` for a mode other than ``loss`` / ``predict`` (``tensor`` is handled
     before) or for those modes without data samples."""
     if mode not in ('loss', 'predict'):
@@ -77,7 +79,7 @@ def _check_mode(mode: str, data_samples: Sequence[PairDataSample] | None) -> Non
         raise ValueError(f"mode '{mode}' needs data_samples with source keypoints")
 
 
-def _pad_keypoints(samples: Sequence[PairDataSample], device: torch.device, dtype: torch.dtype,
+def pad_keypoints(samples: Sequence[PairDataSample], device: torch.device, dtype: torch.dtype,
                    need_targets: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Stack variable-length keypoints into ``(B, K, 2)`` tensors and a ``(B, K)`` mask.
 
@@ -107,15 +109,18 @@ def _pad_keypoints(samples: Sequence[PairDataSample], device: torch.device, dtyp
     return src, trg, valid
 
 
-class FeatureMatcher(BaseModel):
+class FeatureMatcher(BaseModel, Matcher):
     """The part every corrkit matcher shares: a backbone, an optional neck and the feature stage.
 
     Builds the data preprocessor, the backbone and the neck (its ``in_channels``
     and ``in_strides`` derived from the backbone), keeps the input size and the
-    memory format, and provides the first stage, :meth:`features`: one backbone
-    call on both images of every pair, the neck, each output checked against
-    its role's contract, split into source and target maps. Subclasses build
-    their remaining components after calling ``super().__init__``.
+    memory format, and implements the first stage of the
+    :class:`~corrkit.models.base.Matcher` interface, :meth:`encode` (the backbone
+    and the neck on a batch of images, each output checked against its role's
+    contract, with the images' frames), and :meth:`encode_pairs` (one backbone
+    call on both images of every pair, what the modes of ``forward`` run).
+    Subclasses build their remaining components after calling ``super().__init__``
+    and implement the second stage, ``match_points`` and ``dense_flow``.
 
     Args:
         backbone: Config of a :class:`~corrkit.models.base.Backbone`.
@@ -152,7 +157,7 @@ class FeatureMatcher(BaseModel):
 
     @property
     def matched_channels(self) -> list[int]:
-        """Channels of the maps :meth:`features` returns (the neck's, else the backbone's)."""
+        """Channels of the maps :meth:`encode` returns (the neck's, else the backbone's)."""
         return list((self.backbone if self.neck is None else self.neck).out_channels)
 
     def backbone_input(self, inputs: Tensor) -> Tensor:
@@ -172,54 +177,86 @@ class FeatureMatcher(BaseModel):
             - inputs: ``(B, 2, 3, H, W)``
             - output: ``(2B, 3, H, W)``
         """
-        if inputs.dim() != 5 or inputs.shape[1] != 2 or inputs.shape[2] != 3:
-            raise ValueError(f'a matcher takes RGB image pairs of shape (B, 2, 3, H, W), '
-                             f'got {tuple(inputs.shape)}')
-        images = inputs.flatten(0, 1)
+        check_pairs(inputs)
+        return self._memory_format(inputs.flatten(0, 1))
+
+    def _memory_format(self, images: Tensor) -> Tensor:
         if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+            return images.contiguous(memory_format=torch.channels_last)
         return images
 
     def feature_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
-        """The ``(h, w)`` of each map :meth:`features` returns (after the neck) for an input
+        """The ``(h, w)`` of each map :meth:`encode` returns (after the neck) for an input
         of ``height`` × ``width``."""
         sizes = self.backbone.feature_sizes(height, width)
         return sizes if self.neck is None else self.neck.output_sizes(sizes)
 
-    def features(self, inputs: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Stage 1: one backbone call on both images of every pair, the neck, checked and split.
+    def encode(self, images: Tensor, frames: Sequence[ImageFrame] | None = None,
+               mirrored: bool = False) -> ImageFeatures:
+        """Stage 1: the backbone and the neck on a batch of images, checked, with their frames.
 
         Args:
-            inputs: Normalised image pairs.
+            images: Normalised images at the input size of the frames.
+            frames: One :class:`~corrkit.models.ImageFrame` per image (default:
+                each image is its own frame).
+            mirrored: Also encode the images mirrored left to right (one more
+                backbone call; pose alignment reads them).
 
         Returns:
-            The source images' feature maps and the target images'.
+            The images' maps (and mirrored maps) and frames.
 
         Raises:
-            ValueError: If ``inputs`` are not RGB image pairs.
+            ValueError: If ``images`` are not a batch of RGB images, or the frames
+                do not match them.
             ContractError: If the backbone's or the neck's maps break their role's
                 contract (naming the class).
 
         Shape:
-            - inputs: ``(B, 2, 3, H, W)``
-            - output: two lists of ``(B, C_i, H_i, W_i)``, one entry per
-              ``out_channels`` of the neck (of the backbone without a neck)
+            - images: ``(N, 3, H, W)``
+            - output maps: list of ``(N, C_i, H_i, W_i)``, one per
+              ``out_channels`` entry of the neck (of the backbone without one)
         """
-        b = inputs.shape[0]
-        pairs = [f.unflatten(0, (b, 2)) for f in self.encode(self.backbone_input(inputs))]
-        return [f[:, 0] for f in pairs], [f[:, 1] for f in pairs]
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f'{type(self).__name__}.encode takes RGB images of shape '
+                             f'(N, 3, H, W), got {tuple(images.shape)}')
+        frames = check_frames(images, frames)
+        maps = self.feature_maps(self._memory_format(images))
+        flipped = self.feature_maps(self._memory_format(images.flip(-1))) if mirrored else None
+        return ImageFeatures(tuple(maps), frames, flipped)
 
-    def encode(self, images: Tensor) -> list[Tensor]:
-        """The backbone and the neck on a batch of single images, checked.
+    def encode_pairs(self, inputs: Tensor, mirrored: bool = False
+                     ) -> tuple[ImageFeatures, ImageFeatures]:
+        """Stage 1 on image pairs: one backbone call on both images of every pair.
 
-        :meth:`features` calls it on both images of every pair; a matcher that
-        needs one side again (a flipped source) calls it on that side alone.
+        What the ``tensor``, ``loss`` and ``predict`` modes run; each image is its
+        own frame.
 
         Args:
-            images: Normalised images.
+            inputs: Normalised image pairs.
+            mirrored: Also encode the sources mirrored (one more backbone call, on
+                the sources only).
 
         Returns:
-            One map per ``out_channels`` entry of the neck (of the backbone without one).
+            The sources' features and the targets'.
+
+        Raises:
+            ValueError: If ``inputs`` are not RGB image pairs.
+
+        Shape:
+            - inputs: ``(B, 2, 3, H, W)``
+        """
+        b = inputs.shape[0]
+        both = self.feature_maps(self.backbone_input(inputs))
+        pairs = [f.unflatten(0, (b, 2)) for f in both]
+        frames = (ImageFrame.identity(inputs.shape[-2:]),) * b
+        flipped = None
+        if mirrored:
+            flipped = self.feature_maps(self._memory_format(inputs[:, 0].flip(-1)))
+        return (ImageFeatures(tuple(f[:, 0] for f in pairs), frames, flipped),
+                ImageFeatures(tuple(f[:, 1] for f in pairs), frames))
+
+    def feature_maps(self, images: Tensor) -> list[Tensor]:
+        """The backbone and the neck on a batch of images, checked: the maps alone.
 
         Raises:
             ContractError: If the backbone's or the neck's maps break their role's
@@ -237,7 +274,68 @@ class FeatureMatcher(BaseModel):
             sizes = self.neck.output_sizes(sizes)
             feats = self.neck(feats)
             _check_maps(feats, self.neck, 'Neck', n, sizes)
-        return feats
+        return list(feats)
+
+
+def check_pairs(inputs: Tensor) -> None:
+    """Raise ``ValueError`` unless ``inputs`` are RGB image pairs ``(B, 2, 3, H, W)``."""
+    if inputs.dim() != 5 or inputs.shape[1] != 2 or inputs.shape[2] != 3:
+        raise ValueError(f'a matcher takes RGB image pairs of shape (B, 2, 3, H, W), '
+                         f'got {tuple(inputs.shape)}')
+
+
+def check_frames(images: Tensor, frames: Sequence[ImageFrame] | None) -> tuple[ImageFrame, ...]:
+    """The frames of ``images`` (identity frames by default), checked against them.
+
+    Raises:
+        ValueError: If there is not one frame per image, or a frame's input size is
+            not the images' size.
+    """
+    size = tuple(images.shape[-2:])
+    if frames is None:
+        return (ImageFrame.identity(size),) * images.shape[0]
+    frames = tuple(frames)
+    if len(frames) != images.shape[0]:
+        raise ValueError(f'encode got {images.shape[0]} images but {len(frames)} frames')
+    for i, frame in enumerate(frames):
+        if tuple(frame.input_size) != size:
+            raise ValueError(f'frame {i} is for an input of {tuple(frame.input_size)} but the '
+                             f'images are {size}')
+    return frames
+
+
+def check_same_batch(src: ImageFeatures, trg: ImageFeatures) -> None:
+    """Raise ``ValueError`` unless two encoded batches pair up image by image."""
+    if len(src) != len(trg):
+        raise ValueError(f'source and target batches must pair up: got {len(src)} source and '
+                         f'{len(trg)} target images')
+
+
+def points_and_grid(src: ImageFeatures, points: Tensor | None, grid_size: Sequence[int],
+                    grid: bool) -> tuple[Tensor, Tensor]:
+    """The source points of a match, in normalised coordinates and in source pixels.
+
+    The given points come first; the cell centres of ``grid_size`` follow when
+    ``grid`` is set or no points are given. The cells are built in normalised
+    coordinates (no round trip through pixels).
+
+    Shape:
+        - points: ``(B, N, 2)`` source pixels
+        - output: two ``(B, N (+ Hf * Wf), 2)``, normalised and pixels
+    """
+    normalized, pixels = [], []
+    ref = src.maps[0]
+    if points is not None:
+        points = points.to(ref.device)
+        normalized.append(src.to_normalized(points))
+        pixels.append(points)
+    if points is None or grid:
+        dtype = torch.promote_types(ref.dtype, torch.float32)
+        cells = rearrange(normalized_grid(*grid_size, device=ref.device, dtype=dtype),
+                          'xy h w -> (h w) xy').expand(len(src), -1, -1)
+        normalized.append(cells)
+        pixels.append(src.from_normalized(cells))
+    return torch.cat(normalized, 1), torch.cat(pixels, 1)
 
 
 def _check_maps(feats: Any, component: Backbone | Neck, role: str, n: int,

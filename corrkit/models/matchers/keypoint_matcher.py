@@ -1,26 +1,27 @@
 """The keypoint matcher: backbone → neck → per-keypoint similarity → keypoint head."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ...ops import (keypoint_similarity, mutual_nn_agreement, normalized_grid,
-                    normalized_to_pixel, pixel_to_normalized, resize_features, target_to_flow)
+from ...ops import (keypoint_similarity, mutual_nn_agreement, pixel_to_normalized,
+                    resize_features, target_to_flow)
 from ...registry import KEYPOINT_HEADS, LOSSES, MODELS
 from ...structures import PairDataSample
 from ...errors import ContractError
 from ...layers.base import check_shape, describe
-from ..base import KeypointHead, KeypointPrediction, PointMatcher, PointMatches, SimilarityLoss
-from .feature_matcher import (ComponentCfg, FeatureMatcher, _check_mode, _pad_keypoints,
-                              build_with_derived)
+from ..base import (ImageFeatures, KeypointHead, KeypointPrediction, PointMatches,
+                    SimilarityLoss)
+from .feature_matcher import (ComponentCfg, FeatureMatcher, build_with_derived, check_mode,
+                              check_same_batch, pad_keypoints, points_and_grid)
 
 
 @MODELS.register_module()
-class KeypointMatcher(FeatureMatcher, PointMatcher):
+class KeypointMatcher(FeatureMatcher):
     """A semantic matcher that compares each source keypoint with every target location.
 
     Foundation features want high resolution (a 60 × 60 grid at 840 px), where a
@@ -40,15 +41,17 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
     ``configs/zeroshot_mobilenetv2.py`` without its 4D volume.
 
     Stages, each a public method that checks its component's output against the
-    role's contract: :meth:`features` (one backbone call on both images, then
-    the neck), :meth:`similarity`, :meth:`predict_keypoints`. On top:
+    role's contract: :meth:`encode` (the backbone, then the neck, per image),
+    :meth:`similarity`, :meth:`predict_keypoints`. On top:
     :meth:`match_keypoints` (normalised keypoints, in chunks),
     :meth:`match_points` (pixels, what ``match_pair`` calls) and
-    :meth:`dense_flow` (a grid of source points, in chunks).
+    :meth:`dense_flow` (a grid of source points, in chunks), both on two
+    encoded batches.
 
     Test-time pose alignment (``pose_alignment=True``, after GeoAware-SC,
     CVPR 2024): at inference the source is also encoded mirrored (one more
-    backbone call, on the source images only), and per pair the matcher keeps
+    backbone call, on the source images only: :attr:`mirrors_source`, and
+    ``encode(..., mirrored=True)``), and per pair the matcher keeps
     the hypothesis whose dense features agree better with the target's
     (:meth:`align_pose`, :func:`~corrkit.ops.mutual_nn_agreement`; no mask).
     For a mirrored pair the source keypoints are mirrored (``x → -x``,
@@ -117,7 +120,7 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         """Stage 2: each keypoint's cosine similarity with every cell of the finest target grid.
 
         Args:
-            src_feats: The source maps from :meth:`features`.
+            src_feats: The source maps (``ImageFeatures.maps``).
             kps: Normalised source keypoints ``(x, y)``.
             trg_feats: The target maps.
 
@@ -129,7 +132,7 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
             - kps: ``(B, K, 2)``
             - output: ``(B, K, Ht, Wt)``, ``(Ht, Wt)`` the largest target map size
         """
-        size = max((tuple(t.shape[-2:]) for t in trg_feats), key=lambda hw: hw[0] * hw[1])
+        size = _finest(trg_feats)
         total = None
         for src, trg in zip(src_feats, trg_feats):
             if tuple(trg.shape[-2:]) != size:  # normalise first, like MultiChannelCorrelation
@@ -167,7 +170,7 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         """Stages 2 and 3 on at most ``chunk`` keypoints at a time, so memory stays bounded.
 
         Args:
-            src_feats: The source maps from :meth:`features`.
+            src_feats: The source maps (``ImageFeatures.maps``).
             kps: Normalised source keypoints.
             trg_feats: The target maps.
             chunk: Keypoints per step (default: ``self.chunk``).
@@ -179,60 +182,62 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
             - kps: ``(B, N, 2)``
             - output: kps ``(B, N, 2)``, confidence ``(B, N)``
         """
-        step = chunk or self.chunk
-        parts = [self.predict_keypoints(self.similarity(src_feats, part, trg_feats))
-                 for part in kps.split(step, dim=1)]
-        return KeypointPrediction(torch.cat([p.kps for p in parts], 1),
-                                  torch.cat([p.confidence for p in parts], 1))
+        return self._match_chunks(src_feats, kps, trg_feats, chunk)[0]
 
-    def align_pose(self, inputs: Tensor, src_feats: Sequence[Tensor],
-                   trg_feats: Sequence[Tensor]) -> tuple[list[Tensor], Tensor]:
-        """Per pair, the source features of the pose (as is or mirrored) that agrees better.
+    @property
+    def mirrors_source(self) -> bool:
+        """Whether sources must be encoded with ``mirrored=True``: with pose alignment."""
+        return self.pose_alignment
 
-        Without ``pose_alignment`` the features are returned as they are. With
-        it, the mirrored source images go through :meth:`encode`, and each
-        hypothesis is scored by :func:`~corrkit.ops.mutual_nn_agreement` with
-        the target on the finest grid; a tie keeps the source as is. With
-        several maps, each is L2-normalised and resized to the finest grid and
-        they are concatenated, so that the cosine of the concatenation is the
-        mean of the per-map cosines (the matcher's similarity, unclamped).
-        Memory is bounded by the score's chunks (``self.chunk`` cells).
+    def align_pose(self, src: ImageFeatures, trg: ImageFeatures) -> tuple[list[Tensor], Tensor]:
+        """Per pair, the source maps of the pose (as is or mirrored) that agrees better.
+
+        Without ``pose_alignment`` the maps are returned as they are. With it,
+        the mirrored maps (``src.mirrored``, from ``encode(..., mirrored=True)``)
+        and the maps as they are are each scored by
+        :func:`~corrkit.ops.mutual_nn_agreement` with the target on the finest
+        grid; a tie keeps the source as is. With several maps, each is
+        L2-normalised and resized to the finest grid and they are concatenated,
+        so that the cosine of the concatenation is the mean of the per-map
+        cosines (the matcher's similarity, unclamped). Memory is bounded by the
+        score's chunks (``self.chunk`` cells).
 
         Args:
-            inputs: The normalised image pairs ``src_feats`` come from.
-            src_feats: The source maps from :meth:`features`.
-            trg_feats: The target maps.
+            src: Encoded sources.
+            trg: Encoded targets, as many.
 
         Returns:
             The chosen source maps (the mirrored pairs' maps mirrored, so read
             them at mirrored points, :func:`mirror_points`) and which pairs were
             mirrored, ``(B,)`` bool; also stored in :attr:`last_flipped`.
 
-        Shape:
-            - inputs: ``(B, 2, 3, H, W)``
-            - src_feats, trg_feats, output maps: lists of ``(B, C_j, h_j, w_j)``
+        Raises:
+            ValueError: With pose alignment, if the sources were encoded without
+                their mirrored maps.
         """
-        flipped = torch.zeros(inputs.shape[0], dtype=torch.bool, device=inputs.device)
+        src_maps = list(src.maps)
+        flipped = torch.zeros(len(src), dtype=torch.bool, device=src_maps[0].device)
         if self.pose_alignment:
-            images = inputs[:, 0].flip(-1)
-            if self.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            mirrored = self.encode(images)
-            trg = _agreement_features(trg_feats)
-            plain = mutual_nn_agreement(_agreement_features(src_feats), trg, chunk=self.chunk)
-            other = mutual_nn_agreement(_agreement_features(mirrored), trg, chunk=self.chunk)
+            if src.mirrored is None:
+                raise ValueError(f'{type(self).__name__} aligns the pose: encode the sources '
+                                 f'with mirrored=True (see mirrors_source)')
+            target = _agreement_features(trg.maps)
+            plain = mutual_nn_agreement(_agreement_features(src_maps), target, chunk=self.chunk)
+            other = mutual_nn_agreement(_agreement_features(src.mirrored), target,
+                                        chunk=self.chunk)
             flipped = other > plain
-            src_feats = [torch.where(flipped[:, None, None, None], m, s)
-                         for s, m in zip(src_feats, mirrored)]
+            src_maps = [torch.where(flipped[:, None, None, None], m, s)
+                        for s, m in zip(src_maps, src.mirrored)]
         self.last_flipped = flipped
-        return list(src_feats), flipped
+        return src_maps, flipped
 
-    def dense_flow(self, inputs: Tensor, grid: Sequence[int] | None = None,
+    def dense_flow(self, src: ImageFeatures, trg: ImageFeatures, grid: Sequence[int] | None = None,
                    chunk: int | None = None) -> Tensor:
         """The flow of a grid of source points, matched in chunks of keypoints.
 
         Args:
-            inputs: Normalised image pairs.
+            src: Encoded sources (with their mirrored maps under pose alignment).
+            trg: Encoded targets, as many.
             grid: ``(Hf, Wf)`` of the source points (default: the finest source map).
             chunk: Points matched at once (default: ``self.chunk``); memory is
                 ``B · chunk · Ht · Wt`` scores.
@@ -242,76 +247,75 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
             (``target = source_grid + flow``), as ``CorrelationMatcher``'s.
 
         Shape:
-            - inputs: ``(B, 2, 3, H, W)``
             - output: ``(B, 2, Hf, Wf)``
         """
-        src, trg = self.features(inputs)
-        src, flipped = self.align_pose(inputs, src, trg)
-        return self._flow(src, trg, grid, chunk, flipped)[0]
+        check_same_batch(src, trg)
+        src_maps, flipped = self.align_pose(src, trg)
+        grid = tuple(grid or _finest(src_maps))
+        kps, _ = points_and_grid(src, None, grid, True)
+        pred, _ = self._match_chunks(src_maps, mirror_points(kps, flipped), trg.maps, chunk)
+        return _grid_flow(pred.kps, grid)
 
-    def _flow(self, src: Sequence[Tensor], trg: Sequence[Tensor], grid: Sequence[int] | None,
-              chunk: int | None, flipped: Tensor) -> tuple[Tensor, KeypointPrediction]:
-        """The flow over a grid of source points and the grid points' predictions; a
-        mirrored pair's features are read at the mirrored points, so the flow stays indexed
-        by the original grid."""
-        hf, wf = grid or max((tuple(s.shape[-2:]) for s in src), key=lambda hw: hw[0] * hw[1])
-        b = src[0].shape[0]
-        points = normalized_grid(hf, wf, device=src[0].device, dtype=src[0].dtype)
-        points = rearrange(points, 'xy h w -> (h w) xy').expand(b, -1, -1)
-        pred = self.match_keypoints(src, mirror_points(points, flipped), trg, chunk)
-        target = rearrange(pred.kps, 'b (h w) xy -> b xy h w', h=hf, w=wf)
-        return target_to_flow(target), pred
+    def match_points(self, src: ImageFeatures, points: Tensor | None, trg: ImageFeatures, *,
+                     maps: bool = False, flow: bool = False, grid: bool = False
+                     ) -> PointMatches:
+        """Match source points: each point's similarity with the target, read by the head.
 
-    def match_points(self, inputs: Tensor, src_kps: Tensor | None = None) -> PointMatches:
-        """Match source points in pixels of the frame (:class:`~corrkit.models.base.PointMatcher`).
-
-        One backbone call gives both the points' matches and the dense flow of
-        :meth:`dense_flow` at its default grid.
+        The points and the grid (when asked for, or for the flow) are matched in
+        one chunked pass.
 
         Args:
-            inputs: Normalised image pairs; their ``(H, W)`` is the frame.
-            src_kps: Source points ``(x, y)``, pixels of the frame; ``None``
-                matches the cell centres of the flow's grid.
+            src: Encoded sources (with their mirrored maps under pose alignment).
+            points: ``(B, N, 2)`` source points, pixels of the source images;
+                ``None`` matches every cell of the finest source map (the flow's grid).
+            trg: Encoded targets, as many.
+            maps: Also return each point's similarity over the finest target grid,
+                clamped at zero, ``(B, N, Ht, Wt)``.
+            flow: Also return the flow of :meth:`dense_flow` (the grid's matches).
+            grid: Also match every cell of the flow's grid, after the points.
 
         Returns:
-            Points, matches (pixels of the frame), the head's confidences and the flow.
-
-        Shape:
-            - inputs: ``(B, 2, 3, H, W)``
-            - src_kps: ``(B, N, 2)``
+            Points and matches in pixels of their images, the head's confidences,
+            and which pairs were mirrored with pose alignment.
         """
-        size = tuple(inputs.shape[-2:])
-        src, trg = self.features(inputs)
-        src, flipped = self.align_pose(inputs, src, trg)
-        flow, grid_pred = self._flow(src, trg, None, None, flipped)
-        if src_kps is None:
-            points = normalized_grid(*flow.shape[-2:], device=flow.device, dtype=flow.dtype)
-            src_kps = normalized_to_pixel(rearrange(points, 'xy h w -> (h w) xy'), size)
-            pred = grid_pred
-            src_kps = src_kps.expand(flow.shape[0], -1, -1)
-        else:
-            pred = self.match_keypoints(
-                src, mirror_points(pixel_to_normalized(src_kps, size), flipped), trg)
-        return PointMatches(src_kps, normalized_to_pixel(pred.kps, size), pred.confidence, flow)
+        check_same_batch(src, trg)
+        src_maps, flipped = self.align_pose(src, trg)
+        grid_size = _finest(src_maps)
+        kps, src_kps = points_and_grid(src, points, grid_size, grid or flow)
+        pred, sims = self._match_chunks(src_maps, mirror_points(kps, flipped), trg.maps,
+                                        keep_maps=maps)
+        cells = grid_size[0] * grid_size[1]
+        grid_flow = _grid_flow(pred.kps[:, -cells:], grid_size) if flow else None
+        rows = slice(None) if points is None or grid else slice(0, points.shape[1])
+        return PointMatches(src_kps[:, rows], trg.from_normalized(pred.kps[:, rows]),
+                            pred.confidence[:, rows], None if sims is None else sims[:, rows],
+                            grid_flow, flipped if self.pose_alignment else None)
 
-    def match_scores(self, inputs: Tensor, src_kps: Tensor) -> Tensor:
-        """Each source point's similarity with every cell of the finest target grid, clamped
-        at zero (:meth:`~corrkit.models.base.PointMatcher.match_scores`).
+    def timed_stages(self, src: ImageFeatures, points: Tensor, trg: ImageFeatures
+                     ) -> dict[str, Callable[[], object]]:
+        """``similarity`` and ``head`` for ``points``, and the ``dense flow`` (every cell of
+        the finest source grid matched, in chunks, what ``tensor`` mode returns)."""
+        kps = src.to_normalized(points)
+        similarity = self.similarity(src.maps, kps, trg.maps)
+        return {
+            'similarity': lambda: self.similarity(src.maps, kps, trg.maps),
+            'head': lambda: self.predict_keypoints(similarity),
+            'dense flow': lambda: self.dense_flow(src, trg),
+        }
 
-        Args:
-            inputs: Normalised image pairs; their ``(H, W)`` is the frame.
-            src_kps: Source points ``(x, y)``, pixels of the frame.
-
-        Shape:
-            - inputs: ``(B, 2, 3, H, W)``
-            - src_kps: ``(B, N, 2)``
-            - output: ``(B, N, Ht, Wt)``
-        """
-        src, trg = self.features(inputs)
-        src, flipped = self.align_pose(inputs, src, trg)
-        kps = mirror_points(pixel_to_normalized(src_kps, tuple(inputs.shape[-2:])), flipped)
-        return torch.cat([self.similarity(src, part, trg).clamp(min=0)
-                          for part in kps.split(self.chunk, dim=1)], 1)
+    def _match_chunks(self, src_maps: Sequence[Tensor], kps: Tensor, trg_maps: Sequence[Tensor],
+                      chunk: int | None = None, keep_maps: bool = False
+                      ) -> tuple[KeypointPrediction, Tensor | None]:
+        """:meth:`match_keypoints`, with each chunk's similarity clamped at zero if asked for."""
+        preds, sims = [], []
+        for part in kps.split(chunk or self.chunk, dim=1):
+            similarity = self.similarity(src_maps, part, trg_maps)
+            preds.append(self.predict_keypoints(similarity))
+            if keep_maps:
+                sims.append(similarity.clamp(min=0))
+        pred = KeypointPrediction(torch.cat([p.kps for p in preds], 1),
+                                  torch.cat([p.confidence for p in preds], 1))
+        return pred, torch.cat(sims, 1) if keep_maps else None
 
     def forward(self, inputs: Tensor, data_samples: list[PairDataSample] | None = None,
                 mode: str = 'tensor') -> Any:
@@ -335,31 +339,39 @@ class KeypointMatcher(FeatureMatcher, PointMatcher):
         Raises:
             ValueError: On an unknown mode or missing data samples.
         """
+        if mode != 'tensor':
+            check_mode(mode, data_samples)
+        src, trg = self.encode_pairs(inputs, mirrored=self.pose_alignment and mode != 'loss')
         if mode == 'tensor':
-            return self.dense_flow(inputs)
-        _check_mode(mode, data_samples)
-        size = inputs.shape[-2:]
-        src_feats, trg_feats = self.features(inputs)
-        src, trg, valid = _pad_keypoints(data_samples, inputs.device, src_feats[0].dtype,
-                                         need_targets=mode == 'loss')
-        src = pixel_to_normalized(src, size)
+            return self.dense_flow(src, trg)
+        kps, trg_kps, valid = pad_keypoints(data_samples, inputs.device, src.maps[0].dtype,
+                                            need_targets=mode == 'loss')
         if mode == 'loss':
-            similarity = self.similarity(src_feats, src, trg_feats)
+            size = inputs.shape[-2:]
+            similarity = self.similarity(src.maps, pixel_to_normalized(kps, size), trg.maps)
             pred = self.predict_keypoints(similarity)
-            trg = pixel_to_normalized(trg, size)
+            trg_kps = pixel_to_normalized(trg_kps, size)
             if isinstance(self.loss_fn, SimilarityLoss):
-                return {'loss_kps': self.loss_fn(similarity, pred, trg, valid)}
-            return {'loss_kps': self.loss_fn(pred.kps, trg, valid)}
-        src_feats, flipped = self.align_pose(inputs, src_feats, trg_feats)
-        pred = self.match_keypoints(src_feats, mirror_points(src, flipped), trg_feats)
-        pixels = normalized_to_pixel(pred.kps, size)
+                return {'loss_kps': self.loss_fn(similarity, pred, trg_kps, valid)}
+            return {'loss_kps': self.loss_fn(pred.kps, trg_kps, valid)}
+        out = self.match_points(src, kps, trg)
         for i, sample in enumerate(data_samples):
             k = len(sample.src_kps)
-            sample.pred_trg_kps = pixels[i, :k]
-            sample.pred_confidence = pred.confidence[i, :k]
+            sample.pred_trg_kps = out.trg_kps[i, :k]
+            sample.pred_confidence = out.confidence[i, :k]
             if self.pose_alignment:
-                sample.pred_flipped = flipped[i]
+                sample.pred_flipped = out.flipped[i]
         return data_samples
+
+
+def _finest(maps: Sequence[Tensor]) -> tuple[int, int]:
+    """``(h, w)`` of the map with the most cells."""
+    return max((tuple(m.shape[-2:]) for m in maps), key=lambda hw: hw[0] * hw[1])
+
+
+def _grid_flow(kps: Tensor, grid: Sequence[int]) -> Tensor:
+    """The flow of a grid's cells from their predicted normalised targets ``(B, h·w, 2)``."""
+    return target_to_flow(rearrange(kps, 'b (h w) xy -> b xy h w', h=grid[0], w=grid[1]))
 
 
 def mirror_points(kps: Tensor, flipped: Tensor) -> Tensor:
@@ -387,7 +399,7 @@ def mirror_points(kps: Tensor, flipped: Tensor) -> Tensor:
 def _agreement_features(feats: Sequence[Tensor]) -> Tensor:
     """The maps, L2-normalised, resized to the finest grid and concatenated (see
     :meth:`KeypointMatcher.align_pose`)."""
-    size = max((tuple(f.shape[-2:]) for f in feats), key=lambda hw: hw[0] * hw[1])
+    size = _finest(feats)
     maps = [F.normalize(resize_features(F.normalize(f, dim=1, eps=1e-5), size)
                         if tuple(f.shape[-2:]) != size else f, dim=1, eps=1e-5) for f in feats]
     return torch.cat(maps, 1)
