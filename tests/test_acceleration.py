@@ -9,7 +9,7 @@ from torch import nn
 
 from corrkit.analysis.benchmark import benchmark_model
 from corrkit.apis import match_pair
-from corrkit.utils import threads
+from corrkit.layers import threads
 from corrkit.utils.acceleration import autocast, compile_forward, precision_dtype
 
 

@@ -45,15 +45,16 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import FusedKernelError
-from ..utils.threads import can_leave_thread, run_groups
 from .additive_attention import AdditiveAttention
-from .blocked import OnlineHeadPool, _BlockPlan
 from .mlp import Mlp
+from .pass_schedule import PassBackend, PassSchedule
 from .rotary import Rotary4D
+from .threads import can_leave_thread
+from .torch_passes import OnlineHeadPool, key_weights, pooled_key, query_weights
 from .transformer_block import PreNormBlock
 
-__all__ = ['FusedKernelError', 'build_kernel', 'can_fuse', 'fused_kernel', 'fused_refine',
-           'kernel_cache_dir', 'kernel_sizes']
+__all__ = ['FusedKernelError', 'FusedPassBackend', 'build_kernel', 'can_fuse', 'fused_kernel',
+           'fused_refine', 'kernel_cache_dir', 'kernel_sizes']
 
 SOURCE = Path(__file__).with_name('fused_refiner.c')
 #: Environment variable that turns the kernel off when set to ``0``.
@@ -246,22 +247,14 @@ def can_fuse(tokens: Tensor) -> bool:
 def _pack_block(block: PreNormBlock) -> Tensor:
     attn, mlp = block.attn, block.mlp
     parts = (block.norm1.weight, block.norm1.bias, attn.qkv.weight.t(), attn.qkv.bias,
-             attn.query_weight * attn.scale, attn.proj.weight.t(), attn.proj.bias,
+             query_weights(attn), attn.proj.weight.t(), attn.proj.bias,
              block.norm2.weight, block.norm2.bias, mlp.fc1.weight.t(), mlp.fc1.bias,
              mlp.fc2.weight.t(), mlp.fc2.bias)
-    return torch.cat([p.detach().float().reshape(-1) for p in parts])
+    return _flat(*parts)
 
 
-def _new_pool(batch: int, heads: int, head_dims: int) -> OnlineHeadPool:
-    pool = OnlineHeadPool()
-    pool.max = torch.full((batch, heads, 1), float('-inf'), **_CPU_FLOAT)
-    pool.norm = torch.zeros(batch, heads, 1, **_CPU_FLOAT)
-    pool.sum = torch.zeros(batch, heads, head_dims, **_CPU_FLOAT)
-    return pool
-
-
-def _pool_args(pool: OnlineHeadPool) -> tuple[int, int, int]:
-    return pool.max.data_ptr(), pool.norm.data_ptr(), pool.sum.data_ptr()
+def _flat(*tensors: Tensor) -> Tensor:
+    return torch.cat([t.detach().float().reshape(-1) for t in tensors])
 
 
 def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNormBlock],
@@ -270,10 +263,11 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
     """:func:`corrkit.layers.blocked.blocked_refine` computed by the fused kernel.
 
     The same passes over the same chunks, dealt to ``workers`` threads the same
-    way (ctypes releases the GIL during each call); each call of the kernel
-    handles one chunk of every sample. Chunks are rounded up to whole tiles of
-    :data:`LANES` tokens. Only for :func:`can_fuse` inputs and a kernel built for
-    these layers' :func:`kernel_sizes`.
+    way (:class:`~corrkit.layers.pass_schedule.PassSchedule`; ctypes releases the
+    GIL during each call); each call of the kernel handles one chunk of every
+    sample. Chunks are rounded up to whole tiles of :data:`LANES` tokens. Only for
+    :func:`can_fuse` inputs and a kernel built for these layers'
+    :func:`kernel_sizes`.
 
     Shape:
         - tokens: ``(B, L, T)``
@@ -286,75 +280,101 @@ def fused_refine(kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNorm
     if not can_fuse(tokens):
         raise ValueError('the fused kernel computes float32 CPU tokens without gradients '
                          f'(can_fuse), got {tokens.dtype} on {tokens.device}')
-    if tokens.stride(-1) != 1:
-        tokens = tokens.contiguous()
-    chunk = -(-chunk // LANES) * LANES  # whole tiles, so that the chunks' tiles are the table's
-    attn = blocks[0].attn
-    heads, head_dims = attn.num_heads, attn.head_dims
-    inner, dims = heads * head_dims, embed.out_features
-    packed = [_pack_block(block) for block in blocks]
-    embed_p = torch.cat([embed.weight.detach().float().t().reshape(-1),
-                         embed.bias.detach().float()])
-    final_p = torch.cat([p.detach().float().reshape(-1) for p in
-                         (norm.weight, norm.bias, readout.weight, readout.bias)])
     if math.prod(grid) != total:
         raise ValueError(f'{total} tokens do not match the 4D grid {tuple(grid)}')
-    table = (attn.rope.lane_table(grid, LANES) if attn.rope is not None
-             else torch.zeros(1, **_CPU_FLOAT))
-    bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
-    workers = max(1, min(workers, len(bounds)))
-    groups = [range(first, len(bounds), workers) for first in range(workers)]
-    tiles = [-(-(stop - start) // LANES) for start, stop in bounds]
-    xs = [torch.empty(batch * n * dims * LANES, **_CPU_FLOAT) for n in tiles]  # its own layouts
-    kept = [torch.empty(3 * batch * n * inner * LANES, **_CPU_FLOAT) for n in tiles]
-    out = [torch.empty(batch, n * LANES, **_CPU_FLOAT) for n in tiles]
-    sb, sl, _ = tokens.stride()
-    eps = [(block.norm1.eps, block.norm2.eps) for block in blocks]
+    chunk = -(-chunk // LANES) * LANES  # whole tiles, so that the chunks' tiles are the table's
+    schedule = PassSchedule(total, chunk, workers)
+    backend = FusedPassBackend(kernel, embed, blocks, norm, readout, grid, schedule)
+    return backend.refine(tokens)
 
-    def first_pass(group: range) -> OnlineHeadPool:
-        pool = _new_pool(batch, heads, head_dims)
-        for i in group:
-            start, stop = bounds[i]
-            kernel.ck_embed_project(
-                batch, stop - start, tokens.data_ptr() + start * 4, sb, sl,
-                embed_p.data_ptr(), packed[0].data_ptr(), table.data_ptr() + start * inner * 4,
-                eps[0][0], xs[i].data_ptr(), kept[i].data_ptr(), *_pool_args(pool))
+
+class FusedPassBackend(PassBackend[OnlineHeadPool]):
+    """The :class:`~corrkit.layers.pass_schedule.PassBackend` of the compiled
+    kernel: each chunk's pass is one call into it, a share is a partial pool in
+    the kernel's layout.
+
+    Args:
+        kernel: The loaded kernel (:func:`fused_kernel`) for these layers' sizes.
+        embed: Token embedding.
+        blocks: The default pre-LN additive-attention blocks (:func:`kernel_sizes`).
+        norm: Final LayerNorm.
+        readout: Final projection to one channel.
+        grid: The 4D grid the tokens flatten.
+        schedule: The chunks (whole tiles of :data:`LANES` tokens) and threads.
+    """
+
+    def __init__(self, kernel: ctypes.CDLL, embed: nn.Linear, blocks: Sequence[PreNormBlock],
+                 norm: nn.LayerNorm, readout: nn.Linear, grid: tuple[int, int, int, int],
+                 schedule: PassSchedule):
+        self.kernel, self.schedule, self.depth = kernel, schedule, len(blocks)
+        self.attns = [block.attn for block in blocks]
+        attn = blocks[0].attn
+        self.heads, self.head_dims = attn.num_heads, attn.head_dims
+        self.inner = inner = attn.num_heads * attn.head_dims
+        self.packed = [_pack_block(block) for block in blocks]
+        self.embed_params = _flat(embed.weight.t(), embed.bias)
+        self.final = _flat(norm.weight, norm.bias, readout.weight, readout.bias)
+        self.final_eps, self.dims = norm.eps, embed.out_features
+        # each LayerNorm's eps in the order the passes meet them (the last one unused)
+        self.eps = [eps for block in blocks for eps in (block.norm1.eps, block.norm2.eps)]
+        self.eps.append(self.eps[-1])
+        table = (attn.rope.lane_table(grid, LANES) if attn.rope is not None
+                 else torch.zeros(1, **_CPU_FLOAT))
+        self.table = table  # kept alive: the kernel reads it through the pointers below
+        self.rows = [(b.start, b.stop - b.start, table.data_ptr() + b.start * inner * 4)
+                     for b in schedule.bounds]  # per chunk: first token, tokens, table
+
+    def refine(self, tokens: Tensor) -> Tensor:
+        """The read-out ``(B, T, 1)`` of float32 CPU ``tokens`` ``(B, L, T)``."""
+        self.tokens = tokens if tokens.stride(-1) == 1 else tokens.contiguous()
+        self.batch = batch = tokens.shape[0]
+        tiles = [-(-count // LANES) for _, count, _ in self.rows]
+        self.xs = [torch.empty(batch * n * self.dims * LANES, **_CPU_FLOAT) for n in tiles]
+        self.kept = [torch.empty(3 * batch * n * self.inner * LANES, **_CPU_FLOAT)
+                     for n in tiles]
+        self.out = [torch.empty(batch, n * LANES, **_CPU_FLOAT) for n in tiles]  # its layouts
+        return self.schedule.run(self)
+
+    def new_share(self) -> OnlineHeadPool:
+        pool = OnlineHeadPool()
+        pool.max = torch.full((self.batch, self.heads, 1), float('-inf'), **_CPU_FLOAT)
+        pool.norm = torch.zeros(self.batch, self.heads, 1, **_CPU_FLOAT)
+        pool.sum = torch.zeros(self.batch, self.heads, self.head_dims, **_CPU_FLOAT)
         return pool
 
-    pool = OnlineHeadPool.merge(run_groups(first_pass, groups, workers))
-    for index, block in enumerate(blocks):
-        global_query = pool.result()
-        key_scores = (global_query * block.attn.key_weight.detach().float()
-                      * block.attn.scale).reshape(batch, inner).contiguous()
+    def first_pass(self, pool: OnlineHeadPool, chunk: int) -> None:
+        start, count, table = self.rows[chunk]
+        sb, sl, _ = self.tokens.stride()
+        self.kernel.ck_embed_project(
+            self.batch, count, self.tokens.data_ptr() + start * 4, sb, sl,
+            self.embed_params.data_ptr(), self.packed[0].data_ptr(), table, self.eps[0],
+            self.xs[chunk].data_ptr(), self.kept[chunk].data_ptr(), *_pool_args(pool))
 
-        def key_pass(group: range) -> OnlineHeadPool:
-            pool = _new_pool(batch, heads, head_dims)
-            for i in group:
-                start, stop = bounds[i]
-                kernel.ck_key_pool(batch, stop - start, kept[i].data_ptr(),
-                                   key_scores.data_ptr(), *_pool_args(pool))
-            return pool
+    def merge_queries(self, block: int, pools: Sequence[OnlineHeadPool]) -> None:
+        self.global_query = OnlineHeadPool.merge(pools).result()
+        self.key_scores = key_weights(self.attns[block], self.global_query).contiguous()
 
-        key_pool = OnlineHeadPool.merge(run_groups(key_pass, groups, workers))
-        global_key = _BlockPlan.global_key(global_query, key_pool).reshape(batch, inner)
-        last = index + 1 == len(blocks)
-        following = None if last else packed[index + 1]
-        next_eps = eps[index][1] if last else eps[index + 1][0]
+    def pool_keys(self, pool: OnlineHeadPool, block: int, chunk: int) -> None:
+        _, count, _ = self.rows[chunk]
+        self.kernel.ck_key_pool(self.batch, count, self.kept[chunk].data_ptr(),
+                                self.key_scores.data_ptr(), *_pool_args(pool))
 
-        def output_pass(group: range) -> OnlineHeadPool:
-            pool = _new_pool(batch, heads, head_dims)
-            for i in group:
-                start, stop = bounds[i]
-                kernel.ck_output(
-                    batch, stop - start, xs[i].data_ptr(), kept[i].data_ptr(),
-                    global_key.data_ptr(), packed[index].data_ptr(), eps[index][1],
-                    None if following is None else following.data_ptr(),
-                    table.data_ptr() + start * inner * 4, next_eps, *_pool_args(pool),
-                    final_p.data_ptr(), norm.eps, out[i].data_ptr())
-            return pool
+    def merge_keys(self, block: int, pools: Sequence[OnlineHeadPool]) -> None:
+        self.global_key = pooled_key(self.global_query, OnlineHeadPool.merge(pools)).contiguous()
 
-        pools = run_groups(output_pass, groups, workers)
-        if not last:
-            pool = OnlineHeadPool.merge(pools)
-    return torch.cat([o[:, :stop - start] for o, (start, stop) in zip(out, bounds)],
-                     1)[..., None]
+    def output_pass(self, pool: OnlineHeadPool, block: int, chunk: int) -> None:
+        _, count, table = self.rows[chunk]
+        following = self.packed[block + 1].data_ptr() if block + 1 < self.depth else None
+        self.kernel.ck_output(
+            self.batch, count, self.xs[chunk].data_ptr(), self.kept[chunk].data_ptr(),
+            self.global_key.data_ptr(), self.packed[block].data_ptr(), self.eps[2 * block + 1],
+            following, table, self.eps[2 * block + 2], *_pool_args(pool),
+            self.final.data_ptr(), self.final_eps, self.out[chunk].data_ptr())
+
+    def finish(self, pools: Sequence[OnlineHeadPool]) -> Tensor:
+        parts = [o[:, :count] for o, (_, count, _) in zip(self.out, self.rows)]
+        return torch.cat(parts, 1)[..., None]
+
+
+def _pool_args(pool: OnlineHeadPool) -> tuple[int, int, int]:
+    return pool.max.data_ptr(), pool.norm.data_ptr(), pool.sum.data_ptr()

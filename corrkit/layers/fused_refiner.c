@@ -11,7 +11,7 @@
  * a sum of input vectors scaled by the weights, a LayerNorm a sum over its
  * feature vectors. The pooling keeps a running (maximum, sum of exponentials,
  * weighted sum) per sample and head: the online softmax of
- * corrkit.layers.blocked.OnlineHeadPool, whose tensors it updates.
+ * corrkit.layers.torch_passes.OnlineHeadPool, whose tensors it updates.
  *
  * Sizes: L input channels, E token size, H heads of D channels (I = H * D),
  * M hidden units of the MLP; ROPE whether queries and keys are rotated, QRES

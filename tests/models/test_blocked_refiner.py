@@ -6,9 +6,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from corrkit.analysis.benchmark import peak_memory
-from corrkit.layers.blocked import (OnlineHeadPool, _BlockPlan, _Piece, _SegmentedRefine,
-                                    auto_chunk, blocked_refine, supports_blocking)
 from corrkit.layers.additive_attention import head_pool
+from corrkit.layers.blocked import auto_chunk, blocked_refine, supports_blocking
+from corrkit.layers.threaded_backward import GraphPiece, ThreadedBackwardFunction
+from corrkit.layers.torch_passes import ChunkedBlock, OnlineHeadPool
 from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
 
 
@@ -223,7 +224,7 @@ def test_chunks_run_on_the_worker_threads_only_where_they_may(monkeypatch):
     refiner = pair({'workers': 2})
     refiner.chunk = 9
     corr = torch.rand(1, 5, 3, 3, 3, 3)  # 81 tokens: 9 chunks
-    threads = thread_recorder(monkeypatch, _BlockPlan, 'project')
+    threads = thread_recorder(monkeypatch, ChunkedBlock, 'project')
     expected = refiner(corr)
     assert len(threads) == 9 * 3 and all(t.startswith('corrkit-worker') for t in threads)
     assert len(set(threads)) == 2
@@ -240,14 +241,14 @@ def test_chunks_run_on_the_worker_threads_only_where_they_may(monkeypatch):
 
 
 def segmented_node(out):
-    """The :class:`_SegmentedRefine` node behind a refiner's output."""
+    """The :class:`ThreadedBackwardFunction` node behind a refiner's output."""
     stack, seen = [out.grad_fn], set()
     while stack:
         node = stack.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
-        if type(node).__name__ == _SegmentedRefine.__name__ + 'Backward':
+        if type(node).__name__ == ThreadedBackwardFunction.__name__ + 'Backward':
             return node
         stack.extend(n for n, _ in node.next_functions)
     return None
@@ -264,7 +265,7 @@ def test_the_threaded_backward_equals_the_one_thread_backward(monkeypatch, dtype
     refiner.requires_grad_(needs != 'tokens')
     corr = torch.rand(2, 5, 3, 4, 3, 4, dtype=dtype, requires_grad=needs != 'weights')
     weights = torch.randn(2, 1, 3, 4, 3, 4, dtype=dtype)
-    threads = thread_recorder(monkeypatch, _Piece, 'backward')
+    threads = thread_recorder(monkeypatch, GraphPiece, 'backward')
     inputs = ([corr] if corr.requires_grad else []) + [p for p in refiner.parameters()
                                                        if p.requires_grad]
     runs = []
@@ -289,7 +290,7 @@ def test_a_mode_around_the_threaded_backward_alone_sees_all_of_it(monkeypatch):
     refiner = pair({'workers': 2})
     refiner.chunk = 9
     corr = torch.rand(1, 5, 3, 3, 3, 3, requires_grad=True)
-    threads = thread_recorder(monkeypatch, _Piece, 'backward')
+    threads = thread_recorder(monkeypatch, GraphPiece, 'backward')
     counts = []
     for workers in (2, 1):
         refiner.workers = workers

@@ -9,8 +9,8 @@ from torch import Tensor, nn
 from ...layers import AbsolutePosition4D, Attention, PreNormBlock, Rotary4D
 from ...layers.blocked import auto_chunk, blocked_refine, supports_blocking
 from ...layers.fused import can_fuse, fused_kernel, fused_refine, kernel_sizes
+from ...layers.threads import auto_workers
 from ...registry import ATTENTIONS, REFINERS
-from ...utils.threads import auto_workers
 from ..base import Refiner
 
 
@@ -60,10 +60,10 @@ class MatchToMatchRefiner(Refiner):
             Both give the same result up to rounding.
         workers: Most threads the chunks of the blocked forward are shared
             among, each running its chunks on one intra-op thread
-            (:func:`corrkit.utils.threads.run_groups`); ``None`` means as many as
+            (:func:`corrkit.layers.threads.run_groups`); ``None`` means as many as
             PyTorch has intra-op threads. Never more than one per chunk, and one
             on GPUs or where the work must stay on the calling thread
-            (:func:`corrkit.utils.threads.auto_workers`). ``1`` runs the chunks
+            (:func:`corrkit.layers.threads.auto_workers`). ``1`` runs the chunks
             one after another, each kernel on all intra-op threads. The results
             agree up to rounding. Where gradients are needed the backward runs
             on the same threads; it gives first derivatives only (a second one,
@@ -129,7 +129,7 @@ class MatchToMatchRefiner(Refiner):
         """The attention of every block, first block first."""
         return [block.attn for block in self.blocks]
 
-    def blocked(self) -> bool:
+    def runs_blocked(self) -> bool:
         """Whether the forward runs blocked (:mod:`corrkit.layers.blocked`): additive
         attention, rotary or no positions, ``chunk`` not 0, no hooks."""
         return self.chunk != 0 and self.absolute is None and supports_blocking(
@@ -139,7 +139,7 @@ class MatchToMatchRefiner(Refiner):
         """The fused kernel (:mod:`corrkit.layers.fused`) a forward of ``tokens``
         ``(B, L, T)`` runs on here and now, built if need be; ``None`` where it runs
         PyTorch's kernels."""
-        return self._kernel(tokens) if self.blocked() else None
+        return self._kernel(tokens) if self.runs_blocked() else None
 
     def _kernel(self, tokens: Tensor):
         """:meth:`inference_kernel` of a forward known to run blocked."""
@@ -150,7 +150,7 @@ class MatchToMatchRefiner(Refiner):
     def forward(self, corr: Tensor) -> Tensor:
         """Refine ``corr``; every match attends to a summary of all matches."""
         grid = tuple(corr.shape[2:])
-        if self.blocked():
+        if self.runs_blocked():
             tokens = corr.flatten(2)  # (B, L, T): each chunk is transposed as it is embedded
             batch, total = tokens.shape[0], tokens.shape[-1]
             chunks = -(-total // (self.chunk or auto_chunk(batch, total)))

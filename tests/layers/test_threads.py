@@ -6,7 +6,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from corrkit.models.refiners.match_to_match import MatchToMatchRefiner
-from corrkit.utils.threads import auto_workers, can_leave_thread, run_groups
+from corrkit.layers.threads import auto_workers, can_leave_thread, run_groups
 
 CPU = torch.device('cpu')
 
