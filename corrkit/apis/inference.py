@@ -9,22 +9,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from mmengine.config import Config
-from PIL import Image
 from mmengine.registry import DefaultScope
+from PIL import Image
 from torch import Tensor
 
+from ..config import load_config
 from ..engine.checkpoint_hook import check_state_dict_keys
 from ..models.base import ImageFeatures, ImageFrame, PointMatches
 from ..ops import flow_to_target, normalized_grid
 from ..registry import MODELS
-from ..utils.acceleration import autocast
-from ..config import load_config
+from ..utils.acceleration import as_full_precision, autocast
 from ..utils.image import ImageLike, image_to_tensor, load_image
 from ..utils.text import first_line
 from .pretrained import pretrained_weights
 
-#: Reduced float types a matcher may return under autocast; results are given in fp32.
-HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
 def init_matcher(config: str | os.PathLike | Config | dict,
@@ -260,5 +258,4 @@ def match_pair(model: torch.nn.Module, src_image: ImageLike, trg_image: ImageLik
 
 def _float(matches: PointMatches) -> PointMatches:
     """Matches computed under autocast, in fp32."""
-    return PointMatches(*(t.float() if isinstance(t, Tensor) and t.dtype in HALF_TYPES else t
-                          for t in matches))
+    return PointMatches(*(as_full_precision(t) if isinstance(t, Tensor) else t for t in matches))

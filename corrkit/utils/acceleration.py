@@ -25,6 +25,16 @@ from torch import nn
 PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
+def as_full_precision(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in fp32 if autocast left it in a reduced float type, else as it is.
+
+    Examples:
+        >>> as_full_precision(torch.ones(2, dtype=torch.bfloat16)).dtype
+        torch.float32
+    """
+    return tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor
+
+
 def autocast(precision: str, device: torch.device | str) -> ContextManager:
     """A context that runs its block in ``precision`` on ``device``.
 

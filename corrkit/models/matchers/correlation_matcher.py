@@ -4,22 +4,19 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
-from einops import rearrange
-
+from ...layers.base import check_shape
 from ...ops import (flow_to_target, normalized_to_pixel, pixel_to_normalized, soft_sample,
                     soft_sampler_weights, transfer_keypoints)
 from ...registry import CORRELATIONS, FLOW_HEADS, LOSSES, MODELS, REFINERS
 from ...structures import PairDataSample
-from ...layers.base import check_shape
+from ...utils.acceleration import as_full_precision
 from ..base import (CorrelationBuilder, FlowHead, FlowPrediction, ImageFeatures, MatchOutputs,
                     PointMatches, Refiner)
 from .feature_matcher import (ComponentCfg, FeatureMatcher, build_with_derived, check_mode,
                               check_same_batch, pad_keypoints, points_and_grid)
-
-#: Reduced float types the network may run in under autocast; points are sampled in fp32.
-HALF_TYPES = (torch.float16, torch.bfloat16)
 
 __all__ = ['CorrelationMatcher', 'ComponentCfg', 'build_with_derived']
 
@@ -148,7 +145,8 @@ class CorrelationMatcher(FeatureMatcher):
             Points and matches in pixels of their images, confidences in ``[0, 1]``.
         """
         out = self.correspond(src, trg)
-        flow_, probs = (t.float() if t.dtype in HALF_TYPES else t for t in (out.flow, out.probs))
+        # under autocast the network's outputs may be reduced floats: points are sampled in fp32
+        flow_, probs = as_full_precision(out.flow), as_full_precision(out.probs)
         hf, wf = flow_.shape[-2:]
         kps, src_kps = points_and_grid(src, points, (hf, wf), grid)
         weights = soft_sampler_weights(kps.to(flow_.dtype), hf, wf, self.test_tau)
