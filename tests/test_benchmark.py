@@ -91,6 +91,10 @@ def test_benchmark_tool_writes_tables_json_and_plot(repo, tmp_path):
     assert set(tiny['batches']) == {'1', '2'}
     entry = tiny['batches']['2']
     assert entry['forward_over_backbone'] > 0 and entry['train_over_backbone'] > 0
+    # the bare network (fastest layout) is timed in the same rounds and has its own column
+    assert entry['forward_over_bare'] > 0 and entry['backbone_over_bare'] > 0
+    assert entry['bare_network']['median_ms'] > 0 and 'bare network' not in entry['stages_ms']
+    assert '× bare network (b2)' in (out / 'benchmark.md').read_text()
     assert tiny['floor_over_backbone'] >= 1 and entry['train_floor_over_backbone'] >= 1
     assert entry['train_added_gflops'] > 0 and tiny['added_gflops'] > 0
     assert set(entry['stages_ms']) == {'backbone', 'correlation', 'refiner', 'head', 'transfer'}

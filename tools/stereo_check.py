@@ -21,7 +21,7 @@ from mmengine.config import DictAction
 
 from corrkit.apis import evaluate
 from corrkit.datasets.mini.stereo import make_stereo_pairs, zero_motion_pck
-from corrkit.cli.allocator import tune_cpu_allocator
+from corrkit.apis.allocator import tune_cpu_allocator
 from corrkit.cli.common import user_errors
 
 ALPHAS = (0.01, 0.02, 0.05)

@@ -10,6 +10,7 @@ machines; absolute milliseconds are not.
 """
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -66,32 +67,23 @@ def time_call(fn: Callable[[], object], device: torch.device, warmup: int = 2,
     return Timing(statistics.median(times), quartiles[0], quartiles[2], len(times))
 
 
-def time_interleaved(calls: dict[str, Callable[[], object]], device: torch.device,
-                     warmup: int = 2, repeats: int = 10,
-                     reference: str | None = None) -> tuple[dict[str, Timing], dict[str, float]]:
+def time_rounds(calls: dict[str, Callable[[], object]], device: torch.device,
+                warmup: int = 2, repeats: int = 10) -> dict[str, list[float]]:
     """Time several calls round-robin, so that every figure shares the machine's moods.
 
     Each round times every call once, in order. A slow spell of a shared
     machine then slows the calls of the same rounds alike, and a ratio taken
-    round by round (the median of ``call / reference`` over rounds) is far
-    steadier than a ratio of two medians measured minutes apart.
+    round by round (:func:`round_ratios`) is far steadier than a ratio of two
+    medians measured minutes apart.
 
     Args:
         calls: The calls, by name.
         device: Where they run (synchronised before each clock read).
         warmup: Untimed calls of each before the first round.
         repeats: Rounds.
-        reference: The name of the call the ratios are to; None for no ratios.
 
     Returns:
-        The timing of each call, and the median ratio of each to ``reference``.
-
-    Examples:
-        >>> timings, ratios = time_interleaved({'a': lambda: sum(range(100)),
-        ...                                     'b': lambda: sum(range(200))},
-        ...                                    torch.device('cpu'), 1, 5, reference='a')
-        >>> timings['b'].runs, ratios['a']
-        (5, 1.0)
+        Each call's milliseconds, round by round.
     """
     for fn in calls.values():
         for _ in range(warmup):
@@ -104,15 +96,63 @@ def time_interleaved(calls: dict[str, Callable[[], object]], device: torch.devic
             fn()
             synchronize(device)
             times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def round_timings(times: dict[str, list[float]]) -> dict[str, Timing]:
+    """The median and quartiles of each call's rounds."""
     timings = {}
     for name, values in times.items():
         quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
         timings[name] = Timing(statistics.median(values), quartiles[0], quartiles[2],
                                len(values))
-    ratios = {} if reference is None else {
-        name: statistics.median(v / r for v, r in zip(values, times[reference]))
-        for name, values in times.items()}
-    return timings, ratios
+    return timings
+
+
+def round_ratios(times: dict[str, list[float]], reference: str | Sequence[str]
+                 ) -> dict[str, float]:
+    """The median over rounds of each call's time over the reference's.
+
+    Args:
+        times: From :func:`time_rounds`.
+        reference: A call's name, or several names: then each round's reference
+            is the fastest of them (one network in several memory layouts, say).
+    """
+    names = [reference] if isinstance(reference, str) else list(reference)
+    rounds = [min(times[name][i] for name in names) for i in range(len(times[names[0]]))]
+    return {name: statistics.median(v / r for v, r in zip(values, rounds))
+            for name, values in times.items()}
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], device: torch.device,
+                     warmup: int = 2, repeats: int = 10,
+                     reference: str | None = None) -> tuple[dict[str, Timing], dict[str, float]]:
+    """:func:`time_rounds`, summarised: each call's timing and, with a reference, the
+    median of its per-round ratios to it.
+
+    Examples:
+        >>> timings, ratios = time_interleaved({'a': lambda: sum(range(100)),
+        ...                                     'b': lambda: sum(range(200))},
+        ...                                    torch.device('cpu'), 1, 5, reference='a')
+        >>> timings['b'].runs, ratios['a']
+        (5, 1.0)
+    """
+    times = time_rounds(calls, device, warmup, repeats)
+    return round_timings(times), {} if reference is None else round_ratios(times, reference)
+
+
+def bare_network_calls(backbone: nn.Module, images: Tensor) -> dict[str, Callable[[], object]]:
+    """The backbone's bare network (:meth:`~corrkit.models.base.Backbone.bare_network`) on
+    the same images, once per memory layout (copies of it), for the fastest-layout reference."""
+    bare = backbone.bare_network()
+    calls = {}
+    for layout, fmt in (('channels_last', torch.channels_last),
+                        ('contiguous', torch.contiguous_format)):
+        net = copy.deepcopy(bare).to(memory_format=fmt)
+        net.eval()
+        x = images.contiguous(memory_format=fmt)
+        calls[f'bare network ({layout})'] = lambda net=net, x=x: net(x)
+    return calls
 
 
 def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
@@ -226,16 +266,22 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         inputs, samples = random_pairs(model, batch, device=device)
         entry: dict = {}
         model.eval()
+        bare = bare_network_calls(model.backbone, model.backbone_input(inputs))
         with torch.inference_mode(), autocast(precision, device):
             entry['forward_peak_mb'] = peak_memory(lambda: model(inputs), device) / 2 ** 20
             entry['gflops'] = count_flops(lambda: model(inputs)) / 1e9
             images = model.backbone_input(inputs)
+            # the headline: the forward against the bare network, in rounds of their own
+            entry.update(_against_bare(lambda: model(inputs), lambda: model.backbone(images),
+                                       bare, device, warmup, repeats, batch))
+            del bare  # the copies weigh on nothing after
             floors, skipped = (_floors(lambda: model(inputs), lambda: model.backbone(images),
                                        device) if kernel_floor else ({}, None))
             if skipped:
                 entry['kernel_floor_skipped'] = skipped
             calls = dict(stage_calls(model, inputs), forward=lambda: model(inputs), **floors)
-            timings, ratios = time_interleaved(calls, device, warmup, repeats, 'backbone')
+            times = time_rounds(calls, device, warmup, repeats)
+        timings, ratios = round_timings(times), round_ratios(times, 'backbone')
         forward = timings.pop('forward')
         entry['kernel_floor_over_backbone'] = _floor_ratios(floors, timings, ratios)
         entry['stages_ms'] = {k: v.median_ms / batch for k, v in timings.items()}
@@ -250,6 +296,21 @@ def benchmark_model(model: nn.Module, batch_sizes: Sequence[int] = (1, 8), train
         result['batches'][batch] = entry
     model.eval()
     return result
+
+
+def _against_bare(forward: Callable[[], object], backbone: Callable[[], object],
+                  bare: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                  repeats: int, batch: int) -> dict:
+    """The forward and the backbone against the bare network in its fastest memory layout
+    (the lower median), the median of per-round ratios, in rounds of these calls alone:
+    the stage breakdown's intermediates and replays do not weigh on them."""
+    times = time_rounds({'forward': forward, 'backbone': backbone, **bare}, device, warmup,
+                        repeats)
+    fastest = min(bare, key=lambda name: statistics.median(times[name]))
+    ratios = round_ratios(times, fastest)
+    return {'bare_network': _per_pair(round_timings({'bare': times[fastest]})['bare'], batch),
+            'bare_network_layout': fastest.split('(')[-1].rstrip(')'),
+            'forward_over_bare': ratios['forward'], 'backbone_over_bare': ratios['backbone']}
 
 
 def _per_pair(timing: Timing, batch: int) -> dict:

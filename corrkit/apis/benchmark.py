@@ -31,9 +31,12 @@ def benchmark_configs(configs: Sequence[str | os.PathLike], out_dir: str | os.Pa
     (rewritten after each config, so a run stopped part-way keeps what it measured).
 
     Models are built with random weights (speed does not depend on them, and
-    nothing is downloaded). The references, a large fp32 matrix product and each
-    model's bare backbone, are measured in the same run, so every figure can be
-    read as a ratio. With ``sweep_sides`` the first config's refiner is also run
+    nothing is downloaded). The references, a large fp32 matrix product, each
+    model's backbone and its bare network (``Backbone.bare_network``: the tapped
+    network alone, nothing kept or folded, in its fastest memory layout each
+    round), are measured in the same rounds, so every figure can be read as a
+    ratio (``forward_over_backbone``, ``forward_over_bare``: medians of per-round
+    ratios). With ``sweep_sides`` the first config's refiner is also run
     alone on ``side⁴`` grids, and ``refiner_scaling.png`` shows time and memory
     against the number of matches on log-log axes with the fitted exponent.
 
@@ -178,7 +181,7 @@ def markdown_report(report: dict) -> str:
     batches = sorted({int(b) for m in models.values() for b in m['batches']})
     header = ['config', 'params (M)', 'GFLOPs / pair']
     for b in batches:
-        header += [f'ms / pair (b{b})', f'× backbone (b{b})']
+        header += [f'ms / pair (b{b})', f'× backbone (b{b})', f'× bare network (b{b})']
     train = any('train_step' in e for m in models.values() for e in m['batches'].values())
     if train:
         header += [f'train ms / pair (b{batches[-1]})', f'train × backbone (b{batches[-1]})',
@@ -191,8 +194,9 @@ def markdown_report(report: dict) -> str:
         row = [f'`{name}`', f"{m['params'] / 1e6:.1f}", f"{first['gflops'] / batches[0]:.1f}"]
         for b in batches:
             e = entries.get(b)
-            row += ([f"{e['forward']['median_ms']:.1f}", f"{e['forward_over_backbone']:.2f}"]
-                    if e else ['', ''])
+            row += ([f"{e['forward']['median_ms']:.1f}", f"{e['forward_over_backbone']:.2f}",
+                     f"{e['forward_over_bare']:.2f}" if 'forward_over_bare' in e else '']
+                    if e else ['', '', ''])
         if train:
             e = entries[batches[-1]]
             row += ([f"{e['train_step']['median_ms']:.1f}", f"{e['train_over_backbone']:.2f}",

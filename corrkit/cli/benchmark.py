@@ -31,19 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='torch.compile each component (eager where that fails)')
     parser.add_argument('--sweep-resolutions', type=int, nargs='+', default=[], metavar='SIDE',
                         help='also run every config at these input sides (batch 1)')
-    parser.add_argument('--tune-allocator', action='store_true',
-                        help='keep freed large CPU blocks for reuse, as the other tools do '
-                             '(default: measure what a plain Python user gets)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
 
 
 def run(args: argparse.Namespace) -> int:
     from ..apis import benchmark_configs
-    from .allocator import tune_cpu_allocator
     from .common import user_errors
-    if args.tune_allocator:  # off by default: the figures are those of the plain API
-        tune_cpu_allocator()
     with user_errors(args.debug):
         if args.device.startswith('cuda'):
             import torch

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..apis.demo import run_demo
     from ..apis.points import read_keypoints
-    from .allocator import tune_cpu_allocator
+    from ..apis.allocator import tune_cpu_allocator
     from .common import user_errors
     if len(args.images) not in (0, 2):
         print(f'error: give two images (source and target) or none for the bundled pair, '

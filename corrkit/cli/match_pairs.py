@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..apis import init_matcher
     from ..apis.batch import match_pairs, read_pairs
-    from .allocator import tune_cpu_allocator
+    from ..apis.allocator import tune_cpu_allocator
     from .common import user_errors
     tune_cpu_allocator()  # as the other tools (CORRKIT_TUNE_MALLOC=0: off)
 

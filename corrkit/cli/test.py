@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apis import evaluate
-    from .allocator import tune_cpu_allocator
+    from ..apis.allocator import tune_cpu_allocator
     from .common import user_errors
     tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
     with user_errors(args.debug):

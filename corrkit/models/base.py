@@ -89,6 +89,16 @@ class Backbone(nn.Module, metaclass=DeclaredAttributesMeta):
     def feature_info(self, value: Sequence[Mapping[str, Any]]) -> None:
         self.__dict__['_feature_info'] = [dict(info) for info in value]
 
+    def bare_network(self) -> nn.Module:
+        """The plain network this backbone runs, without what it adds: its forward's
+        convolutions and attention on the same images, no maps kept, nothing folded.
+
+        ``tools/benchmark.py`` times it (in each memory layout, the fastest kept) as
+        the reference a matcher's forward is compared with. The default is the
+        backbone itself; a backbone that taps a network overrides it.
+        """
+        return self
+
     @classmethod
     def random_weights_options(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
         """The config keys (and values) that build this backbone without fetching weights.

@@ -38,8 +38,9 @@ class ImageFrame:
         >>> frame = ImageFrame((100, 200), (50, 50))
         >>> frame.to_input(torch.tensor([[199.5, -0.5]]))
         tensor([[49.5000, -0.5000]])
-        >>> frame.from_normalized(frame.to_normalized(torch.tensor([[10.0, 20.0]])))
-        tensor([[10., 20.]])
+        >>> back = frame.from_normalized(frame.to_normalized(torch.tensor([[10.0, 20.0]])))
+        >>> bool(torch.allclose(back, torch.tensor([[10.0, 20.0]])))
+        True
     """
 
     size: tuple[int, int]

@@ -44,7 +44,7 @@ def display_points(points: Any, image_size: tuple[int, int], shown: Image.Image)
     Examples:
         >>> display_points([[0.0, 0.0], [99.5, 49.5]], (50, 100), Image.new('RGB', (50, 25)))
         array([[-0.25, -0.25],
-               [49.75, 24.75]])
+               [49.5 , 24.5 ]])
     """
     if isinstance(points, torch.Tensor):
         points = points.detach().cpu()

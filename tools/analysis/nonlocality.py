@@ -16,7 +16,7 @@ import sys
 from mmengine.config import DictAction
 
 from corrkit.apis import nonlocality_report
-from corrkit.cli.allocator import tune_cpu_allocator
+from corrkit.apis.allocator import tune_cpu_allocator
 from corrkit.cli.common import user_errors
 
 

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ...registry import BACKBONES
 from ..base import Backbone
+from .folding import BatchNormFolding
 from .freezing import FreezeMixin
 
 
@@ -87,10 +88,32 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
         return list(self.modules_tapped)
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        """Return the output of every block of the tapped stages, shallow to deep."""
-        x = self.stem(images)
+        """Return the output of every block of the tapped stages, shallow to deep.
+
+        At inference (eval mode, no gradient to the weights) the blocks run with
+        their BatchNorms folded into the convolutions (:mod:`.folding`).
+        """
+        return self.batchnorm_folding(images)
+
+    @property
+    def batchnorm_folding(self) -> BatchNormFolding:
+        """Runs the network, folded at inference (the copy lives outside the state dict)."""
+        folding = self.__dict__.get('_folding')
+        if folding is None or folding.network[0] is not self.stem:
+            folding = BatchNormFolding(nn.ModuleList([self.stem, self.stages]), self._tapped)
+            self.__dict__['_folding'] = folding
+        return folding
+
+    def bare_network(self) -> nn.Module:
+        """The stem and the stages as one plain network: the same convolutions, no taps
+        kept, BatchNorm unfolded (the benchmark's speed reference)."""
+        return nn.Sequential(self.stem, *self.stages)
+
+    def _tapped(self, network: nn.ModuleList, images: Tensor) -> list[Tensor]:
+        stem, stages = network
+        x = stem(images)
         feats = []
-        for index, stage in enumerate(self.stages, start=1):
+        for index, stage in enumerate(stages, start=1):
             for block in stage:
                 x = block(x)
                 if index in self.taps:

@@ -11,6 +11,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 from ...registry import BACKBONES
 from ..base import Backbone
+from .folding import BatchNormFolding
 from .freezing import FreezeMixin
 
 #: Input side used once at construction to measure channels and strides.
@@ -104,8 +105,28 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
         return ([f.shape[1] for f in feats], [round(_PROBE_SIZE / f.shape[-1]) for f in feats])
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        """Return the tapped nodes in ``taps`` order."""
-        out = self.extractor(images)
+        """Return the tapped nodes in ``taps`` order.
+
+        At inference (eval mode, no gradient to the weights) the network runs
+        with its BatchNorms folded into the convolutions (:mod:`.folding`).
+        """
+        return self.batchnorm_folding(images)
+
+    @property
+    def batchnorm_folding(self) -> BatchNormFolding:
+        """Runs the extractor, folded at inference (the copy lives outside the state dict)."""
+        folding = self.__dict__.get('_folding')
+        if folding is None or folding.network is not self.extractor:
+            folding = BatchNormFolding(self.extractor, self._tapped)
+            self.__dict__['_folding'] = folding
+        return folding
+
+    def bare_network(self) -> nn.Module:
+        """The feature extractor: the network up to the deepest tap, BatchNorm unfolded."""
+        return self.extractor
+
+    def _tapped(self, extractor: nn.Module, images: Tensor) -> list[Tensor]:
+        out = extractor(images)
         return [out[n] for n in self.taps]
 
 

@@ -5,15 +5,15 @@ import sys
 
 import pytest
 
-from corrkit.cli import allocator
-from corrkit.cli.allocator import tune_cpu_allocator
+from corrkit.apis import allocator
+from corrkit.apis.allocator import tune_cpu_allocator
 
 GLIBC = platform.system() == 'Linux' and platform.libc_ver()[0] == 'glibc'
 
 # Resident memory (MB) kept after a 128 MB tensor is written and freed.
 PROBE = """
 import sys, torch
-from corrkit.cli.allocator import tune_cpu_allocator
+from corrkit.apis.allocator import tune_cpu_allocator
 tuned = tune_cpu_allocator() if sys.argv[1] == '1' else False
 def rss_mb():
     with open('/proc/self/statm') as f:

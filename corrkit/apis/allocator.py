@@ -11,8 +11,9 @@ thresholds so freed blocks are reused, the same effect the PyTorch CPU
 performance guide gets from preloading jemalloc or tcmalloc. The cost is that
 the process keeps its peak heap instead of returning it to the system.
 
-The command-line tools call it at start-up; set ``CORRKIT_TUNE_MALLOC=0`` to
-leave ``malloc`` alone. Elsewhere than on glibc it does nothing.
+:func:`~corrkit.apis.init_matcher` calls it for a model on the CPU, and the
+command-line tools at start-up; set ``CORRKIT_TUNE_MALLOC=0`` to leave ``malloc``
+alone. Elsewhere than on glibc it does nothing.
 """
 from __future__ import annotations
 
