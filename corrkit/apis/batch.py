@@ -1,15 +1,19 @@
 """Matching many pairs: read a list of pairs, match each, write one result per pair, resumably.
 
 Behind ``corrkit match-pairs``. Each finished pair is written atomically as
-``<id>.json`` and ``<id>.csv``, so an interrupted run resumes where it stopped
-(pairs with a result are skipped); a pair that fails (a missing or unreadable
-image, a bad keypoint file, points outside the image) is reported by its id and
-the others go on. Each image is decoded and encoded once per run, however many
+``<id>.json`` and ``<id>.csv``, and its JSON records what produced it (the
+images' and the keypoint file's paths and SHA-256, the model's config and
+weights, the precision: :class:`RunInputs`). An interrupted run resumes where
+it stopped: a pair is skipped only when its result records exactly the same
+inputs, otherwise it is matched again and reported as replaced. A pair that
+fails (a missing or unreadable image, a bad keypoint file, points outside the
+image, an error writing its files) is reported by its id and the others go on. Each image is decoded and encoded once per run, however many
 pairs it is part of (:class:`FeatureCache`).
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -24,14 +28,14 @@ import torch
 from ..errors import USER_ERRORS
 from ..models.base import ImageFeatures
 from ..utils.acceleration import autocast
-from ..utils.fileio import atomic_path
+from ..utils.fileio import atomic_path, sha256_of
 from ..utils.image import load_image
 from ..utils.text import first_line
 from .inference import as_points, encode_images
 from .points import check_inside, read_keypoints, source_grid
 
-__all__ = ['BatchReport', 'FeatureCache', 'ImagePair', 'match_pairs', 'read_pairs',
-           'IMAGE_SUFFIXES']
+__all__ = ['BatchReport', 'FeatureCache', 'ImagePair', 'capped_id', 'match_pairs',
+           'model_fingerprint', 'pair_inputs', 'read_pairs', 'recorded_inputs', 'IMAGE_SUFFIXES']
 
 #: What counts as an image when two folders are paired by file name.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -59,11 +63,14 @@ class ImagePair:
 
 @dataclass
 class BatchReport:
-    """What :func:`match_pairs` did: ids matched now, skipped (done before) and failed."""
+    """What :func:`match_pairs` did: ids matched now, skipped (done before, from the same
+    inputs), failed, and, among the matched, those whose earlier result came from other
+    inputs and was replaced."""
 
     matched: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
 
 
 def read_pairs(spec: Sequence[str | os.PathLike]) -> list[ImagePair]:
@@ -103,7 +110,7 @@ def read_pairs(spec: Sequence[str | os.PathLike]) -> list[ImagePair]:
     pairs, taken = [], set(RESERVED_IDS)
     for source, target, kps in rows:
         source, target = path.parent / source, path.parent / target
-        pair_id = _unique(f'{source.stem}__{target.stem}', taken)
+        pair_id = _unique(capped_id(f'{source.stem}__{target.stem}'), taken)
         pairs.append(ImagePair(pair_id, source, target, path.parent / kps if kps else None))
     return pairs
 
@@ -119,7 +126,8 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def _csv_rows(path: Path) -> list[tuple[str, str, str | None]]:
-    rows = [r for r in csv.reader(io.StringIO(path.read_text(encoding='utf-8'))) if r]
+    # utf-8-sig: a list saved by a spreadsheet may start with a byte-order mark
+    rows = [r for r in csv.reader(io.StringIO(path.read_text(encoding='utf-8-sig'))) if r]
     if rows and rows[0][0].strip().lower() == 'source':
         rows = rows[1:]
     out = []
@@ -133,7 +141,7 @@ def _csv_rows(path: Path) -> list[tuple[str, str, str | None]]:
 
 def _json_rows(path: Path) -> list[tuple[str, str, str | None]]:
     try:
-        data = json.loads(path.read_text(encoding='utf-8'))
+        data = json.loads(path.read_text(encoding='utf-8-sig'))
     except json.JSONDecodeError as err:
         raise ValueError(f"'{path}' is not valid JSON ({err})") from err
     if not isinstance(data, list):
@@ -168,7 +176,31 @@ def _folder_pairs(src_dir: Path, trg_dir: Path) -> list[ImagePair]:
                          f'({len(targets)} images) share no file name; pairs are matched by '
                          f'name without the suffix')
     taken = set(RESERVED_IDS)
-    return [ImagePair(_unique(stem, taken), sources[stem], targets[stem]) for stem in common]
+    return [ImagePair(_unique(capped_id(stem), taken), sources[stem], targets[stem])
+            for stem in common]
+
+
+#: Longest pair id in UTF-8 bytes: with a repeat suffix and ``.json``, far below the 255
+#: bytes file systems allow for a name.
+MAX_ID_BYTES = 120
+
+
+def capped_id(base: str) -> str:
+    """``base``, or a readable prefix of it and a short hash of the whole when it is longer
+    than :data:`MAX_ID_BYTES`.
+
+    Examples:
+        >>> capped_id('a__b')
+        'a__b'
+        >>> long = capped_id('x' * 300)
+        >>> len(long.encode()), long[-9:] == '-' + hashlib.sha256(b'x' * 300).hexdigest()[:8]
+        (120, True)
+    """
+    raw = base.encode()
+    if len(raw) <= MAX_ID_BYTES:
+        return base
+    prefix = raw[:MAX_ID_BYTES - 9].decode('utf-8', errors='ignore')
+    return prefix + '-' + hashlib.sha256(raw).hexdigest()[:8]
 
 
 def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str | os.PathLike,
@@ -176,12 +208,15 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
                 on_error: Callable[[str, str], None] | None = None) -> BatchReport:
     """Match every pair and write ``<id>.json`` and ``<id>.csv`` into ``out_dir``.
 
-    A pair whose JSON exists is skipped (a rerun resumes). A pair that raises a
-    user error (missing or unreadable image, bad keypoints, points outside the
-    image) is recorded with its message and the next pair follows. The JSON
-    holds the paths, ``src_kps``, ``trg_kps`` and ``confidence``; the CSV one
-    row ``src_x,src_y,trg_x,trg_y,confidence`` per point, in pixels of the
-    images as given. ``summary.json`` lists what was matched, skipped and failed.
+    A pair whose JSON records the same inputs as now (:func:`pair_inputs`) is
+    skipped (a rerun resumes); one whose JSON records other inputs is matched
+    again and listed as replaced. A pair that raises a user error (missing or
+    unreadable image, bad keypoints, points outside the image, a file that
+    cannot be written) is recorded with its message and the next pair follows.
+    The JSON holds the paths, ``src_kps``, ``trg_kps``, ``confidence`` and
+    ``inputs``; the CSV one row ``src_x,src_y,trg_x,trg_y,confidence`` per
+    point, in pixels of the images as given. ``summary.json`` lists what was
+    matched, skipped, replaced and failed.
 
     Args:
         model: A matcher from :func:`~corrkit.apis.init_matcher`.
@@ -197,22 +232,39 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = BatchReport()
+
+    def fail(pair_id: str, err: BaseException) -> None:
+        message = first_line(err) or type(err).__name__
+        report.failed[pair_id] = message
+        if on_error is not None:
+            on_error(pair_id, message)
+
+    model_inputs = model_fingerprint(model) if pairs else {}
     todo = []
     for pair in pairs:
-        (report.skipped if (out / f'{pair.id}.json').is_file() else todo).append(pair)
-    report.skipped = [p.id for p in report.skipped]
-    cache = FeatureCache(model, precision, [p for pair in todo for p in (pair.source, pair.target)],
-                         mirrored={pair.source for pair in todo} if model.mirrors_source else ())
-    bar = _progress_bar(len(todo)) if progress and todo else None
-    for pair in todo:
         try:
-            _match_one(model, pair, out, precision, cache)
+            inputs = pair_inputs(pair, model_inputs, precision)
+            recorded = recorded_inputs(out / f'{pair.id}.json')
+        except USER_ERRORS as err:
+            fail(pair.id, err)
+            continue
+        if recorded == inputs:
+            report.skipped.append(pair.id)
+            continue
+        if recorded is not None:
+            report.replaced.append(pair.id)
+        todo.append((pair, inputs))
+    cache = FeatureCache(model, precision, [p for pair, _ in todo
+                                            for p in (pair.source, pair.target)],
+                         mirrored={pair.source for pair, _ in todo}
+                         if model.mirrors_source else ())
+    bar = _progress_bar(len(todo)) if progress and todo else None
+    for pair, inputs in todo:
+        try:
+            _match_one(model, pair, out, precision, cache, inputs)
             report.matched.append(pair.id)
         except USER_ERRORS as err:
-            message = first_line(err) or type(err).__name__
-            report.failed[pair.id] = message
-            if on_error is not None:
-                on_error(pair.id, message)
+            fail(pair.id, err)
         finally:
             cache.release(pair.source, pair.target)
         if bar is not None:
@@ -221,8 +273,61 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
         sys.stderr.write('\n')
     with atomic_path(out / 'summary.json') as tmp:
         tmp.write_text(json.dumps({'matched': report.matched, 'skipped': report.skipped,
-                                   'failed': report.failed}, indent=1))
+                                   'replaced': report.replaced, 'failed': report.failed},
+                                  indent=1))
     return report
+
+
+def model_fingerprint(model: torch.nn.Module) -> dict:
+    """What identifies a matcher's results: its config (name and SHA-256 of its text) and
+    the SHA-256 of its weights (every state-dict entry, names included).
+
+    Examples:
+        >>> a = model_fingerprint(torch.nn.Linear(2, 2))
+        >>> b = model_fingerprint(torch.nn.Linear(2, 2))  # other random weights
+        >>> a['weights_sha256'] != b['weights_sha256'], a['config'] is None
+        (True, True)
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        raw = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(raw.view(torch.uint8).numpy().tobytes() if raw.numel() else b'')
+    cfg = getattr(model, 'cfg', None)
+    text = getattr(cfg, 'pretty_text', None)
+    return {'config': getattr(cfg, 'filename', None),
+            'config_sha256': None if text is None else hashlib.sha256(text.encode()).hexdigest(),
+            'weights_sha256': digest.hexdigest()}
+
+
+def pair_inputs(pair: ImagePair, model: dict, precision: str) -> dict:
+    """Everything a pair's result depends on: both images' and the keypoint file's paths and
+    SHA-256 (no keypoint file: the default grid), the model's fingerprint, the precision.
+
+    Raises:
+        FileNotFoundError: If an image or the keypoint file does not exist.
+    """
+    def file(path: Path | None) -> dict | None:
+        if path is None:
+            return None
+        if not path.is_file():
+            raise FileNotFoundError(f"'{path}' does not exist")
+        return {'path': os.fspath(path), 'sha256': sha256_of(path)}
+
+    return {'source': file(pair.source), 'target': file(pair.target), 'kps': file(pair.kps),
+            'model': model, 'precision': precision}
+
+
+def recorded_inputs(result: Path) -> dict | None:
+    """The ``inputs`` a result file records; ``None`` if there is no readable result (or
+    it predates the record, so it is matched again)."""
+    if not result.is_file():
+        return None
+    try:
+        return json.loads(result.read_text(encoding='utf-8')).get('inputs')
+    except (ValueError, AttributeError):  # half a file from an older writer, not a dict
+        return None
 
 
 class FeatureCache:
@@ -287,7 +392,7 @@ def _progress_bar(total: int):
 
 @torch.inference_mode()
 def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: str,
-               cache: FeatureCache) -> None:
+               cache: FeatureCache, inputs: dict) -> None:
     src, trg = cache.get(pair.source), cache.get(pair.target).without_mirrored()
     height, width = src.frames[0].size
     if pair.kps:
@@ -309,4 +414,4 @@ def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: st
         tmp.write_text(json.dumps({
             'source': os.fspath(pair.source), 'target': os.fspath(pair.target),
             'src_kps': kps.tolist(), 'trg_kps': trg_kps.tolist(),
-            'confidence': confidence.tolist()}, indent=1))
+            'confidence': confidence.tolist(), 'inputs': inputs}, indent=1))

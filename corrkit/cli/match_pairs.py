@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
                              not args.no_progress, report_error)
     print(f'{len(report.matched)} matched, {len(report.skipped)} already done, '
           f'{len(report.failed)} failed; results in {args.out_dir}')
+    for pair_id in report.replaced:
+        print(f'replaced: {pair_id} (its earlier result came from other inputs)')
     for pair_id, message in report.failed.items():
         print(f'failed: {pair_id}: {message}')
     return 1 if report.failed else 0
