@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import torch
@@ -10,11 +11,80 @@ from torch import Tensor
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
+#: The most pixels (width x height) an image file may have; larger files are refused
+#: before they are decoded. ``None`` (the default) defers to ``$CORRKIT_MAX_IMAGE_PIXELS``
+#: and then to Pillow's ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 million pixels).
+#: Set it (or the variable) to a larger number to open large files you trust.
+MAX_IMAGE_PIXELS: int | None = None
+
+#: The environment variable read when :data:`MAX_IMAGE_PIXELS` is ``None``: a positive
+#: whole number of pixels, or ``none`` for no limit.
+MAX_PIXELS_ENV = 'CORRKIT_MAX_IMAGE_PIXELS'
+
+# Image.open runs with Pillow's own check off, so that corrkit's limit (larger or smaller)
+# alone decides; the lock keeps two threads from interleaving the swap of Pillow's setting.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+def max_image_pixels() -> int | None:
+    """The pixel limit of image files now in force (``None``: no limit).
+
+    :data:`MAX_IMAGE_PIXELS` if set, else ``$CORRKIT_MAX_IMAGE_PIXELS``, else
+    Pillow's ``PIL.Image.MAX_IMAGE_PIXELS``.
+
+    Raises:
+        ValueError: If the environment variable is neither a positive whole number
+            nor ``none``.
+
+    Examples:
+        >>> limit = max_image_pixels()
+        >>> limit is None or limit > 0
+        True
+    """
+    if MAX_IMAGE_PIXELS is not None:
+        return int(MAX_IMAGE_PIXELS)
+    value = os.environ.get(MAX_PIXELS_ENV, '').strip()
+    if not value:
+        return Image.MAX_IMAGE_PIXELS
+    if value.lower() == 'none':
+        return None
+    try:
+        limit = int(value.replace('_', ''))
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise ValueError(f"${MAX_PIXELS_ENV} must be a positive number of pixels or 'none', "
+                         f'got {value!r}')
+    return limit
+
+
+def _open_checked(path: str) -> Image.Image:
+    """``Image.open`` (the header only), refusing a file above the pixel limit."""
+    limit = max_image_pixels()
+    with _PILLOW_LIMIT_LOCK:
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            img = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillow_limit
+    width, height = img.size
+    if limit is not None and width * height > limit:
+        img.close()
+        raise ValueError(
+            f"image '{path}' is too large to open safely: {width} x {height} = "
+            f'{width * height:,} pixels, above the limit of {limit:,} pixels (not decoded). '
+            f'If you trust the file, raise the limit: ${MAX_PIXELS_ENV} or '
+            'corrkit.utils.image.MAX_IMAGE_PIXELS')
+    return img
+
 
 def load_image(image: ImageLike) -> Image.Image:
     """Return an RGB PIL image from a path, a PIL image or an array.
 
-    Paths are read with Pillow, the EXIF orientation applied. Arrays may be
+    Paths are read with Pillow, the EXIF orientation applied; a file of more
+    pixels than :func:`max_image_pixels` is refused from its header, before it
+    is decoded. Arrays may be
     ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, either ``uint8`` or
     floating in ``[0, 1]``. Any mode (palette, 16-bit, CMYK, ...) becomes RGB.
 
@@ -26,8 +96,9 @@ def load_image(image: ImageLike) -> Image.Image:
 
     Raises:
         FileNotFoundError: If a path does not exist.
-        ValueError: If a file is not a readable image, is larger than Pillow's
-            decompression-bomb limit, or an array has the wrong shape.
+        ValueError: If a file is not a readable image, has more pixels than
+            :func:`max_image_pixels` (the message names the file, its width x
+            height and the limit), or an array has the wrong shape.
 
     Examples:
         >>> load_image(np.zeros((4, 5), dtype=np.uint8)).size
@@ -38,12 +109,12 @@ def load_image(image: ImageLike) -> Image.Image:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"image file '{path}' does not exist")
         try:
-            with Image.open(path) as img:
+            with _open_checked(path) as img:
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img)
-        except Image.DecompressionBombError as err:
-            raise ValueError(f"image '{path}' is too large to open safely ({err}); raise "
-                             f'PIL.Image.MAX_IMAGE_PIXELS if you trust the file') from err
+        except Image.DecompressionBombError as err:  # an animation frame larger than its canvas
+            raise ValueError(f"image '{path}' is too large to open safely ({err}); if you "
+                             f'trust the file, raise PIL.Image.MAX_IMAGE_PIXELS') from err
         except (OSError, SyntaxError) as err:
             raise ValueError(f"'{path}' is not a readable image ({err})") from err
     if isinstance(image, Image.Image):

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pathlib
+import re
 from typing import Any, Mapping
 
 import numpy as np
@@ -22,6 +23,9 @@ __all__ = ['write_match_viewer']
 
 #: Longest side of an embedded heat map; larger maps are average-pooled down.
 HEATMAP_SIDE = 48
+
+#: The page template's placeholders, filled in a single pass.
+_PLACEHOLDER = re.compile(r'__(TITLE|META|DATA)__')
 
 
 def write_match_viewer(path: str | os.PathLike, src_image: ImageLike, trg_image: ImageLike, *,
@@ -111,9 +115,9 @@ def write_match_viewer(path: str | os.PathLike, src_image: ImageLike, trg_image:
     # '<' escaped so no string in the data can close the <script> block early
     payload = json.dumps(data, separators=(',', ':')).replace('<', '\\u003c')
     meta_line = ' · '.join(f'{k}: {v}' for k, v in (meta or {}).items())
-    page = (_PAGE.replace('__TITLE__', html.escape(title))
-            .replace('__META__', html.escape(meta_line))
-            .replace('__DATA__', payload))
+    # one pass over the template: a title or meta holding '__DATA__' stays text
+    values = {'TITLE': html.escape(title), 'META': html.escape(meta_line), 'DATA': payload}
+    page = _PLACEHOLDER.sub(lambda match: values[match.group(1)], _PAGE)
     path = pathlib.Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding='utf-8')

@@ -64,6 +64,17 @@ def test_page_is_self_contained_and_embeds_the_data(tmp_path):
     assert not list(path.parent.glob('.*.tmp'))
 
 
+def test_placeholders_in_the_title_and_meta_stay_text(tmp_path):
+    every = '__TITLE__ __META__ __DATA__'
+    plain = embedded(write(tmp_path / 'plain', title='t', meta={'checkpoint': 'c.pth'}))
+    path = write(tmp_path, title=f'<{every}>', meta={'checkpoint': f'/runs/{every}/e.pth'})
+    text = path.read_text()
+    assert embedded(path) == plain  # the page's JSON is intact and embedded once
+    assert len(DATA_BLOCK.findall(text)) == 1 and text.count(plain['src']['url']) == 1
+    assert f'<title>&lt;{every}&gt;</title>' in text and f'<h1>&lt;{every}&gt;</h1>' in text
+    assert f'<div class="meta">checkpoint: /runs/{every}/e.pth</div>' in text
+
+
 def test_large_images_are_shrunk_with_their_coordinates(tmp_path):
     args = pair_inputs((2048, 1000))
     path = write(tmp_path, src_size=(2048, 1000), **args)

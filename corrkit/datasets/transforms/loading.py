@@ -30,7 +30,9 @@ class LoadPairImages:
 
     Raises:
         FileNotFoundError: If an image file is missing (the message names it).
-        ValueError: If a file is not a readable image (the message names it).
+        ValueError: If a file is not a readable image, or has more pixels than
+            :func:`~corrkit.utils.image.max_image_pixels` (refused from its header,
+            before decoding); the message names the file.
     """
 
     _warned_outside = False
