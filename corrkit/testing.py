@@ -640,7 +640,11 @@ def check_matcher(model: nn.Module, image_sizes: Sequence[tuple[int, int]] = ((3
                 raise _fail(model, role, 'mirrors_source is set but match_points accepted '
                                          'sources encoded without their mirrored maps')
         out = model.match_points(src, points, trg, maps=True, flow=True)
-        _check_matches(model, out, points, num_points, image_sizes, role)
+        _check_matches(model, out, points, num_points, image_sizes[::-1], role)
+        last = model.match_points(src[-1], points[-1:], trg[-1])
+        if not torch.allclose(last.trg_kps, out.trg_kps[-1:], atol=atol, rtol=1e-4):
+            raise _fail(model, role, 'pair i of a batch must match source i with target i, '
+                                     'as alone')
         flow = model.dense_flow(src, trg)
         if flow.shape != out.flow.shape or not torch.allclose(flow, out.flow, atol=atol):
             raise _fail(model, role, 'dense_flow differs from match_points(..., flow=True).flow')
@@ -663,7 +667,9 @@ def _encoded_pair(model: nn.Module, image_sizes: Sequence[tuple[int, int]], role
     device = _device(model)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(2 * len(image_sizes), 3, h, w, generator=generator).to(device)
-    frames = [ImageFrame(tuple(size), (h, w)) for size in image_sizes] * 2
+    # the targets' frames differ from the sources': a matcher that mixes them up fails
+    frames = ([ImageFrame(tuple(size), (h, w)) for size in image_sizes]
+              + [ImageFrame(tuple(size), (h, w)) for size in reversed(image_sizes)])
     features = model.encode(images, frames, mirrored=model.mirrors_source)
     if not isinstance(features, ImageFeatures) or len(features) != len(images):
         raise _fail(model, role, f'encode must return ImageFeatures of {len(images)} images, '

@@ -349,6 +349,8 @@ class FeatureCache:
 
     def __init__(self, model: torch.nn.Module, precision: str, uses: Iterable[Path],
                  mirrored: Iterable[Path] = (), max_images: int = 64):
+        if max_images < 1:
+            raise ValueError(f'FeatureCache keeps at least one image, got max_images={max_images}')
         self.model, self.precision, self.max_images = model, precision, max_images
         self.remaining = Counter(_key(p) for p in uses)
         self.mirrored = {_key(p) for p in mirrored}
@@ -393,10 +395,10 @@ def _progress_bar(total: int):
 @torch.inference_mode()
 def _match_one(model: torch.nn.Module, pair: ImagePair, out: Path, precision: str,
                cache: FeatureCache, inputs: dict) -> None:
+    kps = read_keypoints(pair.kps) if pair.kps else None  # a bad file costs no encoding
     src, trg = cache.get(pair.source), cache.get(pair.target).without_mirrored()
     height, width = src.frames[0].size
-    if pair.kps:
-        kps = read_keypoints(pair.kps)
+    if kps is not None:
         check_inside(kps, (height, width), f"keypoints '{pair.kps}'")
     else:
         kps = source_grid(height, width)

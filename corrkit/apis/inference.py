@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..config import load_config
 from ..engine.checkpoint_hook import check_state_dict_keys
-from ..models.base import ImageFeatures, ImageFrame, PointMatches
+from ..models.base import ImageFeatures, ImageFrame, Matcher, PointMatches
 from ..ops import flow_to_target, normalized_grid
 from ..registry import MODELS
 from ..utils.acceleration import as_full_precision, autocast
@@ -44,7 +44,10 @@ def init_matcher(config: str | os.PathLike | Config | dict,
         device: Device to put the model on.
         cfg_options: Dotted-key overrides, e.g. ``{'model.backbone.pretrained': False}``.
 
-    On the CPU it also keeps freed large blocks in the heap for reuse
+    The model is prepared for inference (``Matcher.prepare_inference``: the
+    ResNet and torchvision backbones fold BatchNorm into their convolutions at
+    inference, undone by training mode or ``.to()``). On the CPU it also keeps
+    freed large blocks in the heap for reuse
     (:func:`~corrkit.apis.allocator.tune_cpu_allocator`, process-wide;
     ``CORRKIT_TUNE_MALLOC=0`` turns it off).
 
@@ -72,7 +75,10 @@ def init_matcher(config: str | os.PathLike | Config | dict,
         # a matcher's activations exceed glibc's 32 MiB mmap threshold at batch 8: without
         # this every forward maps and zeroes them anew (about 15 % of the flagship's time)
         tune_cpu_allocator()
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if isinstance(model, Matcher):
+        model.prepare_inference()  # after .to() and eval(), which would undo it
+    return model
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -213,6 +219,8 @@ def as_points(src_kps: Any) -> Tensor:
         ValueError: If the points are not ``(N, 2)``.
     """
     kps = torch.as_tensor(np.asarray(src_kps, dtype=np.float64), dtype=torch.float32)
+    if kps.numel() == 0:  # no points: [] as well as (0, 2)
+        kps = kps.reshape(0, 2)
     if kps.dim() != 2 or kps.shape[-1] != 2:
         raise ValueError(f'src_kps must be (N, 2) pixels (x, y), got shape {tuple(kps.shape)}')
     return kps

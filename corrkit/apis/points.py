@@ -51,10 +51,11 @@ def read_keypoints(path: str | os.PathLike) -> np.ndarray:
 
 
 def check_inside(points: np.ndarray, size: tuple[int, int], source: str) -> None:
-    """Raise ``ValueError`` naming the first point outside an image of ``size`` ``(H, W)``.
+    """Raise ``ValueError`` naming the first point outside an image of ``size`` ``(H, W)``,
+    or not finite.
 
-    Pixel centres run from ``0`` to ``W - 1`` (``H - 1``); a point beyond them is
-    outside.
+    Pixel centres run from ``0`` to ``W - 1``, so the image covers ``-0.5`` to
+    ``W - 0.5`` (``H - 0.5``): a point beyond that is outside.
 
     Examples:
         >>> check_inside(np.array([[0.0, 0.0], [4.0, 2.0]]), (3, 5), 'kps.csv')
@@ -64,8 +65,10 @@ def check_inside(points: np.ndarray, size: tuple[int, int], source: str) -> None
         ValueError: kps.csv: point 1, [5.0, 0.0], lies outside the 5 x 3 source image
     """
     h, w = size
-    outside = np.flatnonzero((points[:, 0] < 0) | (points[:, 0] > w - 1)
-                             | (points[:, 1] < 0) | (points[:, 1] > h - 1))
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    outside = np.flatnonzero(~np.isfinite(points).all(1)
+                             | (points[:, 0] < -0.5) | (points[:, 0] > w - 0.5)
+                             | (points[:, 1] < -0.5) | (points[:, 1] > h - 0.5))
     if len(outside):
         raise ValueError(f'{source}: point {outside[0] + 1}, {points[outside[0]].tolist()}, '
                          f'lies outside the {w} x {h} source image')

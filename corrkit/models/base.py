@@ -89,6 +89,11 @@ class Backbone(nn.Module, metaclass=DeclaredAttributesMeta):
     def feature_info(self, value: Sequence[Mapping[str, Any]]) -> None:
         self.__dict__['_feature_info'] = [dict(info) for info in value]
 
+    def prepare_inference(self) -> None:
+        """Optional: make inference faster without changing its results beyond float
+        rounding (the ResNet and torchvision backbones fold BatchNorm into their
+        convolutions). Training mode and ``.to()`` undo it. Default: nothing."""
+
     def bare_network(self) -> nn.Module:
         """The plain network this backbone runs, without what it adds: its forward's
         convolutions and attention on the same images, no maps kept, nothing folded.
@@ -364,6 +369,11 @@ class Matcher(ABC):
     """
 
     input_size: tuple[int, int]
+
+    def prepare_inference(self) -> None:
+        """Optional: get ready for inference (:func:`~corrkit.apis.init_matcher` calls it
+        after ``eval()``); ``FeatureMatcher`` asks its backbone to
+        (:meth:`Backbone.prepare_inference`). Default: nothing."""
 
     @property
     def mirrors_source(self) -> bool:

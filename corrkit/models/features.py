@@ -9,6 +9,7 @@ points go in and come out in the user's pixels.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
@@ -48,6 +49,11 @@ class ImageFrame:
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def __post_init__(self) -> None:
+        for name, length in (('size', 2), ('input_size', 2), ('padding', 4)):
+            value = tuple(int(v) for v in getattr(self, name))
+            if len(value) != length:
+                raise ValueError(f'ImageFrame.{name} needs {length} numbers, got {value}')
+            object.__setattr__(self, name, value)
         content = self.content_size
         if min(self.size) < 1 or min(content) < 1 or min(self.padding) < 0:
             raise ValueError(f'an image frame needs positive sizes and non-negative padding, '
@@ -139,8 +145,14 @@ class ImageFeatures:
         return len(self.frames)
 
     def __getitem__(self, index: int | slice | Sequence[int] | Tensor) -> ImageFeatures:
-        if isinstance(index, int):
-            index = slice(index, index + 1 if index != -1 else None)
+        if not isinstance(index, (slice, list, tuple)) and (
+                not isinstance(index, Tensor) or index.dim() == 0):
+            try:  # an int, a numpy integer, a 0-d tensor
+                i = operator.index(index)
+            except TypeError:
+                i = None
+            if i is not None:
+                index = slice(i, i + 1 if i != -1 else None)
         if isinstance(index, slice):
             frames = self.frames[index]
         else:

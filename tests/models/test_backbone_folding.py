@@ -44,6 +44,7 @@ def assert_same(folded, reference):
 def test_inference_folds_and_gives_the_same_features(build):
     torch.manual_seed(0)
     backbone = with_statistics(build()).eval()
+    backbone.prepare_inference()
     keys = list(backbone.state_dict())
     images = torch.randn(2, 3, 64, 64)
     reference = plain(backbone, images)
@@ -52,7 +53,9 @@ def test_inference_folds_and_gives_the_same_features(build):
     assert backbone.batchnorm_folding.folded_pairs > 0
     assert_same(folded, reference)
     assert list(backbone.state_dict()) == keys  # the copy is not part of the model's state
-    backbone.to(memory_format=torch.channels_last)  # new tensors: the copy is rebuilt
+    backbone.to(memory_format=torch.channels_last)  # .to() drops the copy and the folding
+    assert not backbone.batchnorm_folding.enabled
+    backbone.fold_batchnorm()
     with torch.no_grad():
         assert_same(backbone(images.contiguous(memory_format=torch.channels_last)), reference)
 
@@ -61,6 +64,7 @@ def test_training_and_gradients_run_the_network_itself():
     torch.manual_seed(0)
     backbone = with_statistics(TimmHypercolumnBackbone('test_resnet', taps=(2, 3)))
     images = torch.randn(2, 3, 64, 64)
+    backbone.fold_batchnorm()
     folding = backbone.batchnorm_folding
     assert not folding.applies()  # training mode
     backbone.eval()
@@ -77,6 +81,7 @@ def test_training_and_gradients_run_the_network_itself():
 def test_changed_weights_are_folded_again():
     torch.manual_seed(0)
     backbone = with_statistics(TimmHypercolumnBackbone('test_resnet', taps=(2, 3))).eval()
+    backbone.fold_batchnorm()
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         before = backbone(images)
@@ -106,6 +111,7 @@ def test_a_network_that_does_not_fold_runs_as_it_is():
     net = with_statistics(Misordered()).eval()
     assert fold_batchnorm(net)[1] == 1  # registration order alone would fold it
     folding = BatchNormFolding(net, lambda module, x: module(x))
+    folding.enable()
     x = torch.randn(1, 3, 8, 8)
     with torch.no_grad():
         out = folding(x)
@@ -117,6 +123,7 @@ def test_a_flop_counter_sees_one_backbone_and_no_probe():
     from torch.utils.flop_counter import FlopCounterMode
     torch.manual_seed(0)
     backbone = TimmHypercolumnBackbone('test_resnet', taps=(2, 3)).eval()
+    backbone.fold_batchnorm()
     images = torch.randn(2, 3, 64, 64)
 
     def flops():
@@ -129,3 +136,28 @@ def test_a_flop_counter_sees_one_backbone_and_no_probe():
     with torch.no_grad():
         backbone(images)  # built here
     assert backbone.batchnorm_folding.folded is not None and flops() == first
+
+
+def test_hooks_training_autocast_and_copies():
+    torch.manual_seed(0)
+    backbone = with_statistics(TimmHypercolumnBackbone('test_resnet', taps=(2, 3))).eval()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        backbone(images)
+    assert backbone.batchnorm_folding.folded is None  # not asked for: nothing folded
+    backbone.fold_batchnorm()
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        backbone(images)  # the probe runs in full precision: a bf16 first call folds
+    assert backbone.batchnorm_folding.folded_pairs > 0
+    seen = []
+    handle = backbone.stages[-1][-1].register_forward_hook(lambda *args: seen.append(1))
+    with torch.no_grad():
+        backbone(images)
+    assert seen == [1]  # a hooked network runs itself, once, without a probe
+    handle.remove()
+    copied = copy.deepcopy(backbone)
+    assert copied.batchnorm_folding.folded is None and copied.batchnorm_folding.enabled
+    backbone.stages = copied.stages  # replaced modules: a new helper, not the old copy
+    assert backbone.batchnorm_folding.network[1] is copied.stages
+    backbone.train()
+    assert not backbone.batchnorm_folding.enabled

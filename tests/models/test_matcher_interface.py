@@ -51,9 +51,17 @@ class OverconfidentMatcher(CorrelationMatcher):
         return out._replace(confidence=out.confidence + 1)
 
 
+class FirstTargetMatcher(CorrelationMatcher):
+    """Breaks the contract: every source is matched with the first target."""
+
+    def match_points(self, src, points, trg, **kwargs):
+        return super().match_points(src, points, trg[[0] * len(trg)], **kwargs)
+
+
 @pytest.mark.parametrize('cls, message', [
     (BatchNormalisedMatcher, 'depends on the images encoded with it'),
     (OverconfidentMatcher, r'confidence must lie in \[0, 1\]'),
+    (FirstTargetMatcher, 'pair i of a batch must match source i with target i'),
 ])
 def test_the_checker_names_what_broke(cls, message):
     torch.manual_seed(0)

@@ -9,12 +9,12 @@ from torch import Tensor, nn
 
 from ...registry import BACKBONES
 from ..base import Backbone
-from .folding import BatchNormFolding
+from .folding import BatchNormFoldingMixin
 from .freezing import FreezeMixin
 
 
 @BACKBONES.register_module()
-class TimmHypercolumnBackbone(FreezeMixin, Backbone):
+class TimmHypercolumnBackbone(BatchNormFoldingMixin, FreezeMixin, Backbone):
     """Taps the output of every block of the chosen stages of a timm ResNet.
 
     With ``resnet101`` and ``taps=(3, 4)`` (conv4_x and conv5_x) this gives
@@ -90,19 +90,15 @@ class TimmHypercolumnBackbone(FreezeMixin, Backbone):
     def forward(self, images: Tensor) -> list[Tensor]:
         """Return the output of every block of the tapped stages, shallow to deep.
 
-        At inference (eval mode, no gradient to the weights) the blocks run with
-        their BatchNorms folded into the convolutions (:mod:`.folding`).
+        Once :meth:`fold_batchnorm` was called, at inference (eval mode, no gradient
+        to the weights) the blocks run with their BatchNorms folded into the
+        convolutions (:mod:`.folding`).
         """
         return self.batchnorm_folding(images)
 
-    @property
-    def batchnorm_folding(self) -> BatchNormFolding:
-        """Runs the network, folded at inference (the copy lives outside the state dict)."""
-        folding = self.__dict__.get('_folding')
-        if folding is None or folding.network[0] is not self.stem:
-            folding = BatchNormFolding(nn.ModuleList([self.stem, self.stages]), self._tapped)
-            self.__dict__['_folding'] = folding
-        return folding
+    def folding_target(self) -> tuple[nn.Module, Any]:
+        """The stem and the stages, run with the taps kept."""
+        return nn.ModuleList([self.stem, self.stages]), self._tapped
 
     def bare_network(self) -> nn.Module:
         """The stem and the stages as one plain network: the same convolutions, no taps

@@ -11,7 +11,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 from ...registry import BACKBONES
 from ..base import Backbone
-from .folding import BatchNormFolding
+from .folding import BatchNormFoldingMixin
 from .freezing import FreezeMixin
 
 #: Input side used once at construction to measure channels and strides.
@@ -19,7 +19,7 @@ _PROBE_SIZE = 256
 
 
 @BACKBONES.register_module()
-class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
+class TorchvisionHypercolumnBackbone(BatchNormFoldingMixin, FreezeMixin, Backbone):
     """Taps named graph nodes of a torchvision classification model.
 
     Uses torchvision's feature extraction (``create_feature_extractor``), so any
@@ -107,19 +107,15 @@ class TorchvisionHypercolumnBackbone(FreezeMixin, Backbone):
     def forward(self, images: Tensor) -> list[Tensor]:
         """Return the tapped nodes in ``taps`` order.
 
-        At inference (eval mode, no gradient to the weights) the network runs
-        with its BatchNorms folded into the convolutions (:mod:`.folding`).
+        Once :meth:`fold_batchnorm` was called, at inference (eval mode, no
+        gradient to the weights) the network runs with its BatchNorms folded into
+        the convolutions (:mod:`.folding`).
         """
         return self.batchnorm_folding(images)
 
-    @property
-    def batchnorm_folding(self) -> BatchNormFolding:
-        """Runs the extractor, folded at inference (the copy lives outside the state dict)."""
-        folding = self.__dict__.get('_folding')
-        if folding is None or folding.network is not self.extractor:
-            folding = BatchNormFolding(self.extractor, self._tapped)
-            self.__dict__['_folding'] = folding
-        return folding
+    def folding_target(self) -> tuple[nn.Module, Any]:
+        """The feature extractor, run for the taps."""
+        return self.extractor, self._tapped
 
     def bare_network(self) -> nn.Module:
         """The feature extractor: the network up to the deepest tap, BatchNorm unfolded."""

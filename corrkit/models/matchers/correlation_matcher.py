@@ -110,8 +110,10 @@ class CorrelationMatcher(FeatureMatcher):
 
     def timed_stages(self, src: ImageFeatures, points: Tensor, trg: ImageFeatures
                      ) -> dict[str, Callable[[], object]]:
-        """``correlation``, ``refiner``, ``head`` and ``transfer`` (of ``points``, pixels of
-        the model's frame), each fed the previous stage's output (what the benchmark times)."""
+        """``correlation``, ``refiner``, ``head`` and ``transfer`` (:meth:`transfer` of
+        ``points`` read as pixels of the input frame: the soft sampler alone, without the
+        confidences and maps :meth:`match_points` adds), each fed the previous stage's
+        output (what the benchmark times)."""
         corr = self.correlate(list(src.maps), list(trg.maps))
         refined = self.refine(corr)
         flow = self.predict_flow(refined).flow
@@ -276,7 +278,9 @@ class CorrelationMatcher(FeatureMatcher):
         src, trg = self.encode_pairs(inputs)
         if mode == 'tensor':
             return self.dense_flow(src, trg)
-        kps, trg_kps, valid = pad_keypoints(data_samples, inputs.device, src.maps[0].dtype,
+        # pixels in full precision whatever autocast made of the maps
+        dtype = torch.promote_types(src.maps[0].dtype, torch.float32)
+        kps, trg_kps, valid = pad_keypoints(data_samples, inputs.device, dtype,
                                             need_targets=mode == 'loss')
         if mode == 'loss':  # the loss compares normalised keypoints
             size = inputs.shape[-2:]

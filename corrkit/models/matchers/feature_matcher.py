@@ -155,6 +155,11 @@ class FeatureMatcher(BaseModel, Matcher):
         if channels_last:
             self.backbone.to(memory_format=torch.channels_last)
 
+    def prepare_inference(self) -> None:
+        """The backbone's :meth:`~corrkit.models.base.Backbone.prepare_inference`
+        (BatchNorm folded into the convolutions of ResNet and torchvision backbones)."""
+        self.backbone.prepare_inference()
+
     @property
     def matched_channels(self) -> list[int]:
         """Channels of the maps :meth:`encode` returns (the neck's, else the backbone's)."""

@@ -344,7 +344,9 @@ class KeypointMatcher(FeatureMatcher):
         src, trg = self.encode_pairs(inputs, mirrored=self.pose_alignment and mode != 'loss')
         if mode == 'tensor':
             return self.dense_flow(src, trg)
-        kps, trg_kps, valid = pad_keypoints(data_samples, inputs.device, src.maps[0].dtype,
+        # pixels in full precision whatever autocast made of the maps
+        dtype = torch.promote_types(src.maps[0].dtype, torch.float32)
+        kps, trg_kps, valid = pad_keypoints(data_samples, inputs.device, dtype,
                                             need_targets=mode == 'loss')
         if mode == 'loss':
             size = inputs.shape[-2:]
