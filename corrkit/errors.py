@@ -123,9 +123,11 @@ class WeightsError(RuntimeError):
 
 
 class FusedKernelError(RuntimeError):
-    """The refiner's fused CPU kernel could not be built: no C compiler, or the compiler
-    failed (the message has its command and output). The refiner catches it, warns once
-    and runs its PyTorch kernels (:mod:`corrkit.layers.fused`)."""
+    """The refiner's fused CPU kernel could not be built or used: no C compiler, the
+    compiler failed (the message has its command and output), no private folder to keep
+    it in, or the library built fails its check, does not load or lacks a function. The
+    refiner catches it, warns once and runs its PyTorch kernels for the rest of the
+    process (:mod:`corrkit.layers.fused`)."""
 
 
 #: Exceptions that mean "the user asked for something that cannot be done": a missing

@@ -13,12 +13,15 @@ the first-level cache, one token per vector lane, in C compiled for this CPU
 
 The kernel is built at first use with the system's C compiler (``$CC``, else
 ``cc``, ``gcc`` or ``clang``), once per set of layer sizes, and kept in
-:func:`kernel_cache_dir`; a later process loads it from there. It serves
+:func:`kernel_cache_dir`, a folder private to the user (see :func:`build_kernel`:
+a library is loaded only where its recorded SHA-256 matches); a later process loads
+it from there. It serves
 inference only: float32 on the CPU with gradients off, outside autocast, and
 where work may leave the calling thread (not under ``torch.compile``, a
 dispatch or function mode such as ``FlopCounterMode``, or the profiler: those
 get the PyTorch kernels they observe). Where no compiler is found or the build
-fails, the refiner warns once and keeps the PyTorch path;
+fails, or the library built cannot be loaded, the refiner warns once and keeps the
+PyTorch path for the process;
 ``CORRKIT_FUSED_KERNEL=0`` turns the kernel off everywhere, and
 ``MatchToMatchRefiner(fused=False)`` for one model. Its results equal the
 PyTorch path's up to rounding (its ``exp`` and ``erf`` are polynomial, within
@@ -26,17 +29,22 @@ PyTorch path's up to rounding (its ``exp`` and ``erf`` are polynomial, within
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import hashlib
+import json
 import math
 import os
 import platform
 import shlex
 import shutil
+import stat as stat_mode
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -154,70 +162,346 @@ def _cpu_signature() -> str:
     return platform.processor() or platform.machine()
 
 
-def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
-    """The shared library for ``sizes`` (:func:`kernel_sizes`), built if not cached.
+def _cache_key(sizes: tuple, compiler: list[str]) -> tuple[str, list[str]]:
+    """The libraries' common name for ``sizes`` and this compiler, CPU and source, and the
+    compiler's ``-D`` options."""
+    names = ('L', 'E', 'H', 'D', 'M', 'ROPE', 'QRES')
+    defines = [f'-D{name}={int(value)}' for name, value in zip(names, sizes)]
+    key = hashlib.sha256(b'\0'.join([SOURCE.read_bytes(),
+                                     ' '.join(FLAGS + NATIVE + defines).encode(),
+                                     ' '.join(compiler).encode(), _cpu_signature().encode(),
+                                     sys.platform.encode()]))
+    return f'fused_refiner_{key.hexdigest()[:20]}', defines
 
-    Compiled with :data:`FLAGS` and :data:`NATIVE` (without the latter where the
-    compiler refuses it); written under a temporary name and renamed, so that
-    processes building at the same time never load a partial file.
+
+class _Unusable(FusedKernelError):
+    """A library or record in the cache that is not loaded (the message says why)."""
+
+
+#: Folders refused as caches in this process: each is warned about once.
+_REFUSED: set[str] = set()
+#: This process's private folder, where the refused caches' kernels are built.
+_FALLBACK: list[Path] = []
+#: Descriptors of the loaded libraries, kept open: each was loaded as /proc/self/fd/N.
+_KEPT: list[int] = []
+_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
+_DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
+_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
+_NONBLOCK = getattr(os, 'O_NONBLOCK', 0)  # a FIFO planted as a library does not block
+#: Guards the refused folders and the private one.
+_CACHE_LOCK = threading.Lock()
+#: Seconds after which a replaced library or a partial file is removed.
+_STALE_S = 600
+#: The largest record and library read back (a library is about 40 KB).
+_MAX_BYTES = 64 << 20
+
+
+def _not_private(stat: os.stat_result, what: str) -> str | None:
+    """Why a file or folder with this ``stat`` may not be trusted, or ``None``."""
+    if hasattr(os, 'geteuid') and stat.st_uid != os.geteuid():
+        return f'{what} belongs to another user (uid {stat.st_uid})'
+    if stat.st_mode & 0o022:
+        writers = ' and '.join(n for n, bit in (('group', 0o020), ('others', 0o002))
+                               if stat.st_mode & bit)
+        return f'{what} is writable by {writers} (mode {stat.st_mode & 0o7777:o})'
+    return None
+
+
+def _open_private(folder: Path) -> tuple[int | None, str]:
+    """The folder, created (and its missing parents) with mode 0700, opened without
+    following a symbolic link, and its descriptor; ``(None, why)`` where it is not private
+    (not a folder, a symbolic link, another user's, writable by group or others)."""
+    created = []
+    for part in reversed([folder, *folder.parents]):
+        if not os.path.lexists(part):
+            try:
+                os.mkdir(part, 0o700)
+                created.append(part)
+            except FileExistsError:
+                pass
+            except OSError as error:
+                return None, f'it cannot be created ({error.strerror})'
+    if os.path.islink(folder):
+        return None, 'it is a symbolic link'
+    try:
+        fd = os.open(folder, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    except OSError as error:
+        return None, ('it is a symbolic link' if os.path.islink(folder)
+                      else f'it cannot be opened ({error.strerror})')
+    stat = os.fstat(fd)
+    why = _not_private(stat, 'it')
+    if why is None and created and stat.st_mode & 0o700 != 0o700:
+        os.fchmod(fd, 0o700)  # a umask that removed the owner's bits
+    if why is not None:
+        os.close(fd)
+        return None, why
+    return fd, ''
+
+
+def _open_cache(cache: Path | None) -> tuple[Path, int]:
+    """The kernel cache (:func:`kernel_cache_dir` unless given) and its open descriptor;
+    where it is not private, a private temporary folder for this process instead, with one
+    warning per process naming the refused one."""
+    folder = kernel_cache_dir() if cache is None else Path(cache)
+    fd, why = _open_private(folder)
+    if fd is not None:
+        return folder, fd
+    with _CACHE_LOCK:
+        if not _FALLBACK:
+            _FALLBACK.append(Path(tempfile.mkdtemp(prefix='corrkit-kernels-')))
+            atexit.register(shutil.rmtree, _FALLBACK[0], ignore_errors=True)
+        warn = str(folder) not in _REFUSED
+        _REFUSED.add(str(folder))
+    if warn:
+        warnings.warn(f'corrkit: the kernel cache {folder} is not used: {why}; the fused '
+                      f'kernel is built in {_FALLBACK[0]} for this process instead (a cache '
+                      f'must be a folder of yours, not a symbolic link, that only you can '
+                      f'write to: chmod 700, or set {ENV_CACHE})', RuntimeWarning, stacklevel=4)
+    fd, fallback_why = _open_private(_FALLBACK[0])
+    if fd is None:
+        raise FusedKernelError(f'the kernel cache {folder} is not used ({why}), nor the '
+                               f'private folder {_FALLBACK[0]} ({fallback_why})')
+    return _FALLBACK[0], fd
+
+
+def _open_checked(folder: int, name: str, what: str) -> int:
+    """``name`` in the open ``folder`` opened for reading, not through a symbolic link,
+    a regular file of this user that only they can write to.
 
     Raises:
-        FusedKernelError: No C compiler, or the compiler failed (its output is
-            in the message).
+        FileNotFoundError: There is none.
+        _Unusable: It is not such a file.
     """
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK, dir_fd=folder)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise _Unusable(f'its {what} {name} cannot be opened ({error.strerror}; '
+                        f'a symbolic link is not followed)') from None
+    stat = os.fstat(fd)
+    why = (f'{what} {name} is not a regular file' if not stat_mode.S_ISREG(stat.st_mode)
+           else _not_private(stat, f'{what} {name}'))
+    if why is None and stat.st_size > _MAX_BYTES:
+        why = f'{what} {name} has {stat.st_size} bytes'
+    if why is not None:
+        os.close(fd)
+        raise _Unusable(why)
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    parts, offset = [], 0
+    while part := os.pread(fd, 1 << 20, offset):
+        parts.append(part)
+        offset += len(part)
+    return b''.join(parts)
+
+
+def _verified_library(folder: int, stem: str) -> tuple[int, str]:
+    """The cached library for ``stem``, open, with the SHA-256 and size its record
+    (``<stem>.json``) gives, and its name.
+
+    Raises:
+        FileNotFoundError: No record or no library: none was built (or one was removed).
+        _Unusable: The record or the library is damaged or not private.
+    """
+    record_fd = _open_checked(folder, f'{stem}.json', 'record')
+    try:
+        try:
+            record = json.loads(_read_all(record_fd))
+            name, size, digest = record['library'], int(record['size']), record['sha256']
+        except (ValueError, KeyError, TypeError) as error:
+            raise _Unusable(f'its record {stem}.json is unreadable ({error})') from None
+    finally:
+        os.close(record_fd)
+    if not (isinstance(name, str) and name.startswith(f'{stem}-') and name.endswith('.so')
+            and not set(name) & {'/', '\\', '\0'}):
+        raise _Unusable(f'its record {stem}.json names {name!r}')
+    fd = _open_checked(folder, name, 'library')
+    data = _read_all(fd)
+    if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+        os.close(fd)
+        raise _Unusable(f'the library {name} is not the one built ({len(data)} bytes, '
+                        f'{size} recorded; its SHA-256 differs from the record\'s)'
+                        if len(data) != size else
+                        f'the library {name} is not the one built (its SHA-256 differs '
+                        f'from the record\'s)')
+    return fd, name
+
+
+def _write_atomic(folder: int, name: str, data: bytes, mode: int) -> None:
+    """``name`` in the open ``folder`` holds ``data`` (mode ``mode``), whole: written to
+    a new file, flushed to the disk, then renamed over it."""
+    partial = f'.{name}.{os.getpid()}.{os.urandom(6).hex()}.partial'
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode,
+                 dir_fd=folder)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(partial, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial, dir_fd=folder)
+        raise
+
+
+def _compile(compiler: list[str], defines: list[str]) -> tuple[bytes, list[str]]:
+    """The library compiled with :data:`FLAGS` and :data:`NATIVE` (without the latter
+    where the compiler refuses it) in a private temporary folder, and its command."""
+    errors = []
+    with tempfile.TemporaryDirectory(prefix='corrkit-build-') as build:
+        output = os.path.join(build, 'fused_refiner.so')
+        for arch in (NATIVE, []):
+            command = [*compiler, *FLAGS, *arch, *defines, str(SOURCE), '-o', output, '-lm']
+            try:
+                result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as error:
+                errors.append(f'{" ".join(command)}: {error}')
+                continue
+            if result.returncode == 0:
+                try:
+                    return Path(output).read_bytes(), command
+                except OSError as error:
+                    errors.append(f'{" ".join(command)} wrote no library: {error}')
+                    continue
+            errors.append(f'{" ".join(command)} exited with {result.returncode}:\n'
+                          f'{result.stderr.strip()[-2000:]}')
+    raise FusedKernelError('building the fused refiner kernel failed:\n' + '\n'.join(errors))
+
+
+def _build_into(folder: int, stem: str, compiler: list[str], defines: list[str]) -> str:
+    """Compile the library for ``stem`` and keep it in the open ``folder``: the library
+    ``<stem>-<SHA-256 prefix>.so``, then its record ``<stem>.json`` (its name, size and
+    SHA-256, and the command), each written whole and renamed into place, the record
+    last. Returns the library's name."""
+    data, command = _compile(compiler, defines)
+    digest = hashlib.sha256(data).hexdigest()
+    name = f'{stem}-{digest[:16]}.so'
+    _write_atomic(folder, name, data, 0o700)
+    record = {'library': name, 'size': len(data), 'sha256': digest, 'command': command}
+    _write_atomic(folder, f'{stem}.json', json.dumps(record, indent=1).encode(), 0o600)
+    with contextlib.suppress(OSError):
+        os.fsync(folder)  # the renames too
+    for other in os.listdir(folder):  # earlier builds replaced, partial files left by a crash
+        if other != name and (other.startswith(f'{stem}-') and other.endswith('.so')
+                              or other.startswith(f'.{stem}') and other.endswith('.partial')):
+            with contextlib.suppress(OSError):  # not one another process is writing or loading
+                if time.time() - os.stat(other, dir_fd=folder,
+                                         follow_symlinks=False).st_mtime > _STALE_S:
+                    os.unlink(other, dir_fd=folder)
+    return name
+
+
+def _compiler_or_raise() -> list[str]:
     compiler = _compiler()
     if compiler is None:
         raise FusedKernelError('no C compiler found ($CC, cc, gcc or clang)')
     if shutil.which(compiler[0]) is None:
         raise FusedKernelError(f'the C compiler {compiler[0]!r} was not found')
-    cache = kernel_cache_dir() if cache is None else cache
-    names = ('L', 'E', 'H', 'D', 'M', 'ROPE', 'QRES')
-    defines = [f'-D{name}={int(value)}' for name, value in zip(names, sizes)]
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b'\0'.join([source, ' '.join(FLAGS + NATIVE + defines).encode(),
-                                     ' '.join(compiler).encode(), _cpu_signature().encode(),
-                                     sys.platform.encode()]))
-    target = cache / f'fused_refiner_{key.hexdigest()[:20]}.so'
-    if target.exists():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for arch in (NATIVE, []):
-        handle, partial = tempfile.mkstemp(suffix='.so', dir=cache)
-        os.close(handle)
-        command = [*compiler, *FLAGS, *arch, *defines, str(SOURCE), '-o', partial, '-lm']
+    return compiler
+
+
+def build_kernel(sizes: tuple, cache: Path | None = None) -> Path:
+    """The shared library for ``sizes`` (:func:`kernel_sizes`), built if not cached.
+
+    The cache (:func:`kernel_cache_dir` unless given) must be private: a folder of this
+    user's, not a symbolic link, that group and others cannot write to (it is created
+    with mode 0700); where it is not, the library is built in a private temporary folder
+    for this process, with one warning. A cached library is used where its record
+    (``<name>.json``: size and SHA-256) matches it and it is a regular file of this user's
+    that only they can write; otherwise it is built again. A build is compiled with
+    :data:`FLAGS` and :data:`NATIVE` (without the latter where the compiler refuses it)
+    in a temporary folder, then written into the cache under a temporary name, flushed to
+    the disk (``fsync``) and renamed, the library first, its record last; processes
+    building at the same time never see a partial file.
+
+    Raises:
+        FusedKernelError: No C compiler, or the compiler failed (its output is
+            in the message).
+    """
+    compiler = _compiler_or_raise()
+    path, folder = _open_cache(cache)
+    try:
+        stem, defines = _cache_key(sizes, compiler)
         try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            result = None
-            errors.append(f'{" ".join(command)}: {error}')
-        if result is not None and result.returncode == 0:
-            os.replace(partial, target)
-            return target
-        if result is not None:
-            errors.append(f'{" ".join(command)} exited with {result.returncode}:\n'
-                          f'{result.stderr.strip()[-2000:]}')
-        Path(partial).unlink(missing_ok=True)
-    raise FusedKernelError('building the fused refiner kernel failed:\n' + '\n'.join(errors))
+            fd, name = _verified_library(folder, stem)
+            os.close(fd)
+            return path / name
+        except (FileNotFoundError, _Unusable):
+            pass
+        return path / _build_into(folder, stem, compiler, defines)
+    finally:
+        os.close(folder)
+
+
+def _open_library(folder: int, path: Path, stem: str) -> ctypes.CDLL:
+    """The verified library of ``stem`` loaded, with its functions' signatures set.
+
+    Loaded from the descriptor that was checked (``/proc/self/fd/N`` where there is one),
+    so that the file loaded is the file whose SHA-256 was compared, whatever happens to
+    the path meanwhile; the descriptor is kept open.
+
+    Raises:
+        FileNotFoundError: None is cached.
+        _Unusable: It fails its check, does not load or lacks a function.
+    """
+    fd, name = _verified_library(folder, stem)
+    by_fd = f'/proc/self/fd/{fd}'
+    try:
+        library = ctypes.CDLL(by_fd if os.path.exists(by_fd) else str(path / name))
+    except OSError as error:
+        os.close(fd)
+        raise _Unusable(f'the library {name} does not load ({error})') from None
+    _KEPT.append(fd)  # its number is the loaded library's name: never reused
+    for function, argtypes in _SIGNATURES.items():
+        try:
+            entry = getattr(library, function)
+        except AttributeError:
+            raise _Unusable(f'the library {name} lacks the function {function}') from None
+        entry.argtypes, entry.restype = argtypes, None
+    return library
 
 
 def _load(sizes: tuple) -> ctypes.CDLL:
-    path = build_kernel(sizes)
+    """The kernel for ``sizes`` loaded from the cache, built where there is none, and
+    built once again where the cached one fails its check, does not load or lacks a
+    function.
+
+    Raises:
+        FusedKernelError: The build failed, or the library just built cannot be used.
+    """
+    compiler = _compiler_or_raise()
+    path, folder = _open_cache(None)
     try:
-        library = ctypes.CDLL(str(path))
-    except OSError:  # a damaged file in the cache: build it again, once
-        path.unlink(missing_ok=True)
-        library = ctypes.CDLL(str(build_kernel(sizes)))
-    for name, argtypes in _SIGNATURES.items():
-        function = getattr(library, name)
-        function.argtypes, function.restype = argtypes, None
-    return library
+        stem, defines = _cache_key(sizes, compiler)
+        try:
+            return _open_library(folder, path, stem)
+        except FileNotFoundError:
+            pass
+        except _Unusable:
+            pass  # a damaged or foreign file: replaced by a new build, once
+        _build_into(folder, stem, compiler, defines)
+        try:
+            return _open_library(folder, path, stem)
+        except (FileNotFoundError, _Unusable) as error:
+            raise FusedKernelError(f'the kernel built in {path} cannot be used: '
+                                   f'{error}') from None
+    finally:
+        os.close(folder)
 
 
 def fused_kernel(sizes: tuple | None) -> ctypes.CDLL | None:
     """The loaded kernel for ``sizes``, built on first use; ``None`` where the sizes
-    are not supported, ``CORRKIT_FUSED_KERNEL=0`` is set, or the build failed (which
-    warns once per process and size)."""
+    are not supported, ``CORRKIT_FUSED_KERNEL=0`` is set, or the kernel cannot be built
+    or loaded (which warns once per process and size: the refiner then runs its PyTorch
+    kernels, and nothing is tried again)."""
     if sizes is None or os.environ.get(ENV_SWITCH, '1') == '0':
         return None
     with _LOCK:
