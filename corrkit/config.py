@@ -2,23 +2,29 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
+from types import ModuleType
 from typing import Any
 
 from mmengine.config import Config
 
-from .hub.model_names import config_path, is_model_name
+from .hub.model_names import config_path, config_root, is_model_name
 
 
 def load_config(config: str | os.PathLike | Config | dict,
                 cfg_options: dict[str, Any] | None = None) -> Config:
     """Read a config, apply overrides and import its plugins.
 
-    Plugin packages are found from the current working directory and from the
-    folders above the config file, so a config can list ``plugins.<name>`` in
-    ``custom_imports`` whichever script loads it and wherever it runs from.
+    A model name resolves only to a config inside corrkit's config folder
+    (:func:`~corrkit.hub.model_names.config_path`); any other config is given by its
+    path ending in ``.py``. The plugins a config names in ``custom_imports`` are
+    imported from the config's own folder or the folders above it, then from
+    corrkit's own package (see :func:`import_plugins`), never first from the working
+    directory, so a config can list ``plugins.<name>`` whichever script loads it and
+    wherever it runs from.
 
     Args:
         config: A model name (``'transformatcher_spair'``, see
@@ -30,8 +36,9 @@ def load_config(config: str | os.PathLike | Config | dict,
         The merged config.
 
     Raises:
-        KeyError: If a name (a string without ``.py`` that is no file) names no
-            config; the message suggests close names.
+        KeyError: If a name (a string without ``.py``) names no config, or is no
+            name (``..``, an absolute path, a ``_base_`` part); the message names it
+            and suggests close names.
         FileNotFoundError: If the config file does not exist.
         ValueError: If the file is not a valid Python config (the message names the
             file and the error), or an override does not fit it.
@@ -65,13 +72,23 @@ def load_config(config: str | os.PathLike | Config | dict,
 
 
 def import_plugins(cfg: Config) -> None:
-    """Import the modules listed in ``cfg.custom_imports``.
+    """Import the modules listed in ``cfg.custom_imports``, from where the config was shipped.
+
+    The top package of each module is looked for, in this order, in the config file's
+    folder and the two folders above it (a repository's ``configs/x.py`` finds the
+    repository's ``plugins/``), then next to corrkit's own config folder (the plugins a
+    wheel ships in ``corrkit/.mim``). Found there, it is imported from that folder
+    alone; ``sys.path`` is left as it is, so the working directory can neither shadow
+    it nor be put first for the rest of the process. A package found in none of them
+    is imported as installed (``sys.path``).
 
     Args:
         cfg: A config, possibly with ``custom_imports = dict(imports=[...])``.
 
     Raises:
-        ImportError: Naming the module that failed and the config that asked for it.
+        ImportError: Naming the module that failed and the config that asked for it;
+            also when the package is already imported from another folder than the
+            one next to the config.
     """
     custom = cfg.get('custom_imports')
     if not custom:
@@ -79,29 +96,65 @@ def import_plugins(cfg: Config) -> None:
     modules = custom.get('imports', [])
     modules = [modules] if isinstance(modules, str) else modules
     for name in modules:
-        _make_importable(name.split('.')[0], cfg.filename)
         try:
+            folder = _plugin_folder(name.split('.')[0], cfg.filename)
+            if folder is not None:
+                _import_top_from(name.split('.')[0], folder)
             importlib.import_module(name)
         except Exception as err:  # any failure inside a plugin is reported the same way
             if custom.get('allow_failed_imports', False):
                 continue
             raise ImportError(
                 f"custom_imports of config '{cfg.filename}' could not import '{name}' "
-                f'({type(err).__name__}: {err}); run from the directory that contains the '
-                f'plugin package, or install it') from err
+                f'({type(err).__name__}: {err}); put the plugin package in the config\'s '
+                f'folder or one above it, or install it') from err
 
 
-def _make_importable(top: str, config_file: str | None) -> None:
-    """Put the folder holding package ``top`` on ``sys.path`` if it is not importable yet."""
-    if importlib.util.find_spec(top) is not None:
-        return
-    candidates = [os.getcwd()]
+def _plugin_folder(top: str, config_file: str | None) -> str | None:
+    """The folder that holds package (or module) ``top`` next to the config, or None."""
+    candidates = []
     if config_file:
         folder = os.path.dirname(os.path.abspath(config_file))
-        for _ in range(3):
+        for _ in range(3):  # the config's folder and two above it
             candidates.append(folder)
             folder = os.path.dirname(folder)
+    try:
+        candidates.append(os.fspath(config_root().parent))  # what corrkit itself ships
+    except FileNotFoundError:
+        pass
     for folder in candidates:
-        if os.path.isdir(os.path.join(folder, top)) or os.path.isfile(os.path.join(folder, top + '.py')):
-            sys.path.insert(0, folder)
-            return
+        if (os.path.isfile(os.path.join(folder, top, '__init__.py'))
+                or os.path.isfile(os.path.join(folder, top + '.py'))):
+            return folder
+    return None
+
+
+def _home(module: ModuleType) -> str | None:
+    """The folder a top-level module or package was imported from."""
+    locations = list(getattr(module, '__path__', None) or [])
+    if locations:
+        return os.path.dirname(os.path.realpath(locations[0]))
+    file = getattr(module, '__file__', None)
+    return os.path.dirname(os.path.realpath(file)) if file else None
+
+
+def _import_top_from(top: str, folder: str) -> None:
+    """Import top-level package ``top`` from ``folder`` only, without touching ``sys.path``;
+    its submodules then import through the package's own ``__path__``."""
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        home = _home(loaded)
+        if home != os.path.realpath(folder):
+            raise ImportError(f"'{top}' is already imported from '{home}', not from "
+                              f"'{folder}' next to the config")
+        return
+    spec = importlib.machinery.PathFinder.find_spec(top, [folder])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"'{top}' in '{folder}' cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[top] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(top, None)
+        raise

@@ -38,7 +38,8 @@ class WeightsFile:
     Attributes:
         url: Where to fetch it. A ``huggingface.co/.../resolve/...`` URL goes
             through the Hugging Face cache, any other through torch.hub's.
-        sha256: Expected hex SHA-256, or None where none is pinned.
+        sha256: Expected hex SHA-256, or None where none is pinned: the file is
+            then *unverified* (:attr:`verified`).
         id: The index's name for the file (a ``Weights Files`` key, or the model's
             name for its trained weights).
     """
@@ -46,6 +47,26 @@ class WeightsFile:
     url: str
     sha256: str | None = None
     id: str = ''
+
+    @property
+    def verified(self) -> bool:
+        """Whether the index pins the file's SHA-256. An unverified file is checked only
+        against what its cache says (a Hugging Face blob's digest), and loading it warns.
+
+        Examples:
+            >>> WeightsFile('https://host/w.pth').verified
+            False
+        """
+        return self.sha256 is not None
+
+    @property
+    def unverified_note(self) -> str:
+        """One line naming an unverified file and how to pin it (``''`` if verified)."""
+        if self.verified:
+            return ''
+        return (f"weights file '{self.id or self.filename}' ({self.url}) is unverified: the "
+                f"model index pins no SHA-256 for it; pin it by writing the file's SHA-256 "
+                f"from its hub page as its SHA256 in model-index.yml")
 
     @property
     def filename(self) -> str:

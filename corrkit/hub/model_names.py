@@ -39,15 +39,45 @@ def model_names() -> list[str]:
                   if '_base_' not in p.relative_to(root).parts)
 
 
+#: What a config file's path ends with; any other string is a model name.
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
+
+
 def is_model_name(config: str | os.PathLike) -> bool:
-    """Whether ``config`` reads as a name rather than a path: a string without the ``.py``
-    suffix that is not an existing file."""
-    return (isinstance(config, str) and not config.endswith('.py')
-            and not os.path.isfile(config))
+    """Whether ``config`` reads as a name rather than a path: a string that does not end
+    in a config file's suffix (``.py``, ``.json``, ``.yaml``, ``.yml``).
+
+    Whether a file of that name exists does not matter, so a file in the working
+    directory cannot stand in for a model name. A name is then resolved, and checked,
+    by :func:`config_path`.
+
+    Examples:
+        >>> is_model_name('transformatcher_spair'), is_model_name('configs/my.py')
+        (True, False)
+    """
+    return isinstance(config, str) and not config.lower().endswith(CONFIG_SUFFIXES)
+
+
+def _refused(name: str) -> str | None:
+    """Why ``name`` cannot be a model name, or None: a name is a config's path below the
+    config folder in plain parts, never absolute, never through ``..`` or ``_base_``."""
+    parts = name.replace('\\', '/').split('/')
+    if os.path.isabs(name) or name.startswith(('/', '\\', '~')) or ':' in name:
+        return 'an absolute path'
+    if any(part in ('', '.', '..') for part in parts):
+        return "a path with '.', '..' or an empty part"
+    if '_base_' in parts:
+        return "a base config (a '_base_' part)"
+    return None
 
 
 def config_path(name: str) -> Path:
     """The config file of a model name.
+
+    A name resolves only to a ``.py`` file inside :func:`config_root`: an absolute
+    path, ``..``, ``.``, an empty part or a ``_base_`` part is refused before any file
+    is looked at, and so is a name whose file (followed through links) lies outside
+    the folder. A config elsewhere is loaded by its path ending in ``.py``.
 
     Args:
         name: A name from :func:`list_models`, e.g. ``'transformatcher_spair'``.
@@ -56,16 +86,21 @@ def config_path(name: str) -> Path:
         The path of its ``.py`` file.
 
     Raises:
-        KeyError: If no config has that name; the message suggests close names
-            and how to list them.
+        KeyError: If no config has that name, or ``name`` is not a name (see
+            above); the message names it, suggests close names and how to list them.
 
     Examples:
         >>> config_path('transformatcher_tiny').name
         'transformatcher_tiny.py'
     """
     root = config_root()
+    why = _refused(name)
+    if why is not None:
+        raise KeyError(f"no model named {name!r}: a model name is a config's path below "
+                       f"'{root}' without '.py', not {why} (corrkit.list_models() lists "
+                       f"them); load a config file elsewhere by its path ending in '.py'")
     path = root / f'{name}.py'
-    if name.startswith('_base_') or not path.is_file():
+    if not path.is_file() or not path.resolve().is_relative_to(root.resolve()):
         raise KeyError(f"no model named {name!r} (configs in '{root}')"
                        f"{suggest_names(name, model_names())}; corrkit.list_models() lists "
                        f"them; a config file's path works too")

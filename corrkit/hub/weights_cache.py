@@ -1,7 +1,9 @@
 """Weights files from the model index, fetched into torch.hub's or Hugging Face's cache and checked.
 
 A file is looked up in its cache first (no network), then fetched; either way
-its SHA-256 is checked before anything loads it. Nothing falls back to random
+its SHA-256 is checked before anything loads it; a file whose SHA-256 the index does
+not pin is *unverified* and warns when it is fetched for loading (naming the file and
+how to pin it). Nothing falls back to random
 weights: a file that cannot be fetched or does not match is a
 :class:`~corrkit.errors.WeightsError` naming the URL, the expected file and the
 cache path, and a mismatching file in the cache is left where it is for the user
@@ -10,6 +12,7 @@ to look at.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from ..errors import ChecksumError, DownloadError, WeightsError
@@ -79,10 +82,14 @@ def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
         WeightsError: If the file cannot be fetched (for instance offline) or its
             hash differs (then raised from a :class:`~corrkit.errors.ChecksumError`);
             the message names the URL, the file and the cache path.
+
+    Warns:
+        UserWarning: If the index pins no SHA-256 for the file (it is unverified):
+            the warning names the file, its URL and cache path and how to pin it.
     """
     path = cache_path(weights)
     if path.is_file():
-        return _check(path, weights)
+        return _warn_unverified(_check(path, weights), weights)
     hf = weights.hf_repo
     try:
         if hf is None:
@@ -101,7 +108,17 @@ def fetch_weights(weights: WeightsFile, progress: bool = True) -> Path:
         raise _fetch_error(weights, path, err) from err
     except (OSError, ValueError) as err:  # the hub's errors derive from these
         raise _fetch_error(weights, path, err) from err
-    return _check(path, weights)
+    return _warn_unverified(_check(path, weights), weights)
+
+
+def _warn_unverified(path: Path, weights: WeightsFile) -> Path:
+    """``path``, after a warning if the index pins no SHA-256 for the file."""
+    if not weights.verified:
+        checked = (" (only the Hugging Face cache's own blob digest was checked)"
+                   if weights.hf_repo is not None else ' (nothing was checked)')
+        warnings.warn(f"corrkit: loading '{path}'{checked}: {weights.unverified_note}",
+                      UserWarning, stacklevel=3)
+    return path
 
 
 def _fetch_error(weights: WeightsFile, path: Path, err: Exception) -> WeightsError:
