@@ -8,7 +8,8 @@ it stopped: a pair is skipped only when its result records exactly the same
 inputs, otherwise it is matched again and reported as replaced. A pair that
 fails (a missing or unreadable image, a bad keypoint file, points outside the
 image, an error writing its files) is reported by its id and the others go on. Each image is decoded and encoded once per run, however many
-pairs it is part of (:class:`FeatureCache`).
+pairs it is part of (:class:`FeatureCache`). The temporaries of a killed run's writes are
+removed when the next run starts (those of a run still writing are kept).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import torch
 from ..errors import USER_ERRORS
 from ..models.base import ImageFeatures
 from ..utils.acceleration import autocast
-from ..utils.fileio import atomic_path, sha256_of
+from ..utils.fileio import atomic_path, sha256_of, stale_temporaries
 from ..utils.image import load_image
 from ..utils.text import first_line
 from .inference import as_points, encode_images
@@ -231,6 +232,7 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)
     report = BatchReport()
 
     def fail(pair_id: str, err: BaseException) -> None:
@@ -276,6 +278,23 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
                                    'replaced': report.replaced, 'failed': report.failed},
                                   indent=1))
     return report
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove the temporaries that a killed run's atomic writes left in ``out``: those whose
+    writer (the process id in the name, see :func:`~corrkit.utils.fileio.atomic_path`) is
+    gone; a run writing into the same folder now keeps its own."""
+    for tmp in stale_temporaries(out, '*.json') + stale_temporaries(out, '*.csv'):
+        try:
+            pid = int(tmp.name.rsplit('.', 3)[1])
+            os.kill(pid, 0)  # raises if no such process
+        except ProcessLookupError:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # not ours to remove: it stays, harmless
+                pass
+        except (ValueError, IndexError, OSError):  # not ours, or a live writer of another user
+            continue
 
 
 def model_fingerprint(model: torch.nn.Module) -> dict:

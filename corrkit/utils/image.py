@@ -108,6 +108,7 @@ def load_image(image: ImageLike) -> Image.Image:
         path = os.fspath(image)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"image file '{path}' does not exist")
+        max_image_pixels()  # a bad $CORRKIT_MAX_IMAGE_PIXELS is its own error, raised here
         try:
             with _open_checked(path) as img:
                 img = ImageOps.exif_transpose(img)
@@ -115,7 +116,11 @@ def load_image(image: ImageLike) -> Image.Image:
         except Image.DecompressionBombError as err:  # an animation frame larger than its canvas
             raise ValueError(f"image '{path}' is too large to open safely ({err}); if you "
                              f'trust the file, raise PIL.Image.MAX_IMAGE_PIXELS') from err
-        except (OSError, SyntaxError) as err:
+        except ValueError as err:  # ours name the file; Pillow's (a bad SGI mode...) do not
+            if path in str(err):
+                raise
+            raise ValueError(f"'{path}' is not a readable image ({err})") from err
+        except (OSError, SyntaxError, EOFError) as err:
             raise ValueError(f"'{path}' is not a readable image ({err})") from err
     if isinstance(image, Image.Image):
         return _to_rgb(image)
