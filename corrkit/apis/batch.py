@@ -7,9 +7,10 @@ weights, the precision: :class:`RunInputs`). An interrupted run resumes where
 it stopped: a pair is skipped only when its result records exactly the same
 inputs, otherwise it is matched again and reported as replaced. A pair that
 fails (a missing or unreadable image, a bad keypoint file, points outside the
-image, an error writing its files) is reported by its id and the others go on. Each image is decoded and encoded once per run, however many
-pairs it is part of (:class:`FeatureCache`). The temporaries of a killed run's writes are
-removed when the next run starts (those of a run still writing are kept).
+image, an error writing its files) is reported by its id and the others go on.
+Each image is decoded and encoded once per run, however many pairs it is part of
+(:class:`FeatureCache`). The temporaries of a killed run's writes are removed when
+the next run starts (those of a run still writing are kept).
 """
 from __future__ import annotations
 
