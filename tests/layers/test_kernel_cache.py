@@ -83,6 +83,21 @@ def plant(folder: Path, stem: str, data: bytes, mode: int = 0o700) -> None:
     write(folder / f'{stem}.json', json.dumps(record).encode(), 0o600)
 
 
+def foreign_cache(tmp_path: Path, monkeypatch, name: str, folder_too: bool,
+                  mode: int = 0o700) -> tuple[Path, str, Path]:
+    """A cache folder (used through the environment) holding a planted library that
+    belongs to another user (uid 65534), the folder too with ``folder_too``."""
+    stem, _ = kernel_names(tmp_path)
+    data, marker = evil_library(tmp_path)
+    folder = tmp_path / name
+    folder.mkdir(mode=0o700)
+    plant(folder, stem, data, mode=mode)
+    for path in ((folder,) if folder_too else ()) + tuple(folder.iterdir()):
+        os.chown(path, 65534, 65534)
+    monkeypatch.setenv(fused.ENV_CACHE, str(folder))
+    return folder, stem, marker
+
+
 def trained_looking():
     torch.manual_seed(0)
     refiner = MatchToMatchRefiner(in_channels=5, depth=2, embed_dims=8, num_heads=2,
@@ -140,14 +155,7 @@ def test_a_library_planted_in_a_shared_folder_is_never_loaded(tmp_path, monkeypa
 @pytest.mark.skipif(not hasattr(os, 'geteuid') or os.geteuid() != 0,
                     reason='making a folder of another user needs root')
 def test_a_folder_of_another_user_is_not_used(tmp_path, monkeypatch):
-    stem, _ = kernel_names(tmp_path)
-    data, marker = evil_library(tmp_path)
-    theirs = tmp_path / 'theirs'
-    theirs.mkdir(mode=0o700)
-    plant(theirs, stem, data)
-    for path in (theirs, *theirs.iterdir()):
-        os.chown(path, 65534, 65534)
-    monkeypatch.setenv(fused.ENV_CACHE, str(theirs))
+    theirs, stem, marker = foreign_cache(tmp_path, monkeypatch, 'theirs', folder_too=True)
     with pytest.warns(RuntimeWarning, match=r'is not used: it belongs to another user '
                                             r'\(uid 65534\)'):
         kernel = fused.fused_kernel(SIZES)
@@ -157,14 +165,8 @@ def test_a_folder_of_another_user_is_not_used(tmp_path, monkeypatch):
 @pytest.mark.skipif(not hasattr(os, 'geteuid') or os.geteuid() != 0,
                     reason='making a file of another user needs root')
 def test_a_library_of_another_user_in_the_cache_is_rebuilt(tmp_path, monkeypatch):
-    stem, _ = kernel_names(tmp_path)
-    data, marker = evil_library(tmp_path)
-    cache = tmp_path / 'kernels'
-    cache.mkdir(mode=0o700)
-    plant(cache, stem, data, mode=0o755)
-    for path in cache.iterdir():
-        os.chown(path, 65534, 65534)
-    monkeypatch.setenv(fused.ENV_CACHE, str(cache))
+    cache, stem, marker = foreign_cache(tmp_path, monkeypatch, 'kernels', folder_too=False,
+                                        mode=0o755)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         kernel = fused.fused_kernel(SIZES)
