@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from corrkit.apis import init_matcher, load_weights, match_pair
-from corrkit.models import CorrelationMatcher, MatchOutputs, PairDataPreprocessor
+from corrkit.models import CorrelationMatcher, MatchOutputs
 from corrkit.ops import normalized_grid, normalized_to_pixel, rescale_points
 from tests.conftest import TINY_MATCHER
 

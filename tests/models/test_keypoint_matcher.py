@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from corrkit.apis import match_pair
-from corrkit.models import KeypointMatcher, Matcher
+from corrkit.models import Matcher
 from corrkit.models.base import (Backbone, KeypointHead, KeypointPrediction, Neck,
                                  SimilarityLoss)
 from corrkit.models.correlation.multi_channel import MultiChannelCorrelation
