@@ -19,8 +19,9 @@ PACKAGE = 'corrkit'
 
 #: Units from the bottom up; the units of one entry share a level.
 LAYERS = (
+    # coco: COCO keypoints files (format only), read by datasets and apis
     # hub: named models and their files, read by corrkit.list_models at the package root
-    ('corrkit', 'registry', 'structures', 'errors', 'config', 'hub', 'utils'),
+    ('corrkit', 'registry', 'structures', 'errors', 'config', 'hub', 'utils', 'coco'),
     ('ops',),
     ('layers',),
     ('models',),

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import csv
-import os
 import warnings
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
@@ -12,6 +11,7 @@ from mmengine.dataset import BaseDataset
 
 from ..errors import AnnotationError, DatasetNotFoundError
 from ..registry import TRANSFORMS
+from ..utils.fileio import inside_root  # noqa: F401 - re-exported for the datasets
 from .sources import DatasetSource, missing_dataset_message
 
 
@@ -119,26 +119,6 @@ def make_pair(pair_id: str, category: str, src_img_path: Path, trg_img_path: Pat
 
 def _box(box: Any) -> np.ndarray | None:
     return None if box is None else np.asarray(box, dtype=np.float32).reshape(4)
-
-
-def inside_root(root: Path, relative: str, source: Path) -> Path:
-    """``root / relative``, refusing paths that leave ``root``.
-
-    The check is on the path as written (absolute paths and ``..`` are
-    refused), so datasets whose folders are symbolic links still load.
-
-    Raises:
-        AnnotationError: If ``relative`` (read from ``source``) escapes ``root``.
-
-    Examples:
-        >>> inside_root(Path('data'), 'cat/a.jpg', Path('x.json')).as_posix()
-        'data/cat/a.jpg'
-    """
-    normal = os.path.normpath(str(PurePosixPath(relative.replace('\\', '/'))))
-    if os.path.isabs(normal) or normal == '..' or normal.startswith('..' + os.sep):
-        raise AnnotationError(f"{source}: path {relative!r} points outside the dataset "
-                              f"folder {root}")
-    return root / normal
 
 
 def require(record: dict, field: str, source: Path) -> Any:

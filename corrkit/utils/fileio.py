@@ -15,11 +15,13 @@ import secrets
 import shutil
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from ..errors import AnnotationError
+
 __all__ = ['PIP_NAMES', 'atomic_folder', 'atomic_path', 'atomic_write', 'package_file',
-           'sha256_of', 'stale_temporaries']
+           'inside_root', 'sha256_of', 'stale_temporaries']
 
 
 def _temporary_name(path: Path) -> Path:
@@ -197,3 +199,27 @@ def package_file(package: str, relative: str) -> Path:
         raise FileNotFoundError(f"'{relative}' is missing from the installed package "
                                 f"'{package}' (looked at {path})")
     return path
+
+
+def inside_root(root: Path, relative: str, source: Path) -> Path:
+    """``root / relative``, refusing paths that leave ``root``.
+
+    The check is on the path as written (absolute paths and ``..`` are
+    refused), so datasets whose folders are symbolic links still load.
+
+    Raises:
+        AnnotationError: If ``relative`` (read from ``source``) escapes ``root``.
+
+    Examples:
+        >>> inside_root(Path('data'), 'cat/a.jpg', Path('x.json')).as_posix()
+        'data/cat/a.jpg'
+        >>> inside_root(Path('data'), '../secret.jpg', Path('x.json'))
+        Traceback (most recent call last):
+        ...
+        corrkit.errors.AnnotationError: x.json: path '../secret.jpg' points outside the dataset folder data
+    """
+    normal = os.path.normpath(str(PurePosixPath(relative.replace('\\', '/'))))
+    if os.path.isabs(normal) or normal == '..' or normal.startswith('..' + os.sep):
+        raise AnnotationError(f"{source}: path {relative!r} points outside the dataset "
+                              f"folder {root}")
+    return root / normal
