@@ -37,7 +37,8 @@ from .inference import as_points, encode_images
 from .points import check_inside, read_keypoints, source_grid
 
 __all__ = ['BatchReport', 'FeatureCache', 'ImagePair', 'capped_id', 'match_pairs',
-           'model_fingerprint', 'pair_inputs', 'read_pairs', 'recorded_inputs', 'IMAGE_SUFFIXES']
+           'model_fingerprint', 'pair_inputs', 'read_pairs', 'recorded_inputs',
+           'remove_stale_temporaries', 'unique_id', 'IMAGE_SUFFIXES']
 
 #: What counts as an image when two folders are paired by file name.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -112,13 +113,19 @@ def read_pairs(spec: Sequence[str | os.PathLike]) -> list[ImagePair]:
     pairs, taken = [], set(RESERVED_IDS)
     for source, target, kps in rows:
         source, target = path.parent / source, path.parent / target
-        pair_id = _unique(capped_id(f'{source.stem}__{target.stem}'), taken)
+        pair_id = unique_id(capped_id(f'{source.stem}__{target.stem}'), taken)
         pairs.append(ImagePair(pair_id, source, target, path.parent / kps if kps else None))
     return pairs
 
 
-def _unique(base: str, taken: set[str]) -> str:
-    """``base``, or ``base_2``, ``base_3``, ... : the first not in ``taken`` (then added)."""
+def unique_id(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first not in ``taken`` (then added).
+
+    Examples:
+        >>> taken = {'summary'}
+        >>> [unique_id(name, taken) for name in ('a', 'a', 'summary')]
+        ['a', 'a_2', 'summary_2']
+    """
     pair_id, number = base, 1
     while pair_id in taken:
         number += 1
@@ -178,7 +185,7 @@ def _folder_pairs(src_dir: Path, trg_dir: Path) -> list[ImagePair]:
                          f'({len(targets)} images) share no file name; pairs are matched by '
                          f'name without the suffix')
     taken = set(RESERVED_IDS)
-    return [ImagePair(_unique(capped_id(stem), taken), sources[stem], targets[stem])
+    return [ImagePair(unique_id(capped_id(stem), taken), sources[stem], targets[stem])
             for stem in common]
 
 
@@ -233,7 +240,7 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
+    remove_stale_temporaries(out)
     report = BatchReport()
 
     def fail(pair_id: str, err: BaseException) -> None:
@@ -281,7 +288,7 @@ def match_pairs(model: torch.nn.Module, pairs: Sequence[ImagePair], out_dir: str
     return report
 
 
-def _remove_stale_temporaries(out: Path) -> None:
+def remove_stale_temporaries(out: Path) -> None:
     """Remove the temporaries that a killed run's atomic writes left in ``out``: those whose
     writer (the process id in the name, see :func:`~corrkit.utils.fileio.atomic_path`) is
     gone; a run writing into the same folder now keeps its own."""

@@ -1,7 +1,7 @@
 """The ``corrkit`` command: one entry point for what ``tools/`` runs.
 
-``corrkit list``, ``train``, ``test``, ``benchmark``, ``match``, ``match-pairs`` and
-``publish`` each live in a module of this package with ``add_arguments(parser)``
+``corrkit list``, ``train``, ``test``, ``benchmark``, ``match``, ``match-pairs``,
+``transfer`` and ``publish`` each live in a module of this package with ``add_arguments(parser)``
 and ``run(args)``; ``tools/train.py``, ``test.py``, ``benchmark.py`` and
 ``publish_model.py`` call the same modules' ``main``. The models are imported
 inside ``run``.
@@ -20,7 +20,8 @@ __all__ = ['COMMANDS', 'main', 'standalone']
 
 #: Subcommand → module of this package.
 COMMANDS = {'list': 'list_models', 'train': 'train', 'test': 'test', 'benchmark': 'benchmark',
-            'match': 'match', 'match-pairs': 'match_pairs', 'publish': 'publish'}
+            'match': 'match', 'match-pairs': 'match_pairs', 'transfer': 'transfer',
+            'publish': 'publish'}
 
 
 def _module(name: str) -> ModuleType:

@@ -8,6 +8,7 @@ from .coords import (flow_to_target, normalized_grid, normalized_to_pixel, pixel
                      target_to_flow)
 from .conv4d import conv4d, mutual_nn_filter, swap_source_target
 from .correlation import cosine_correlation_4d, rectified_cosine_scores, resize_features
+from .fusion import agreement_score, cycle_score, fuse_candidates, weighted_geometric_median
 from .interpolate import interpolate_4d
 from .keypoint_heads import (argmax_2d, expected_position_2d, soft_argmax_2d,
                             spatial_softmax_2d, window_mask_2d, window_soft_argmax_2d,
@@ -23,6 +24,7 @@ from .tps import (ThinPlateSpline, homography_transform, invert_points, tps_fit,
 from .transfer import soft_sample, soft_sampler_weights, transfer_keypoints
 
 __all__ = [
+    'agreement_score', 'cycle_score', 'fuse_candidates', 'weighted_geometric_median',
     'argmax_2d', 'expected_position_2d', 'soft_argmax_2d', 'spatial_softmax_2d',
     'window_mask_2d', 'window_soft_argmax_2d', 'window_softmax_2d',
     'apply_rope_4d', 'conv4d', 'cosine_correlation_4d', 'expected_target', 'flow_to_target',

@@ -16,12 +16,12 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from ..errors import AnnotationError
 
 __all__ = ['PIP_NAMES', 'atomic_folder', 'atomic_path', 'atomic_write', 'package_file',
-           'inside_root', 'sha256_of', 'stale_temporaries']
+           'common_folder', 'inside_root', 'sha256_of', 'stale_temporaries']
 
 
 def _temporary_name(path: Path) -> Path:
@@ -223,3 +223,18 @@ def inside_root(root: Path, relative: str, source: Path) -> Path:
         raise AnnotationError(f"{source}: path {relative!r} points outside the dataset "
                               f"folder {root}")
     return root / normal
+
+
+def common_folder(paths: Sequence[str | os.PathLike]) -> Path:
+    """The deepest folder holding every file of ``paths`` (absolute).
+
+    Raises:
+        ValueError: If ``paths`` is empty.
+
+    Examples:
+        >>> common_folder(['/d/a/x.jpg', '/d/b/y.jpg']).as_posix()
+        '/d'
+    """
+    if not paths:
+        raise ValueError('common_folder needs at least one path')
+    return Path(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]))

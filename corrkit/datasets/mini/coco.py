@@ -1,0 +1,81 @@
+"""The mini dataset as COCO keypoints: one category per photo, one image per view.
+
+Every pair of the mini dataset joins a photo (``<photo>_00.jpg``) and one warped
+view of it, and names the photo's keypoints it keeps (``kps_ids``). Written as
+COCO keypoints, a photo is a category whose keypoints are the photo's corners
+(``k00``, ``k01``, ...); the photo and each view are images with one instance
+each, its keypoints exact (mapped through the warp) and ``v = 0`` where the
+view lost the point (outside the image, occluded). This is a collection with
+exact ground truth for ``corrkit transfer``: label a few views, transfer to the
+others, compare with this file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from ...errors import AnnotationError, DatasetNotFoundError
+
+__all__ = ['mini_dataset_coco']
+
+
+def _views(root: Path, split: str) -> dict[str, dict[str, tuple]]:
+    """photo → image name → (keypoint ids, points, box x1y1x2y2, size), from the pair files."""
+    folder = root / 'PairAnnotation' / split
+    if not folder.is_dir():
+        raise DatasetNotFoundError(f"no mini dataset split {split!r} under '{root}' "
+                                   f'(make it with tools/make_mini_dataset.py)')
+    views: dict[str, dict[str, tuple]] = {}
+    for path in sorted(folder.glob('*.json')):
+        record = json.loads(path.read_text())
+        photo = record['category']
+        for side, other in (('src', 'trg'), ('trg', 'src')):
+            name = record[f'{side}_imname']
+            views.setdefault(photo, {})[name] = (record['kps_ids'], record[f'{side}_kps'],
+                                                record[f'{side}_bndbox'],
+                                                record[f'{side}_imsize'])
+    return views
+
+
+def mini_dataset_coco(root: str | os.PathLike, splits: Sequence[str] = ('test',)) -> dict:
+    """The mini dataset's photos and views as one COCO keypoints document.
+
+    Args:
+        root: The mini dataset (``tools/make_mini_dataset.py``).
+        splits: Which splits' photos (``trn``, ``val``, ``test``).
+
+    Returns:
+        A COCO keypoints dict: ``file_name`` relative to ``root``
+        (``JPEGImages/<photo>/<name>.jpg``), one category per photo, one
+        annotation per image with its box.
+
+    Raises:
+        DatasetNotFoundError: If a split is missing.
+        AnnotationError: If two pairs disagree on a view's keypoint.
+    """
+    root = Path(root)
+    images, categories, annotations = [], [], []
+    for split in splits:
+        for photo, views in sorted(_views(root, split).items()):
+            count = 1 + max(i for ids, *_ in views.values() for i in ids)
+            cat_id = len(categories) + 1
+            categories.append({'id': cat_id, 'name': photo, 'supercategory': split,
+                               'keypoints': [f'k{i:02d}' for i in range(count)],
+                               'skeleton': []})
+            for name, (ids, points, box, size) in sorted(views.items()):
+                image_id = len(images) + 1
+                images.append({'id': image_id, 'file_name': f'JPEGImages/{photo}/{name}',
+                               'width': size[0], 'height': size[1]})
+                flat = [0.0] * (3 * count)
+                for i, (x, y) in zip(ids, points):
+                    if flat[3 * i + 2] and abs(flat[3 * i] - x) + abs(flat[3 * i + 1] - y) > 1e-3:
+                        raise AnnotationError(f'{root}: pairs disagree on keypoint {i} of {name}')
+                    flat[3 * i:3 * i + 3] = [round(x, 3), round(y, 3), 2]
+                annotations.append({'id': len(annotations) + 1, 'image_id': image_id,
+                                    'category_id': cat_id, 'keypoints': flat,
+                                    'num_keypoints': len(ids),
+                                    'bbox': [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                                    'iscrowd': 0})
+    return {'images': images, 'categories': categories, 'annotations': annotations}
