@@ -82,3 +82,51 @@ def write_pfwillow(root: Path, pairs: list[tuple[str, str, np.ndarray, np.ndarra
         writer.writerow(header)
         writer.writerows(rows)
     return root
+
+
+#: The fixture's families and species (AP-10K: supercategory = family, name = species).
+AP10K_FAMILIES = {'Felidae': ('cat', 'lion'), 'Canidae': ('dog', 'fox')}
+AP10K_KEYPOINTS = ('left_eye', 'right_eye', 'nose', 'tail')
+AP10K_FILES = ('train', 'val', 'test')
+
+
+def ap10k_instance(species_index: int, n: int) -> dict:
+    """The ``n``-th default instance (0, 1, 2) of a species: n=1 has no tail (v=0), n=2 an
+    occluded nose (v=1); their bboxes differ in width."""
+    return dict(image_id=10 * (species_index + 1) + n, category_id=species_index + 1,
+                keypoints=[10 + n, 12, 2, 30, 12 + n, 2, 20, 25, 1 if n == 2 else 2,
+                           40, 40, 0 if n == 1 else 2],
+                bbox=[5, 5, 40 + 5 * n, 35], split=AP10K_FILES[n])
+
+
+def write_ap10k(root: Path, instances: list[dict] | None = None) -> Path:
+    """AP-10K's layout: ``annotations/ap10k-{train,val,test}-split1.json`` and
+    ``data/<image id, 12 digits>.jpg`` (64x48). ``instances``: dicts with ``image_id``,
+    ``category_id``, ``keypoints``, ``bbox`` (or None), ``split`` (the file); by default
+    3 per species (one per file), from :func:`ap10k_instance`."""
+    species = [(family, name) for family, names in AP10K_FAMILIES.items() for name in names]
+    categories = [{'id': i, 'name': name, 'supercategory': family,
+                   'keypoints': list(AP10K_KEYPOINTS), 'skeleton': [[1, 3], [2, 3]]}
+                  for i, (family, name) in enumerate(species, start=1)]
+    if instances is None:
+        instances = [ap10k_instance(s, n) for s in range(len(species)) for n in range(3)]
+    docs = {split: {'images': [], 'annotations': [], 'categories': categories}
+            for split in AP10K_FILES}
+    for number, inst in enumerate(instances, start=1):
+        doc = docs[inst['split']]
+        name = f"{inst['image_id']:012d}.jpg"
+        if not any(image['id'] == inst['image_id'] for image in doc['images']):
+            doc['images'].append({'id': inst['image_id'], 'file_name': name,
+                                  'width': 64, 'height': 48})
+            write_image(root / 'data' / name, 64, 48, seed=inst['image_id'])
+        annotation = {'id': inst.get('id', number), 'image_id': inst['image_id'],
+                      'category_id': inst['category_id'], 'keypoints': inst['keypoints'],
+                      'num_keypoints': sum(v > 0 for v in inst['keypoints'][2::3]),
+                      'iscrowd': 0}
+        if inst.get('bbox') is not None:
+            annotation['bbox'] = inst['bbox']
+        doc['annotations'].append(annotation)
+    (root / 'annotations').mkdir(parents=True, exist_ok=True)
+    for split, doc in docs.items():
+        (root / 'annotations' / f'ap10k-{split}-split1.json').write_text(json.dumps(doc))
+    return root
