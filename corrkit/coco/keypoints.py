@@ -15,6 +15,7 @@ that names the file, the entry and the key, and what was expected.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -270,7 +271,7 @@ def _annotations(data: dict, path: Path, images: Mapping[int, CocoImage],
                                   f'so {expected} ([x, y, v] each) were expected')
         kps = flat.reshape(-1, 3)
         if not np.isin(kps[:, 2], (0, 1, 2)).all():
-            raise AnnotationError(f"{where}: visibility flags must be 0, 1 or 2, got "
+            raise AnnotationError(f"{where}: 'keypoints' visibility flags must be 0, 1 or 2, got "
                                   f'{sorted(set(kps[:, 2].tolist()))}')
         bbox = None
         if entry.get('bbox') is not None:
@@ -351,9 +352,10 @@ def keypoints_document(images: Iterable[CocoImage], categories: Iterable[Keypoin
     Args:
         images: The images (their ``width`` and ``height`` are written when known).
         categories: The categories (skeletons are written 1-based).
-        annotations: Annotation dicts, written as given with an ``id`` (1, 2, ...)
-            added where they have none.
-        info: Optional ``info`` block (COCO's description, version, date).
+        annotations: Annotation dicts, written as given with an ``id`` (1, 2, ...,
+            skipping the ids given) added where they have none.
+        info: Optional ``info`` block (COCO's description, version, date); an empty
+            one is written without it (pycocotools 2.0.9 and 2.0.10 need the key).
 
     Examples:
         >>> doc = keypoints_document([CocoImage(1, 'a.jpg', 64, 48)],
@@ -368,13 +370,15 @@ def keypoints_document(images: Iterable[CocoImage], categories: Iterable[Keypoin
         if image.width is not None and image.height is not None:
             entry.update(width=image.width, height=image.height)
         out_images.append(entry)
+    # ids must stay unique: COCO readers (pycocotools) index annotations by id
+    taken = {a['id'] for a in annotations if a.get('id') is not None}
+    free = (n for n in itertools.count(1) if n not in taken)
     out_annotations = []
-    for number, annotation in enumerate(annotations, 1):
+    for annotation in annotations:
         entry = dict(annotation)
-        entry.setdefault('id', number)
+        if entry.get('id') is None:
+            entry['id'] = next(free)
         out_annotations.append(entry)
     doc = {'images': out_images, 'categories': [c.to_json() for c in categories],
            'annotations': out_annotations}
-    if info:
-        doc = {'info': dict(info), **doc}
-    return doc
+    return {'info': dict(info or {}), **doc}

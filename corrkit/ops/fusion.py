@@ -79,6 +79,7 @@ def weighted_geometric_median(points: Tensor, weights: Tensor, iterations: int =
         [0.5, 0.5]
     """
     weights = weights.clamp(min=0)
+    points = _ignored_zeroed(points, weights)
     total = weights.sum(-1, keepdim=True)
     # start at the weighted mean: in the hull, and exact for one candidate
     median = (points * weights[..., None]).sum(-2) / total
@@ -89,7 +90,13 @@ def weighted_geometric_median(points: Tensor, weights: Tensor, iterations: int =
     return torch.where(total > 0, median, torch.full_like(median, float('nan')))
 
 
+def _ignored_zeroed(points: Tensor, weights: Tensor) -> Tensor:
+    # a zero-weight candidate may hold anything (NaN, inf): 0 * NaN would still be NaN
+    return torch.where(weights[..., None] > 0, points, torch.zeros_like(points))
+
+
 def _weighted_mean(points: Tensor, weights: Tensor) -> Tensor:
+    points = _ignored_zeroed(points, weights)
     return (points * weights[..., None]).sum(-2) / weights.sum(-1, keepdim=True)
 
 
