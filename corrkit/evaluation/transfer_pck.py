@@ -113,7 +113,8 @@ def evaluate_transfer(predictions: str | os.PathLike, ground_truth: str | os.Pat
 
     Raises:
         FileNotFoundError, AnnotationError: If a file cannot be read.
-        ValueError: If no category of the predictions is in the ground truth.
+        ValueError: If no category of the predictions is in the ground truth, or a
+            category's keypoint names differ between the two files.
     """
     pred, gt = read_coco_keypoints(predictions), read_coco_keypoints(ground_truth)
     result = TransferPCK(tuple(alphas))
@@ -144,7 +145,7 @@ def evaluate_transfer(predictions: str | os.PathLike, ground_truth: str | os.Pat
                       if g.category_id == gt_cat.id and g.labelled.any()]
         if not candidates:
             continue
-        best = max(candidates, key=lambda g: _correct(ann, g, max(alphas)))
+        best = max(candidates, key=lambda g: _match(ann, g, max(alphas)))
         size = _box_size(best)
         both = best.labelled & ann.labelled
         result.missed += int((best.labelled & ~ann.labelled).sum())
@@ -162,10 +163,15 @@ def evaluate_transfer(predictions: str | os.PathLike, ground_truth: str | os.Pat
     return result
 
 
-def _correct(pred: KeypointInstance, gt: KeypointInstance, alpha: float) -> int:
+def _match(pred: KeypointInstance, gt: KeypointInstance, alpha: float) -> tuple[int, float]:
+    """How well a prediction matches an instance: its points within ``alpha``, then (for
+    instances close enough to tie) its mean distance, in box sizes."""
     both = pred.labelled & gt.labelled
-    distance = np.linalg.norm(pred.keypoints[both, :2] - gt.keypoints[both, :2], axis=1)
-    return int((distance <= alpha * _box_size(gt)).sum())
+    if not both.any():
+        return 0, -np.inf
+    distance = np.linalg.norm(pred.keypoints[both, :2] - gt.keypoints[both, :2],
+                              axis=1) / _box_size(gt)
+    return int((distance <= alpha).sum()), -float(distance.mean())
 
 
 def format_transfer_pck(result: TransferPCK) -> str:
