@@ -329,9 +329,12 @@ def _transfer(model, references, targets, ids, todo, parts, encoder, precision, 
     by_category: dict[int, list[int]] = {}
     for r, ref in enumerate(references):
         by_category.setdefault(ref.category.id, []).append(r)
-    ref_points = _reference_points(references)
-    ref_scales = torch.tensor([ref.scale for ref in references])
-    ref_valid = torch.as_tensor(np.stack([ref.labelled for ref in references]))
+    groups = {}  # category → its references' features, points, sizes, labelled keypoints
+    for cat_id, members in by_category.items():
+        chosen = [references[m] for m in members]
+        groups[cat_id] = (ref_feats[members], _reference_points(chosen),
+                          torch.tensor([ref.scale for ref in chosen]),
+                          torch.as_tensor(np.stack([ref.labelled for ref in chosen])))
     bar = _progress_bar(len(todo)) if progress else None
     for batch in _batches(todo, batch_size):
         loaded = []
@@ -346,9 +349,7 @@ def _transfer(model, references, targets, ids, todo, parts, encoder, precision, 
                                 [None] * len(loaded))
             results: list[dict] = [{} for _ in loaded]
             for cat_id, members in by_category.items():
-                cands = _match_category(model, ref_feats[members], ref_points[members],
-                                        ref_scales[members], ref_valid[members], trg_feats,
-                                        precision)
+                cands = _match_category(model, *groups[cat_id], trg_feats, precision)
                 for j, (_, _, image) in enumerate(loaded):
                     fused = _fuse(cands[j], (image.height, image.width), fusion)
                     fused['best_reference'] = members[fused['best_reference']]
