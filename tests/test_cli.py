@@ -46,7 +46,8 @@ def test_list_shows_names_weights_and_descriptions(capsys):
     assert main(['list', 'zeroshot_mobilenetv2*']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in lines] == [
-        ['zeroshot_mobilenetv2', 'zero-shot'], ['zeroshot_mobilenetv2_softargmax', 'zero-shot'],
+        ['zeroshot_mobilenetv2', 'zero-shot'], ['zeroshot_mobilenetv2_ap10k', 'zero-shot'],
+        ['zeroshot_mobilenetv2_softargmax', 'zero-shot'],
         ['zeroshot_mobilenetv2_upsample', 'zero-shot']]
     assert main(['list', 'transformatcher_spair']) == 0
     assert capsys.readouterr().out.split()[:2] == ['transformatcher_spair', 'train']

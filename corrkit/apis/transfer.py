@@ -268,6 +268,8 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
         raise ValueError(f'unknown fusion {fusion!r}; choose one of {list(FUSIONS)}')
     if batch_size < 1:
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
+    if not targets:
+        raise ValueError('transfer_keypoints needs at least one target image')
     refs_path = Path(refs)
     coco, references = read_references(refs_path, refs_root, category, margin)
     targets = [Path(t) for t in targets]

@@ -1,0 +1,154 @@
+"""Keypoint transfer on a collection with exact ground truth: fusion, scores, thresholds.
+
+Usage:
+    python tools/analysis/transfer_check.py [--model NAME] [--refs-per-category K]
+                                            [--data-root DIR] [--work-dir DIR]
+
+The mini dataset (real photos from installed packages and exact warps of them,
+``tools/make_mini_dataset.py``) is written as COCO keypoints (one category per
+photo). Views 1..K (K <= 5) of each photo are the references, views 6 and up the
+targets (so every K is scored on the same targets). One ``corrkit transfer`` run per
+photo keeps every reference's candidates in its parts, so each way of combining
+them is scored on the same matches:
+
+- each reference alone (averaged over the references), the plain coordinate
+  median, the score-weighted mean, the best-scoring candidate and the weighted
+  geometric median (the default);
+- accepted against flagged points at several thresholds (PCK of each, and the
+  share of points accepted), to choose ``--min-score``.
+
+PCK is at alpha of the ground-truth box's longer side, over all points. Writes
+``WORK_DIR/transfer_check.json`` and prints markdown tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from corrkit.apis import init_matcher
+from corrkit.apis.collection import target_ids
+from corrkit.apis.transfer import transfer_keypoints
+from corrkit.apis.transfer_outputs import read_part
+from corrkit.cli.transfer import DEFAULT_MODEL
+from corrkit.datasets.mini import make_mini_dataset
+from corrkit.datasets.mini.coco import mini_dataset_coco
+from corrkit.ops.fusion import FUSIONS, agreement_score, fuse_candidates
+from corrkit.utils.fileio import common_folder
+from corrkit.utils.text import format_table
+
+ALPHAS = (0.05, 0.1, 0.15)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+SPLITS = ('trn', 'val', 'test')
+#: The first view that is a target: every K up to 5 is scored on the same targets.
+FIRST_TARGET = 6
+
+
+def _view(name: str) -> int:
+    return int(Path(name).stem.rsplit('_', 1)[1])
+
+
+def collection(doc: dict, category: str, k: int) -> tuple[dict, list[dict], dict]:
+    """References (views 1..k), targets (views 6 and up, not the photo itself), ground truth."""
+    cat = next(c for c in doc['categories'] if c['name'] == category)
+    images = [i for i in doc['images'] if i['file_name'].split('/')[1] == category]
+    refs = [i for i in images if 1 <= _view(i['file_name']) <= k]
+    targets = [i for i in images if _view(i['file_name']) > FIRST_TARGET - 1]
+    by_image = {a['image_id']: a for a in doc['annotations'] if a['category_id'] == cat['id']}
+    ref_doc = {'images': refs, 'categories': [cat],
+               'annotations': [by_image[i['id']] for i in refs]}
+    return ref_doc, targets, {t['id']: by_image[t['id']] for t in targets}
+
+
+def score_points(points: np.ndarray, gt: np.ndarray, size: float) -> np.ndarray:
+    return np.linalg.norm(points - gt, axis=-1) / size
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', default=DEFAULT_MODEL)
+    parser.add_argument('--refs-per-category', type=int, default=5)
+    parser.add_argument('--data-root', default='data/mini-spair')
+    parser.add_argument('--work-dir', default='work_dirs/transfer_check')
+    parser.add_argument('--categories', nargs='*', help='photos (default: all)')
+    args = parser.parse_args(argv)
+    root, work = Path(args.data_root), Path(args.work_dir) / args.model
+    make_mini_dataset(root)
+    doc = mini_dataset_coco(root, SPLITS)
+    model = init_matcher(args.model)
+    k = args.refs_per_category
+    if not 1 <= k < FIRST_TARGET:
+        parser.error(f'--refs-per-category must be 1 to {FIRST_TARGET - 1}')
+    rows = {'single': [], **{f: [] for f in FUSIONS}}
+    scored = []  # (fused distance, fused score) per point, geometric median
+    for cat in args.categories or [c['name'] for c in doc['categories']]:
+        ref_doc, targets, truth = collection(doc, cat, k)
+        refs_path = work / cat / 'refs.json'
+        refs_path.parent.mkdir(parents=True, exist_ok=True)
+        refs_path.write_text(json.dumps(ref_doc))
+        paths = [root / t['file_name'] for t in targets]
+        transfer_keypoints(model, refs_path, paths, work / cat, refs_root=root, progress=False)
+        ids = target_ids(paths, common_folder(paths))
+        for target, target_id in zip(targets, ids):
+            part = read_part(work / cat / 'parts' / f'{target_id}.json')
+            result = next(iter(part['categories'].values()))
+            gt = np.asarray(truth[target['id']]['keypoints'], dtype=np.float64).reshape(-1, 3)
+            box = truth[target['id']]['bbox']
+            size = max(box[2], box[3])
+            cands = torch.tensor(result['candidates'])  # (R, K, 2)
+            scores = torch.tensor(result['candidate_scores'])
+            valid = torch.tensor([[r > 0 for r in ref['keypoints'][2::3]]
+                                  for ref in ref_doc['annotations']])
+            labelled = gt[:, 2] > 0
+            for r in range(len(cands)):
+                ok = labelled & valid[r].numpy()
+                rows['single'] += score_points(cands[r].numpy()[ok], gt[ok, :2], size).tolist()
+            points, weights, mask = cands.transpose(0, 1), scores.T, valid.T
+            for fusion in FUSIONS:
+                fused = fuse_candidates(points, weights, mask, fusion).numpy()
+                ok = labelled & mask.any(1).numpy()
+                rows[fusion] += score_points(fused[ok], gt[ok, :2], size).tolist()
+                if fusion == 'geometric_median':
+                    fused_t = torch.nan_to_num(torch.tensor(fused))
+                    known = mask.any(1)
+                    extent = (fused_t[known].amax(0) - fused_t[known].amin(0)).max().item()
+                    score = agreement_score(points, weights, mask, fused_t, torch.tensor(
+                        max(extent, 0.1 * max(part['size'])))).numpy()
+                    scored += list(zip(score_points(fused[ok], gt[ok, :2], size).tolist(),
+                                       score[ok].tolist()))
+        print(f'{cat}: {len(targets)} targets', file=sys.stderr)
+    report = {'model': args.model, 'refs_per_category': k, 'alphas': ALPHAS}
+    table = []
+    for name, distances in rows.items():
+        d = np.asarray(distances)
+        report[name] = {f'pck@{a:g}': float((d <= a).mean()) for a in ALPHAS} | {'n': len(d)}
+        table.append([name, len(d)] + [f'{100 * (d <= a).mean():.1f}' for a in ALPHAS])
+    print(f'## Fusion of {k} references ({args.model})\n')
+    print(format_table(['candidates', 'points'] + [f'PCK@{a:g}' for a in ALPHAS], table,
+                       style='markdown'))
+    d, s = (np.asarray(v) for v in zip(*scored))
+    split_rows, report['thresholds'] = [], {}
+    for t in THRESHOLDS:
+        acc, flag = d[s >= t], d[s < t]
+        entry = {'accepted_share': float((s >= t).mean()),
+                 'accepted_pck@0.1': float((acc <= 0.1).mean()) if len(acc) else None,
+                 'flagged_pck@0.1': float((flag <= 0.1).mean()) if len(flag) else None}
+        report['thresholds'][str(t)] = entry
+        split_rows.append([t, f"{100 * entry['accepted_share']:.1f}"] + [
+            '-' if entry[key] is None else f'{100 * entry[key]:.1f}'
+            for key in ('accepted_pck@0.1', 'flagged_pck@0.1')])
+    print(f'\n## Accepted and flagged points (geometric median, {len(d)} points)\n')
+    print(format_table(['min score', 'accepted %', 'accepted PCK@0.1', 'flagged PCK@0.1'],
+                       split_rows, style='markdown'))
+    out = Path(args.work_dir) / f'transfer_check_{args.model}_k{k}.json'
+    out.write_text(json.dumps(report, indent=1))
+    print(f'\n{out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
