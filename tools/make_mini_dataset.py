@@ -3,7 +3,11 @@
 Usage:
     python tools/make_mini_dataset.py [--out-dir data/mini-spair] [--seed 0]
                                       [--views-trn 40] [--views-val 10] [--views-test 20]
-                                      [--image-size 320] [--overwrite]
+                                      [--image-size 320] [--overwrite] [--coco]
+
+With --coco it also writes the dataset as a keypoint-transfer collection with
+exact ground truth (OUT_DIR/transfer_references.json, transfer_ground_truth.json
+and transfer_targets/<photo>.txt; see the transfer guide).
 """
 import argparse
 import json
@@ -11,6 +15,7 @@ import sys
 import time
 
 from corrkit.datasets.mini import DEFAULT_VIEWS, make_mini_dataset
+from corrkit.datasets.mini.coco import write_mini_coco
 from corrkit.cli.common import user_errors
 
 
@@ -23,6 +28,9 @@ def main(argv=None) -> int:
                             help=f'pairs per photo in the {split} split')
     parser.add_argument('--image-size', type=int, default=320, help='longest image side')
     parser.add_argument('--overwrite', action='store_true', help='replace a different dataset')
+    parser.add_argument('--coco', action='store_true',
+                        help='also write the views as a keypoint-transfer collection (COCO '
+                             'keypoints) with exact ground truth')
     parser.add_argument('--debug', action='store_true', help='show full tracebacks')
     args = parser.parse_args(argv)
     views = {split: getattr(args, f'views_{split}') for split in DEFAULT_VIEWS}
@@ -33,6 +41,9 @@ def main(argv=None) -> int:
     pairs = json.loads((path / 'mini_dataset.json').read_text())['pairs']
     print(f'mini dataset: {path} ({", ".join(f"{k} {v}" for k, v in pairs.items())} pairs, '
           f'{time.perf_counter() - start:.1f} s)')
+    if args.coco:
+        with user_errors(args.debug):
+            print(f'keypoint-transfer collection: {write_mini_coco(path)}')
     return 0
 
 

@@ -36,7 +36,7 @@ from corrkit.apis.transfer import transfer_keypoints
 from corrkit.apis.transfer_outputs import read_part
 from corrkit.cli.transfer import DEFAULT_MODEL
 from corrkit.datasets.mini import make_mini_dataset
-from corrkit.datasets.mini.coco import mini_dataset_coco
+from corrkit.datasets.mini.coco import FIRST_TARGET, mini_dataset_coco
 from corrkit.ops.fusion import FUSIONS, agreement_score, fuse_candidates
 from corrkit.utils.fileio import common_folder
 from corrkit.utils.text import format_table
@@ -44,8 +44,6 @@ from corrkit.utils.text import format_table
 ALPHAS = (0.05, 0.1, 0.15)
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 SPLITS = ('trn', 'val', 'test')
-#: The first view that is a target: every K up to 5 is scored on the same targets.
-FIRST_TARGET = 6
 
 
 def _view(name: str) -> int:

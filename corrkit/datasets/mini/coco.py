@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
 from ...errors import AnnotationError, DatasetNotFoundError
+from ...utils.fileio import atomic_path
 
-__all__ = ['mini_dataset_coco']
+__all__ = ['FIRST_TARGET', 'mini_dataset_coco', 'write_mini_coco']
+
+#: Views before it are references, views from it on targets (every K <= 5 scores the same
+#: targets).
+FIRST_TARGET = 6
 
 
 def _views(root: Path, split: str) -> dict[str, dict[str, tuple]]:
@@ -79,3 +85,54 @@ def mini_dataset_coco(root: str | os.PathLike, splits: Sequence[str] = ('test',)
                                     'bbox': [box[0], box[1], box[2] - box[0], box[3] - box[1]],
                                     'iscrowd': 0})
     return {'images': images, 'categories': categories, 'annotations': annotations}
+
+
+def _view(file_name: str) -> int:
+    match = re.search(r'_(\d+)\.\w+$', file_name)
+    return int(match.group(1)) if match else 0
+
+
+def write_mini_coco(root: str | os.PathLike, splits: Sequence[str] = ('trn', 'val', 'test'),
+                    references: int = 5) -> Path:
+    """Write the mini dataset as a keypoint-transfer collection with exact ground truth.
+
+    Into ``root``: ``transfer_ground_truth.json`` (:func:`mini_dataset_coco`),
+    ``transfer_references.json`` (views 1 to ``references`` of each photo) and
+    ``transfer_targets/<photo>.txt`` listing each photo's targets (views from
+    :data:`FIRST_TARGET` on), ready for ``corrkit transfer --refs
+    transfer_references.json --category <photo> transfer_targets/<photo>.txt
+    --eval transfer_ground_truth.json``.
+
+    Args:
+        root: The mini dataset.
+        splits: Which splits' photos.
+        references: Labelled views per photo (1 to ``FIRST_TARGET - 1``).
+
+    Returns:
+        The references file.
+
+    Raises:
+        ValueError: If ``references`` is out of range.
+        DatasetNotFoundError: If a split is missing.
+    """
+    if not 1 <= references < FIRST_TARGET:
+        raise ValueError(f'references must be 1 to {FIRST_TARGET - 1}, got {references}')
+    root = Path(root)
+    doc = mini_dataset_coco(root, splits)
+    lists = root / 'transfer_targets'
+    lists.mkdir(exist_ok=True)
+    chosen = {i['id'] for i in doc['images'] if 1 <= _view(i['file_name']) <= references}
+    refs = {'images': [i for i in doc['images'] if i['id'] in chosen],
+            'categories': doc['categories'],
+            'annotations': [a for a in doc['annotations'] if a['image_id'] in chosen]}
+    for name, data in (('transfer_ground_truth.json', doc), ('transfer_references.json', refs)):
+        with atomic_path(root / name) as tmp:
+            tmp.write_text(json.dumps(data))
+    for category in doc['categories']:
+        photo = category['name']
+        lines = [f"../{i['file_name']}" for i in doc['images']
+                 if i['file_name'].split('/')[1] == photo and
+                 _view(i['file_name']) >= FIRST_TARGET]
+        with atomic_path(lists / f'{photo}.txt') as tmp:
+            tmp.write_text('\n'.join(lines) + '\n')
+    return root / 'transfer_references.json'
