@@ -43,9 +43,10 @@ from .transfer_outputs import write_collection
 
 __all__ = ['DEFAULT_MIN_SCORE', 'TransferReport', 'transfer_keypoints']
 
-#: Points scoring below it are flagged (COCO ``v = 1``); see the transfer guide for how
-#: it was chosen and how to choose yours with ``--eval``.
-DEFAULT_MIN_SCORE = 0.5
+#: Points scoring below it are flagged (COCO ``v = 1``): where flagged points become as
+#: likely wrong as right on the mini collection (tools/analysis/transfer_check.py; the
+#: transfer guide says how to choose yours with ``--eval``).
+DEFAULT_MIN_SCORE = 0.3
 #: Pairs matched per ``match_points`` call (bounds the memory of correlation matchers).
 PAIRS_PER_CALL = 8
 

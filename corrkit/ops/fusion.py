@@ -175,7 +175,9 @@ def agreement_score(points: Tensor, scores: Tensor, valid: Tensor, fused: Tensor
     disagree loses score.
 
     Args:
-        points, scores, valid: As for :func:`fuse_candidates`.
+        points: The candidates, as for :func:`fuse_candidates`.
+        scores: Their scores.
+        valid: Which candidates exist.
         fused: The fused points.
         scale: The object's size in target pixels, broadcastable to ``(...)``.
         agreement: Distance, as a fraction of ``scale``, of agreement ``e^-½``.
