@@ -188,13 +188,13 @@ class TransferReport:
 
     Attributes:
         targets: Targets of this run (all ranks).
-        done: Ids transferred now (this rank).
-        skipped: Ids done before from the same inputs (this rank).
+        done: Ids transferred now (this rank; every rank's on rank 0).
+        skipped: Ids done before from the same inputs (likewise).
         replaced: Among ``done``, those whose earlier part came from other inputs.
         failed: Id → message of targets that could not be read (all ranks on rank 0).
         encoded: Images sent through the backbone (references and targets; a
-            mirrored encoding counts once more).
-        cache_hits: Images whose features came from the feature cache.
+            mirrored encoding counts once more; every rank's on rank 0).
+        cache_hits: Images whose features came from the feature cache (likewise).
         accepted: Points accepted in the collection's files (rank 0).
         flagged: Points flagged (rank 0).
         paths: The files written (rank 0).

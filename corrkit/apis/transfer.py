@@ -320,7 +320,7 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
         torch.distributed.barrier()
     if rank == 0:
         for other in range(1, world_size):
-            report.failed.update(_read_rank_record(parts, other))
+            _merge_rank_record(report, parts, other)
         write_collection(out, coco, references, targets, ids, root, min_score, html, report)
     return report
 
@@ -377,13 +377,22 @@ def _write_part(path: Path, target: Path, image: Image.Image, inputs: dict,
 
 
 def _write_rank_record(parts: Path, rank: int, report: TransferReport) -> None:
+    """What this rank did, for rank 0's report (written before the barrier)."""
     with atomic_path(parts / f'rank{rank}.status') as tmp:
         tmp.write_text(json.dumps({'failed': report.failed, 'done': report.done,
-                                   'skipped': report.skipped}))
+                                   'skipped': report.skipped, 'replaced': report.replaced,
+                                   'encoded': report.encoded,
+                                   'cache_hits': report.cache_hits}))
 
 
-def _read_rank_record(parts: Path, rank: int) -> dict[str, str]:
+def _merge_rank_record(report: TransferReport, parts: Path, rank: int) -> None:
+    """Add another rank's record to rank 0's report (a missing record adds nothing)."""
     try:
-        return json.loads((parts / f'rank{rank}.status').read_text())['failed']
-    except (OSError, ValueError, KeyError):
-        return {}
+        record = json.loads((parts / f'rank{rank}.status').read_text())
+        report.failed.update(record['failed'])
+        for key in ('done', 'skipped', 'replaced'):
+            getattr(report, key).extend(record[key])
+        report.encoded += int(record['encoded'])
+        report.cache_hits += int(record['cache_hits'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
           f'already done, {len(report.failed)} failed; {report.accepted} points accepted, '
           f'{report.flagged} flagged (score < {args.min_score}); {report.encoded} images '
           f'encoded' + (f', {report.cache_hits} from the feature cache'
-                        if args.feature_cache else '') + (f' on rank 0 of {world}'
+                        if args.feature_cache else '') + (f' by {world} processes'
                                                           if world > 1 else ''))
     for target_id, message in report.failed.items():
         print(f'failed: {target_id}: {message}')
