@@ -263,7 +263,8 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
 
     Raises:
         FileNotFoundError, AnnotationError: If the references cannot be read.
-        ValueError: If ``fusion`` or ``batch_size`` is invalid.
+        ValueError: If ``fusion``, ``batch_size`` or ``min_score`` is invalid, or there
+            is no target.
     """
     if fusion not in FUSIONS:
         raise ValueError(f'unknown fusion {fusion!r}; choose one of {list(FUSIONS)}')
@@ -271,6 +272,8 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
         raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     if not targets:
         raise ValueError('transfer_keypoints needs at least one target image')
+    if not 0 <= min_score <= 1:  # NaN fails too
+        raise ValueError(f'min_score must be a score from 0 to 1, got {min_score}')
     refs_path = Path(refs)
     coco, references = read_references(refs_path, refs_root, category, margin)
     targets = [Path(t) for t in targets]

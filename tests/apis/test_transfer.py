@@ -356,3 +356,17 @@ def test_two_processes_write_what_one_writes(collection, tmp_path):
     parts = sorted(p.name for p in (tmp_path / 'two' / 'parts').glob('*.json'))
     assert parts == ['more__t3.jpg.json', 't0.png.json', 't1.png.json', 't2.png.json']
     assert os.environ.get('RANK') is None  # spawn left this process alone
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'min_score': float('nan')}, 'min_score must be a score from 0 to 1, got nan'),
+    ({'min_score': 1.5}, 'min_score must be a score from 0 to 1, got 1.5'),
+    ({'fusion': 'vote'}, "unknown fusion 'vote'"),
+    ({'batch_size': 0}, 'batch_size must be at least 1'),
+])
+def test_bad_options_are_refused_before_any_work(collection, tmp_path, options, message):
+    refs, targets = collection
+    with pytest.raises(ValueError, match=message.replace('(', r'\(')):
+        transfer_keypoints(build(KEYPOINT), refs, targets, tmp_path / 'out', progress=False,
+                           **options)
+    assert not (tmp_path / 'out').exists()
