@@ -64,8 +64,10 @@ def weighted_geometric_median(points: Tensor, weights: Tensor, iterations: int =
     Args:
         points: Candidates ``(x, y)``.
         weights: Non-negative weights.
-        iterations: Weiszfeld steps (it converges linearly; 64 is far below a
-            hundredth of a pixel on keypoint candidates).
+        iterations: Weiszfeld steps. It converges linearly: 64 steps reach a hundredth
+            of a pixel on most sets of keypoint candidates, but where the weight is split
+            almost evenly between distant groups the sum of distances is nearly flat and
+            the point may stop far from its minimum, with a sum within 1% of the least.
         eps: Distances below it count as ``eps`` (the iteration's singularity).
 
     Shape:

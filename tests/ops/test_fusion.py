@@ -47,6 +47,26 @@ def test_geometric_median_minimises_the_weighted_distance_sum():
         assert cost(median) <= cost(median + torch.tensor(step, dtype=torch.float64)) + 1e-9
 
 
+def test_64_steps_come_close_to_the_minimum():
+    generator = torch.Generator().manual_seed(0)
+    n, k = 200, 12
+    points = torch.randn(n, k, 2, generator=generator, dtype=torch.float64) * 5 + 200
+    outliers = (torch.rand(n, k, generator=generator) < 0.3) & \
+        (torch.rand(n, 1, generator=generator) < 0.7)
+    points[outliers] += torch.randn(int(outliers.sum()), 2, generator=generator,
+                                    dtype=torch.float64) * 300
+    weights = torch.rand(n, k, generator=generator, dtype=torch.float64) * 0.9 + 0.1
+    weights[torch.arange(k) >= torch.randint(2, k + 1, (n, 1), generator=generator)] = 0
+
+    def cost(median):
+        return (weights * (points - median[:, None]).norm(dim=-1)).sum(-1)
+
+    fast = weighted_geometric_median(points, weights)
+    slow = weighted_geometric_median(points, weights, iterations=1000)
+    assert ((cost(fast) - cost(slow)) / cost(slow)).max() < 0.01
+    assert ((fast - slow).norm(dim=-1) < 0.01).float().mean() > 0.8
+
+
 def test_a_heavily_weighted_point_pulls_the_median():
     points = _cloud(k=5)
     plain = weighted_geometric_median(points, torch.ones(5, dtype=torch.float64))
