@@ -40,7 +40,8 @@ class TransferPCK:
             ``accepted`` and ``flagged``.
         per_keypoint: ``'category/keypoint' → group → the same``.
         images: Ground-truth images matched to a prediction.
-        unmatched_images: Ground-truth images with no prediction.
+        unmatched_images: Ground-truth images labelling an evaluated category (one the
+            predictions share) that have no prediction.
         missed: Points the ground truth labels that were not predicted (``v = 0``).
         errors: Every compared point's ``(category/keypoint, v, distance / box size)``
             (for choosing a threshold).
@@ -130,7 +131,12 @@ def evaluate_transfer(predictions: str | os.PathLike, ground_truth: str | os.Pat
     pred_keys = _image_keys(pred, pred_root)
     matched = {pred_keys[k]: gt_keys[k] for k in pred_keys if k in gt_keys}
     result.images = len(set(matched.values()))
-    result.unmatched_images = len(gt_keys) - result.images
+    # only images the evaluated categories label: a shared ground truth of many
+    # categories does not count its other images as missed
+    evaluated = {gt_names[c.name].id for c in shared}
+    relevant = {a.image_id for a in gt.annotations
+                if a.category_id in evaluated and a.labelled.any()}
+    result.unmatched_images = len(relevant - set(matched.values()))
     groups: dict[str, list[float]] = {g: [] for g in GROUPS}
     per_kp: dict[str, dict[str, list[float]]] = {}
     for ann in pred.annotations:

@@ -239,3 +239,19 @@ def test_format_of_an_empty_group():
     lines = format_transfer_pck(result).splitlines()
     assert lines[1].split() == ['all', '0', '-']
     assert lines[2].split() == ['accepted', '0', '-']
+
+
+def test_images_of_other_categories_are_not_counted_as_unmatched(tmp_path):
+    other = KeypointCategory(2, 'paw', ('p',), ())
+    gt = _write(tmp_path / 'gt.json', [CocoImage(1, 'img1.jpg', 200, 200),
+                                       CocoImage(2, 'img2.jpg', 200, 200),
+                                       CocoImage(3, 'paw.jpg', 200, 200)],
+                [_ann(1, GT_POINTS, [2] * 5, bbox=(0, 0, 100, 60)),
+                 _ann(2, GT_POINTS, [2] * 5, bbox=(0, 0, 100, 60)),
+                 _ann(3, [(5, 5)], [2], category_id=2)], categories=(FACE, other))
+    pred = _write(tmp_path / 'pred.json', [CocoImage(1, 'img1.jpg', 200, 200)],
+                  [_ann(1, GT_POINTS, [2] * 5)])
+    result = evaluate_transfer(pred, gt)
+    # img2 labels 'face' and has no prediction; paw.jpg labels only 'paw', not evaluated
+    assert result.images == 1 and result.unmatched_images == 1
+    assert result.overall['all']['pck@0.05'] == 1.0
