@@ -39,7 +39,7 @@ from .batch import model_fingerprint, recorded_inputs, remove_stale_temporaries
 from .collection import Reference, TransferReport, read_references, target_ids
 from .feature_store import FeatureStore
 from .inference import encode_images
-from .transfer_outputs import write_collection
+from .transfer_outputs import read_part, write_collection
 
 __all__ = ['DEFAULT_MIN_SCORE', 'TransferReport', 'transfer_keypoints']
 
@@ -304,7 +304,7 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
             fail(ids[i], err)
             continue
         recorded = recorded_inputs(parts / f'{ids[i]}.json')
-        if recorded == inputs:
+        if recorded == inputs and read_part(parts / f'{ids[i]}.json', len(references)):
             report.skipped.append(ids[i])
             continue
         if recorded is not None:

@@ -34,13 +34,28 @@ from .collection import Reference, TransferReport, relative_name
 __all__ = ['read_part', 'write_collection']
 
 
-def read_part(path: Path) -> dict | None:
-    """A finished target's part, or None (missing, unreadable, not a part)."""
+def read_part(path: Path, references: int | None = None) -> dict | None:
+    """A finished target's part, or None (missing, unreadable, or not a well-formed part:
+    a truncated, foreign or edited file is transferred again rather than trusted).
+
+    Args:
+        path: ``parts/<id>.json``.
+        references: The number of references, to check the part's reference indices.
+    """
     try:
         part = json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(part, dict) or not {'size', 'categories'} <= part.keys():
+        height, width = part['size']
+        assert int(height) > 0 and int(width) > 0 and isinstance(part['inputs'], dict)
+        for cat_key, result in part['categories'].items():
+            int(cat_key)
+            points = np.asarray(result['points'], dtype=np.float64)
+            count = len(result['labelled'])
+            assert points.shape == (count, 2) and np.isfinite(points).all()
+            assert np.asarray(result['scores'], dtype=np.float64).shape == (count,)
+            best = result['best_reference']
+            assert isinstance(best, int) and best >= 0
+            assert references is None or best < references
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, AssertionError):
         return None
     return part
 
@@ -89,7 +104,7 @@ def write_collection(out: Path, coco: KeypointsFile, references: Sequence[Refere
     categories = {ref.category.id: ref.category for ref in references}
     images, annotations, rows, gallery = [], [], [], []
     for number, (target, target_id) in enumerate(zip(targets, ids), 1):
-        part = read_part(out / 'parts' / f'{target_id}.json')
+        part = read_part(out / 'parts' / f'{target_id}.json', len(references))
         if part is None:
             continue
         height, width = part['size']

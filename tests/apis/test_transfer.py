@@ -370,3 +370,22 @@ def test_bad_options_are_refused_before_any_work(collection, tmp_path, options, 
         transfer_keypoints(build(KEYPOINT), refs, targets, tmp_path / 'out', progress=False,
                            **options)
     assert not (tmp_path / 'out').exists()
+
+
+def test_an_edited_or_cut_part_is_transferred_again(collection, tmp_path):
+    refs, targets = collection
+    model = build(KEYPOINT)
+    out = tmp_path / 'out'
+    transfer_keypoints(model, refs, targets, out, progress=False)
+    before = load(out, 'annotations.json')
+    part = out / 'parts' / 't1.png.json'
+    edited = json.loads(part.read_text())
+    edited['categories']['1']['best_reference'] = 99  # inputs intact, content not
+    part.write_text(json.dumps(edited))
+    cut = out / 'parts' / 't2.png.json'
+    cut.write_text(cut.read_text()[:100])
+    report = transfer_keypoints(model, refs, targets, out, progress=False, html=True)
+    assert sorted(report.done) == ['t1.png', 't2.png'] and report.replaced == ['t1.png']
+    assert np.abs(keypoints(out) - np.concatenate(
+        [[c for i, c in enumerate(a['keypoints']) if i % 3 != 2] + a['keypoint_scores']
+         for a in before['annotations']])).max() <= 0.02
