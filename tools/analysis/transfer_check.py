@@ -83,6 +83,7 @@ def main(argv=None) -> int:
         parser.error(f'--refs-per-category must be 1 to {FIRST_TARGET - 1}')
     rows = {'single': [], **{f: [] for f in FUSIONS}}
     scored = []  # (fused distance, fused score) per point, geometric median
+    single_scored = []  # (distance, score) of each reference's own candidate
     for cat in args.categories or [c['name'] for c in doc['categories']]:
         ref_doc, targets, truth = collection(doc, cat, k)
         refs_path = work / cat / 'refs.json'
@@ -104,7 +105,9 @@ def main(argv=None) -> int:
             labelled = gt[:, 2] > 0
             for r in range(len(cands)):
                 ok = labelled & valid[r].numpy()
-                rows['single'] += score_points(cands[r].numpy()[ok], gt[ok, :2], size).tolist()
+                distance = score_points(cands[r].numpy()[ok], gt[ok, :2], size)
+                rows['single'] += distance.tolist()
+                single_scored += list(zip(distance.tolist(), scores[r].numpy()[ok].tolist()))
             points, weights, mask = cands.transpose(0, 1), scores.T, valid.T
             for fusion in FUSIONS:
                 fused = fuse_candidates(points, weights, mask, fusion).numpy()
@@ -128,20 +131,22 @@ def main(argv=None) -> int:
     print(f'## Fusion of {k} references ({args.model})\n')
     print(format_table(['candidates', 'points'] + [f'PCK@{a:g}' for a in ALPHAS], table,
                        style='markdown'))
-    d, s = (np.asarray(v) for v in zip(*scored))
-    split_rows, report['thresholds'] = [], {}
-    for t in THRESHOLDS:
-        acc, flag = d[s >= t], d[s < t]
-        entry = {'accepted_share': float((s >= t).mean()),
-                 'accepted_pck@0.1': float((acc <= 0.1).mean()) if len(acc) else None,
-                 'flagged_pck@0.1': float((flag <= 0.1).mean()) if len(flag) else None}
-        report['thresholds'][str(t)] = entry
-        split_rows.append([t, f"{100 * entry['accepted_share']:.1f}"] + [
-            '-' if entry[key] is None else f'{100 * entry[key]:.1f}'
-            for key in ('accepted_pck@0.1', 'flagged_pck@0.1')])
-    print(f'\n## Accepted and flagged points (geometric median, {len(d)} points)\n')
-    print(format_table(['min score', 'accepted %', 'accepted PCK@0.1', 'flagged PCK@0.1'],
-                       split_rows, style='markdown'))
+    for key, pairs, title in (('thresholds', scored, f'geometric median of {k}'),
+                              ('thresholds_single', single_scored, 'one reference')):
+        d, s = (np.asarray(v) for v in zip(*pairs))
+        split_rows, report[key] = [], {}
+        for t in THRESHOLDS:
+            acc, flag = d[s >= t], d[s < t]
+            entry = {'accepted_share': float((s >= t).mean()),
+                     'accepted_pck@0.1': float((acc <= 0.1).mean()) if len(acc) else None,
+                     'flagged_pck@0.1': float((flag <= 0.1).mean()) if len(flag) else None}
+            report[key][str(t)] = entry
+            split_rows.append([t, f"{100 * entry['accepted_share']:.1f}"] + [
+                '-' if entry[name] is None else f'{100 * entry[name]:.1f}'
+                for name in ('accepted_pck@0.1', 'flagged_pck@0.1')])
+        print(f'\n## Accepted and flagged points ({title}, {len(d)} points)\n')
+        print(format_table(['min score', 'accepted %', 'accepted PCK@0.1', 'flagged PCK@0.1'],
+                           split_rows, style='markdown'))
     out = Path(args.work_dir) / f'transfer_check_{args.model}_k{k}.json'
     out.write_text(json.dumps(report, indent=1))
     print(f'\n{out}')
