@@ -62,11 +62,13 @@ def test_transfer_encodes_each_image_once_and_match_pairs_no_fewer_targets(
     assert model.mirrors_source is mirrored
     n_refs, n_targets = 2, 3
     collection = tiny_collection(bench, tmp_path, n_refs, n_targets)
-    rows = {r['method']: r for r in bench.compare(model, collection, tmp_path / 'work')}
+    rows = {r['method']: r for r in bench.compare(model, collection, tmp_path / 'work',
+                                                   repeats=2)}
     copies = 2 if mirrored else 1
     transfer, pairwise = rows['transfer_keypoints'], rows['match_pairs']
     for row in rows.values():
         assert (row['refs'], row['targets'], row['pairs']) == (n_refs, n_targets, 6)
+        assert len(row['rounds']) == 2 and row['seconds'] > 0
     # the references in one batch, the targets in one (batch size 8), each mirrored too when
     # the model mirrors its sources: a transfer matches every target back to its references
     assert transfer['backbone_images'] == copies * (n_refs + n_targets)
@@ -125,7 +127,7 @@ def test_tool_prints_the_table_and_writes_the_json(bench, tmp_path, capsys):
         (1, 'transfer_keypoints'), (1, 'match_pairs'), (2, 'transfer_keypoints'),
         (2, 'match_pairs')]
     assert {'backbone_calls', 'backbone_images', 'backbone_seconds', 'seconds', 'pairs',
-            'targets_per_s'} <= set(result['throughput'][0])
+            'targets_per_s', 'rounds', 'speedup'} <= set(result['throughput'][0])
     assert result['throughput'][2]['backbone_images'] == 2 + 2 and result['memory'] == []
 
 

@@ -5,7 +5,7 @@ Usage:
     python tools/analysis/transfer_benchmark.py [--model NAME | --config CONFIG]
         [--data-root data/mini-spair | --coco FILE] [--category NAME] [--refs 1 5]
         [--targets 40] [--memory-targets 200 2000] [--memory-size 96] [--no-memory]
-        [--batch-size 8] [--device cpu] [--cfg-options KEY=VALUE ...]
+        [--batch-size 8] [--repeats 1] [--device cpu] [--cfg-options KEY=VALUE ...]
         [--out work_dirs/transfer_benchmark/transfer_benchmark.json] [--debug]
 
 Throughput: for each K of --refs, the first K labelled images of one category are the
@@ -14,8 +14,9 @@ when the category has too few). ``transfer_keypoints`` runs once over the K x M 
 ``match_pairs`` runs over the same pairs, each source the reference's encoded region
 (its box with the margin) and a keypoint file with its labelled points, listed target by
 target (the order its feature cache serves best). A forward hook on ``model.backbone``
-counts backbone calls and the images they carry; each method is warmed up once on one
-target, then timed with ``time.perf_counter`` in this process, on this model.
+counts backbone calls, the images they carry and its seconds; each method is warmed up
+once on one target, then timed with ``time.perf_counter`` in this process, on this model
+(--repeats: in turns, medians).
 
 Memory: ``corrkit transfer --no-progress`` in a subprocess with K = 1 over generated
 targets (--memory-size pixels square, JPEG, varied content), once per count of
@@ -191,13 +192,17 @@ def measure(model: torch.nn.Module, run: Callable[[], object]) -> dict:
 
 
 def compare(model: torch.nn.Module, collection: Collection, work: Path, batch_size: int = 8,
-            precision: str = 'fp32') -> list[dict]:
+            precision: str = 'fp32', repeats: int = 1) -> list[dict]:
     """``transfer_keypoints`` and ``match_pairs`` on the same pairs, each warmed up once.
+
+    With ``repeats`` > 1 the two are timed in turns (each round into fresh folders), so
+    that a burst of load from elsewhere hits both; times are the medians over the rounds
+    and ``speedup`` (match_pairs' seconds over transfer's) the median of the rounds'.
 
     Returns:
         One row per method: ``method``, ``refs``, ``targets``, ``pairs``,
         ``backbone_calls``, ``backbone_images``, ``backbone_seconds``, ``seconds``,
-        ``targets_per_s``.
+        ``rounds`` (each round's seconds), ``targets_per_s``, ``speedup``.
     """
     pairs = reference_pairs(collection, work / 'pairs')
     n_refs = len(pairs) // len(collection.targets)
@@ -213,13 +218,21 @@ def compare(model: torch.nn.Module, collection: Collection, work: Path, batch_si
 
     transfer(collection.targets[:1], work / 'warmup_transfer')
     pairwise(pairs[:n_refs], work / 'warmup_pairs')
-    rows = [dict(method='transfer_keypoints',
-                 **measure(model, lambda: transfer(collection.targets, work / 'transfer'))),
-            dict(method='match_pairs',
-                 **measure(model, lambda: pairwise(pairs, work / 'pairs_out')))]
-    for row in rows:
-        row.update(refs=n_refs, targets=len(collection.targets), pairs=len(pairs),
-                   targets_per_s=len(collection.targets) / row['seconds'])
+    rounds = [(measure(model, lambda: transfer(collection.targets, work / f'transfer{i}')),
+               measure(model, lambda: pairwise(pairs, work / f'pairs_out{i}')))
+              for i in range(repeats)]
+    speedup = float(np.median([b['seconds'] / a['seconds'] for a, b in rounds]))
+    rows = []
+    for j, method in enumerate(('transfer_keypoints', 'match_pairs')):
+        runs = [r[j] for r in rounds]
+        seconds = float(np.median([r['seconds'] for r in runs]))
+        rows.append(dict(method=method, refs=n_refs, targets=len(collection.targets),
+                         pairs=len(pairs), backbone_calls=runs[0]['backbone_calls'],
+                         backbone_images=runs[0]['backbone_images'],
+                         backbone_seconds=float(np.median([r['backbone_seconds'] for r in runs])),
+                         seconds=seconds, rounds=[r['seconds'] for r in runs],
+                         targets_per_s=len(collection.targets) / seconds,
+                         speedup=speedup if j == 0 else 1.0))
     return rows
 
 
@@ -301,10 +314,9 @@ def memory_rows(collection: Collection, counts: Sequence[int], work: Path,
 
 def throughput_table(rows: Sequence[dict]) -> str:
     """Markdown: per K, both methods, and match_pairs' time over transfer's."""
-    seconds = {(r['refs'], r['method']): r['seconds'] for r in rows}
     cells = [[r['refs'], r['targets'], r['method'], r['backbone_calls'], r['backbone_images'],
               f"{r['backbone_seconds']:.2f}", f"{r['seconds']:.2f}", f"{r['targets_per_s']:.2f}",
-              f"{seconds[r['refs'], 'match_pairs'] / r['seconds']:.2f}"] for r in rows]
+              f"{r['speedup']:.2f}"] for r in rows]
     return format_table(['K', 'M', 'method', 'backbone calls', 'images', 'backbone s', 's',
                          'targets/s', 'match_pairs s / this s'], cells, 'markdown')
 
@@ -340,6 +352,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-memory', action='store_true', help='throughput only')
     parser.add_argument('--no-throughput', action='store_true', help='memory only')
     parser.add_argument('--batch-size', type=int, default=8, help='targets per backbone call')
+    parser.add_argument('--repeats', type=int, default=1,
+                        help='rounds of both methods, in turns; medians are reported')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--out', default=DEFAULT_OUT)
@@ -367,7 +381,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     for k in [] if args.no_throughput else args.refs:
         refs = write_references(coco, category, instances[:k], work / f'refs_k{k}.json')
         throughput += compare(model, Collection(refs, root, targets),
-                              work / f'k{k}', args.batch_size)
+                              work / f'k{k}', args.batch_size, repeats=args.repeats)
     memory = []
     if not args.no_memory:
         refs = write_references(coco, category, instances[:1], work / 'refs_memory.json')
@@ -376,7 +390,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
                              args.device, args.memory_size, args.batch_size)
     return {'model': args.config or args.model or DEFAULT_MODEL,
             'mirrors_source': bool(model.mirrors_source), 'category': category['name'],
-            'batch_size': args.batch_size, 'device': args.device, 'machine': machine(),
+            'batch_size': args.batch_size, 'repeats': args.repeats, 'device': args.device,
+            'machine': machine(),
             'throughput': throughput, 'memory': memory}
 
 
