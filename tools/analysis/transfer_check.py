@@ -17,7 +17,9 @@ them is scored on the same matches:
 - accepted against flagged points at several thresholds (PCK of each, and the
   share of points accepted), to choose ``--min-score``.
 
-PCK is at alpha of the ground-truth box's longer side, over all points. Writes
+PCK is at alpha of the ground-truth box's longer side, over all points. First, the
+motorcycle stereo pair (scikit-image's Middlebury views and disparity: real views of
+one scene, exact matches) is transferred as a two-image collection. Writes
 ``WORK_DIR/transfer_check.json`` and prints markdown tables.
 """
 from __future__ import annotations
@@ -37,12 +39,16 @@ from corrkit.apis.transfer_outputs import read_part
 from corrkit.cli.transfer import DEFAULT_MODEL
 from corrkit.datasets.mini import make_mini_dataset
 from corrkit.datasets.mini.coco import FIRST_TARGET, mini_dataset_coco
+from corrkit.datasets.mini.stereo import make_stereo_pairs
+from corrkit.evaluation.transfer_pck import evaluate_transfer
 from corrkit.ops.fusion import FUSIONS, agreement_score, fuse_candidates
 from corrkit.utils.fileio import common_folder
 from corrkit.utils.text import format_table
 
 ALPHAS = (0.05, 0.1, 0.15)
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+#: The stereo check's thresholds (of the 741-px image): 7.4, 14.8 and 37 px.
+STEREO_ALPHAS = (0.01, 0.02, 0.05)
 SPLITS = ('trn', 'val', 'test')
 
 
@@ -66,6 +72,38 @@ def score_points(points: np.ndarray, gt: np.ndarray, size: float) -> np.ndarray:
     return np.linalg.norm(points - gt, axis=-1) / size
 
 
+def stereo_check(model, work: Path) -> dict:
+    """The Middlebury motorcycle pair from scikit-image as a two-image collection: the left
+    view's grid of points (exact matches from the disparity) transferred to the right view,
+    and back; PCK at alpha of the image's longer side, accepted and flagged apart."""
+    root = make_stereo_pairs(work / 'stereo-motorcycle')
+    out = {}
+    for record_path in sorted((root / 'PairAnnotation' / 'test').glob('*.json')):
+        record = json.loads(record_path.read_text())
+        width, height = record['src_imsize'][:2]
+        names = [f'p{i:03d}' for i in range(len(record['src_kps']))]
+        category = {'id': 1, 'name': 'motorcycle', 'keypoints': names, 'skeleton': []}
+
+        def doc(name, points):
+            flat = [c for x, y in points for c in (x, y, 2)]
+            return {'images': [{'id': 1, 'file_name': f'JPEGImages/motorcycle/{name}',
+                                'width': width, 'height': height}],
+                    'categories': [category],
+                    'annotations': [{'id': 1, 'image_id': 1, 'category_id': 1,
+                                     'keypoints': flat, 'bbox': [0, 0, width, height]}]}
+        direction = f"{record['src_imname'][:-4]}_to_{record['trg_imname'][:-4]}"
+        refs, truth = root / f'{direction}_refs.json', root / f'{direction}_truth.json'
+        refs.write_text(json.dumps(doc(record['src_imname'], record['src_kps'])))
+        truth.write_text(json.dumps(doc(record['trg_imname'], record['trg_kps'])))
+        target = root / 'JPEGImages' / 'motorcycle' / record['trg_imname']
+        result_dir = work / 'stereo' / direction
+        transfer_keypoints(model, refs, [target], result_dir, progress=False)
+        report = evaluate_transfer(result_dir / 'annotations.json', truth, [target],
+                                   alphas=STEREO_ALPHAS)
+        out[direction] = report.overall
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default=DEFAULT_MODEL)
@@ -73,14 +111,26 @@ def main(argv=None) -> int:
     parser.add_argument('--data-root', default='data/mini-spair')
     parser.add_argument('--work-dir', default='work_dirs/transfer_check')
     parser.add_argument('--categories', nargs='*', help='photos (default: all)')
+    parser.add_argument('--stereo-only', action='store_true',
+                        help='only the stereo pair (real views of one scene, exact matches)')
     args = parser.parse_args(argv)
     root, work = Path(args.data_root), Path(args.work_dir) / args.model
-    make_mini_dataset(root)
     doc = mini_dataset_coco(root, SPLITS)
     model = init_matcher(args.model)
+    stereo = stereo_check(model, work)
+    rows_stereo = [[direction, group, summary['n']] + [
+        '-' if summary[f'pck@{a:g}'] is None else f"{100 * summary[f'pck@{a:g}']:.1f}"
+        for a in STEREO_ALPHAS]
+        for direction, overall in stereo.items() for group, summary in overall.items()]
+    print(f'## Stereo pair, one reference ({args.model})\n')
+    print(format_table(['direction', 'points', 'n'] + [f'PCK@{a:g}' for a in STEREO_ALPHAS],
+                       rows_stereo, style='markdown'))
+    if args.stereo_only:
+        return 0
     k = args.refs_per_category
     if not 1 <= k < FIRST_TARGET:
         parser.error(f'--refs-per-category must be 1 to {FIRST_TARGET - 1}')
+    make_mini_dataset(root)
     rows = {'single': [], **{f: [] for f in FUSIONS}}
     scored = []  # (fused distance, fused score) per point, geometric median
     single_scored = []  # (distance, score) of each reference's own candidate
@@ -122,7 +172,8 @@ def main(argv=None) -> int:
                     scored += list(zip(score_points(fused[ok], gt[ok, :2], size).tolist(),
                                        score[ok].tolist()))
         print(f'{cat}: {len(targets)} targets', file=sys.stderr)
-    report = {'model': args.model, 'refs_per_category': k, 'alphas': ALPHAS}
+    report = {'model': args.model, 'refs_per_category': k, 'alphas': ALPHAS,
+              'stereo': stereo}
     table = []
     for name, distances in rows.items():
         d = np.asarray(distances)
