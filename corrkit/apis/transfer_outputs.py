@@ -8,7 +8,8 @@
 - ``results.json``: COCO's results list (``image_id``, ``category_id``,
   ``keypoints``, ``score``) for COCO tooling;
 - ``keypoints.csv``: one row per target keypoint;
-- ``gallery.html`` (asked for): the review page;
+- ``gallery.html`` (asked for): the review page, self-contained up to
+  :data:`INLINE_GALLERY_ITEMS` targets, its images in ``gallery_files/`` past that;
 - ``summary.json``: counts and the targets that failed.
 
 A keypoint scoring ``min_score`` or more is accepted (``v = 2``), one below it
@@ -31,7 +32,11 @@ from ..coco import CocoImage, KeypointsFile, keypoints_document
 from ..utils.fileio import atomic_path
 from .collection import Reference, TransferReport, relative_name
 
-__all__ = ['read_part', 'write_collection']
+__all__ = ['INLINE_GALLERY_ITEMS', 'read_part', 'write_collection']
+
+#: Up to this many targets the gallery is one self-contained file; past it, its images go
+#: to ``gallery_files/`` beside it.
+INLINE_GALLERY_ITEMS = 200
 
 
 def read_part(path: Path, references: int | None = None) -> dict | None:
@@ -168,6 +173,9 @@ def _write_gallery(path: Path, entries: list, references: Sequence[Reference],
             score=score, reference=ref.image, reference_keypoints=ref.keypoints[:, :2],
             reference_visible=ref.labelled))
     categories = {ref.category.name: ref.category for ref in references}
+    # past a few hundred targets one self-contained page grows too large for a browser
+    thumbnails = 'inline' if len(items) <= INLINE_GALLERY_ITEMS else 'folder'
     return write_gallery(path, items, {n: c.keypoints for n, c in categories.items()},
-                         {n: c.skeleton for n, c in categories.items()}, min_score)
+                         {n: c.skeleton for n, c in categories.items()}, min_score,
+                         thumbnails=thumbnails)
 

@@ -389,3 +389,15 @@ def test_an_edited_or_cut_part_is_transferred_again(collection, tmp_path):
     assert np.abs(keypoints(out) - np.concatenate(
         [[c for i, c in enumerate(a['keypoints']) if i % 3 != 2] + a['keypoint_scores']
          for a in before['annotations']])).max() <= 0.02
+
+
+def test_a_large_gallery_keeps_its_images_beside_the_page(collection, tmp_path, monkeypatch):
+    from corrkit.apis import transfer_outputs
+    refs, targets = collection
+    monkeypatch.setattr(transfer_outputs, 'INLINE_GALLERY_ITEMS', 3)
+    transfer_keypoints(build(KEYPOINT), refs, targets, tmp_path / 'out', progress=False,
+                       html=True, category='cat')  # 4 targets, one category: 4 items
+    page = (tmp_path / 'out' / 'gallery.html').read_text()
+    files = sorted(p.name for p in (tmp_path / 'out' / 'gallery_files').iterdir())
+    assert files and 'data:image/jpeg;base64' not in page
+    assert all(f'gallery_files/{name}' in page for name in files)
