@@ -112,7 +112,7 @@ def test_benchmark_protocols():
     thresholds = {p.stem: [e.threshold for e in (c if isinstance(c, list) else [c])]
                   for p in root.glob('*.py') for c in [load_config(p).test_evaluator]}
     assert thresholds == {'spair': ['bbox'], 'mini_spair': ['bbox'], 'pfpascal': ['img'],
-                          'pfwillow': ['bbox-kp', 'bbox-kp-padded']}
+                          'pfwillow': ['bbox-kp', 'bbox-kp-padded'], 'ap10k': ['bbox']}
 
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs'
