@@ -68,7 +68,7 @@ def test_transfer_encodes_each_image_once_and_match_pairs_no_fewer_targets(
     transfer, pairwise = rows['transfer_keypoints'], rows['match_pairs']
     for row in rows.values():
         assert (row['refs'], row['targets'], row['pairs']) == (n_refs, n_targets, 6)
-        assert len(row['rounds']) == 2 and row['seconds'] > 0
+        assert len(row['rounds']) == 2 and 0 < row['best_seconds'] <= row['seconds']
     # the references in one batch, the targets in one (batch size 8), each mirrored too when
     # the model mirrors its sources: a transfer matches every target back to its references
     assert transfer['backbone_images'] == copies * (n_refs + n_targets)
