@@ -16,9 +16,10 @@ import numpy as np
 
 from ..coco import KeypointCategory, KeypointsFile, read_coco_images, read_coco_keypoints
 from ..errors import AnnotationError
+from ..utils.fileio import inside_root
 from .batch import IMAGE_SUFFIXES, RESERVED_IDS, capped_id, unique_id
 
-__all__ = ['Reference', 'TransferReport', 'read_references', 'read_targets', 'relative_name',
+__all__ = ['EDGE_TOLERANCE', 'Reference', 'TransferReport', 'inside_image', 'read_references', 'read_targets', 'relative_name',
            'target_ids']
 
 #: Margin around a reference's box, as a fraction of its longer side, on each side.
@@ -63,6 +64,43 @@ class Reference:
         return points
 
 
+#: How far past the image's edge (pixels) a labelled keypoint may lie and be moved onto it:
+#: annotation tools clamp clicks to [0, W], half a pixel past the last pixel centre.
+EDGE_TOLERANCE = 1.0
+
+
+def inside_image(keypoints: np.ndarray, size: tuple[int, int], where: str) -> np.ndarray:
+    """Labelled keypoints kept on the image: those within :data:`EDGE_TOLERANCE` of its
+    edge are moved onto it (pixel centres span ``[-0.5, W - 0.5]``).
+
+    Args:
+        keypoints: ``(K, 3)`` ``(x, y, v)``.
+        size: ``(H, W)`` of the image.
+        where: What the keypoints are, for the message.
+
+    Returns:
+        A copy, clamped.
+
+    Raises:
+        AnnotationError: If a labelled keypoint lies further outside.
+
+    Examples:
+        >>> inside_image(np.array([[96.0, 30.0, 2.0]]), (80, 96), 'x')[0].tolist()
+        [95.5, 30.0, 2.0]
+    """
+    height, width = size
+    labelled = keypoints[:, 2] > 0
+    low, high = -0.5 - EDGE_TOLERANCE, np.array([width, height]) - 0.5 + EDGE_TOLERANCE
+    points = keypoints[labelled, :2]
+    if (points < low).any() or (points > high).any():
+        raise AnnotationError(f'{where}: a labelled keypoint lies outside its image '
+                              f'({width} x {height}): {points.round(1).tolist()}')
+    out = keypoints.copy()
+    out[labelled, 0] = out[labelled, 0].clip(-0.5, width - 0.5)
+    out[labelled, 1] = out[labelled, 1].clip(-0.5, height - 0.5)
+    return out
+
+
 def _crop(box: np.ndarray, kps: np.ndarray, size: tuple[int, int] | None,
           margin: float) -> tuple[int, int, int, int]:
     """Integer bounds around the box and the labelled points, grown by ``margin``."""
@@ -97,7 +135,8 @@ def read_references(path: str | os.PathLike, root: str | os.PathLike | None = No
     Raises:
         FileNotFoundError: If the file does not exist.
         AnnotationError: If it is malformed, names no labelled instance (of
-            ``category``), or a keypoint lies outside its image.
+            ``category``), or a keypoint lies outside its image (more than
+            :data:`EDGE_TOLERANCE` past its edge; those nearer are moved onto it).
         KeyError: If ``category`` is not one of the file's.
     """
     coco = read_coco_keypoints(path)
@@ -108,23 +147,20 @@ def read_references(path: str | os.PathLike, root: str | os.PathLike | None = No
             continue
         image = coco.images[inst.image_id]
         size = (image.height, image.width) if image.width and image.height else None
-        labelled = inst.keypoints[inst.labelled]
-        if size is not None and ((labelled[:, :2] < -0.5).any() or
-                                 (labelled[:, 0] > size[1] - 0.5).any() or
-                                 (labelled[:, 1] > size[0] - 0.5).any()):
-            raise AnnotationError(f"'{coco.path}', annotations[{inst.index}]: a labelled keypoint "
-                                  f'lies outside its image ({image.width} x {image.height}): '
-                                  f'{labelled[:, :2].round(1).tolist()}')
+        keypoints = inst.keypoints
+        if size is not None:
+            keypoints = inside_image(keypoints, size,
+                                     f"'{coco.path}', annotations[{inst.index}]")
+        labelled = keypoints[inst.labelled]
         crop, scale = None, None
         if inst.bbox is not None:
             crop = _crop(inst.bbox, labelled, size, margin)
             scale = float(max(inst.bbox[2], inst.bbox[3]))
-        else:
+        else:  # without the image's size the floor waits for the image (transfer reads it)
             extent = labelled[:, :2].max(0) - labelled[:, :2].min(0)
-            floor = 0.1 * max(size) if size else 1.0
-            scale = float(max(extent.max(), floor))
+            scale = float(max(extent.max(), 0.1 * max(size) if size else 0.0))
         refs.append(Reference(coco.image_path(image, root), image.id, inst.index,
-                              coco.categories[inst.category_id], inst.keypoints, crop, scale))
+                              coco.categories[inst.category_id], keypoints, crop, scale))
     if not refs:
         which = f' of category {category!r}' if category else ''
         raise AnnotationError(f"'{coco.path}' has no annotation{which} with a labelled keypoint "
@@ -149,7 +185,9 @@ def read_targets(specs: Sequence[str | os.PathLike]) -> list[Path]:
     Each spec is an image file, a folder (its images, sorted, not recursive), a
     text file (``.txt``/``.lst``: one path per line, relative to the file's
     folder, ``#`` comments) or a COCO file (``.json``: its ``images``' file
-    names, relative to the file's folder).
+    names, relative to the file's folder and refused if they leave it, as for
+    references). A text file is trusted like the command line: its paths may point
+    anywhere.
 
     Raises:
         FileNotFoundError: If a spec does not exist.
@@ -165,7 +203,9 @@ def read_targets(specs: Sequence[str | os.PathLike]) -> list[Path]:
         elif not path.exists():
             raise FileNotFoundError(f"target '{path}' does not exist")
         elif path.suffix.lower() == '.json':
-            found += [path.parent / image.file_name for image in read_coco_images(path)]
+            # a shared COCO file may name only images beside or below it (as references)
+            found += [inside_root(path.parent, image.file_name, path)
+                      for image in read_coco_images(path)]
         elif path.suffix.lower() in ('.txt', '.lst'):
             found += _listed(path)
         else:

@@ -28,15 +28,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import USER_ERRORS, AnnotationError
+from ..errors import USER_ERRORS
 from ..models.features import ImageFeatures
 from ..ops.fusion import FUSIONS, agreement_score, cycle_score, fuse_candidates
-from ..utils.acceleration import autocast
 from ..utils.fileio import atomic_path, common_folder, sha256_of
 from ..utils.image import load_image
 from ..utils.text import first_line
 from .batch import model_fingerprint, recorded_inputs, remove_stale_temporaries
-from .collection import Reference, TransferReport, read_references, target_ids
+from .collection import Reference, TransferReport, inside_image, read_references, target_ids
 from .feature_store import FeatureStore
 from .inference import encode_images
 from .transfer_outputs import read_part, write_collection
@@ -70,6 +69,8 @@ class _Encoder:
                 hit = self.store.load(keys[i], dtype, device)
                 if hit is not None and hit.frames[0].size == (images[i].height, images[i].width):
                     found[i] = hit
+                elif hit is not None:  # another image's entry under this key: not a hit
+                    self.store.hits -= 1
         missing = [i for i in range(len(images)) if i not in found]
         if missing:
             feats = encode_images(self.model, [images[i] for i in missing], self.precision,
@@ -111,18 +112,18 @@ def _clip(crop: tuple[int, int, int, int], image: Image.Image) -> tuple[int, int
 
 
 def _checked_reference(ref: Reference, image: Image.Image) -> Reference:
-    """The reference with its region inside its image.
+    """The reference with its points and region inside its image, and its size at least a
+    tenth of the image's when it has no box.
 
     Raises:
         AnnotationError: If a labelled keypoint lies outside the image.
     """
-    kps = ref.keypoints[ref.labelled]
-    if (kps[:, :2] < -0.5).any() or (kps[:, 0] > image.width - 0.5).any() or \
-            (kps[:, 1] > image.height - 0.5).any():
-        raise AnnotationError(f"reference '{ref.image}' (annotations[{ref.annotation}]): a "
-                              f'labelled keypoint lies outside the image '
-                              f'({image.width} x {image.height})')
-    return ref if ref.crop is None else replace(ref, crop=_clip(ref.crop, image))
+    keypoints = inside_image(ref.keypoints, (image.height, image.width),
+                             f"reference '{ref.image}' (annotations[{ref.annotation}])")
+    crop = None if ref.crop is None else _clip(ref.crop, image)
+    scale = ref.scale if ref.crop is not None else max(ref.scale,
+                                                       0.1 * max(image.width, image.height))
+    return replace(ref, keypoints=keypoints, crop=crop, scale=scale)
 
 
 def _reference_points(refs: Sequence[Reference]) -> torch.Tensor:
@@ -147,28 +148,39 @@ class _Candidates:
 
 
 def _match_category(model: torch.nn.Module, ref_feats: ImageFeatures, ref_points: torch.Tensor,
-                    ref_scales: torch.Tensor, ref_valid: torch.Tensor, trg_feats: ImageFeatures,
-                    precision: str) -> list[_Candidates]:
+                    ref_scales: torch.Tensor, ref_valid: torch.Tensor,
+                    trg_feats: ImageFeatures) -> list[_Candidates]:
     """Every reference of a category against every target: forward, backward, scores."""
     n_ref, n_trg = len(ref_feats), len(trg_feats)
     pairs = [(t, r) for t in range(n_trg) for r in range(n_ref)]
     points = torch.empty(n_trg, n_ref, ref_points.shape[1], 2)
     scores = torch.empty(n_trg, n_ref, ref_points.shape[1])
+    # the network runs under autocast, the matching in fp32: bf16 holds pixel coordinates
+    # only in steps of 4 px past 512 (8 px past 1024)
+    ref_feats, trg_feats = _full_precision(ref_feats), _full_precision(trg_feats)
     plain_refs, plain_trgs = ref_feats.without_mirrored(), trg_feats.without_mirrored()
     for start in range(0, len(pairs), PAIRS_PER_CALL):
         chunk = pairs[start:start + PAIRS_PER_CALL]
         t_idx, r_idx = [t for t, _ in chunk], [r for _, r in chunk]
         start_pts = ref_points[r_idx].to(ref_feats.maps[0].device)
-        with autocast(precision, start_pts.device):
-            fwd = model.match_points(ref_feats[r_idx], start_pts, plain_trgs[t_idx])
-            found = _clamp_inside(fwd.trg_kps.float(), trg_feats, t_idx)
-            back = model.match_points(trg_feats[t_idx], found, plain_refs[r_idx])
+        fwd = model.match_points(ref_feats[r_idx], start_pts, plain_trgs[t_idx])
+        found = _clamp_inside(fwd.trg_kps.float(), trg_feats, t_idx)
+        back = model.match_points(trg_feats[t_idx], found, plain_refs[r_idx])
         score = cycle_score(start_pts.float(), back.trg_kps.float(),
                             ref_scales[r_idx][:, None].to(start_pts.device),
                             fwd.confidence.float())
         for i, (t, r) in enumerate(chunk):
             points[t, r], scores[t, r] = found[i].cpu(), score[i].cpu()
     return [_Candidates(points[t], scores[t], ref_valid) for t in range(n_trg)]
+
+
+def _full_precision(feats: ImageFeatures) -> ImageFeatures:
+    """The features in fp32 (as computed under autocast they may be bf16 or fp16)."""
+    if all(m.dtype == torch.float32 for m in feats.maps):
+        return feats
+    return ImageFeatures(tuple(m.float() for m in feats.maps), feats.frames,
+                         None if feats.mirrored is None
+                         else tuple(m.float() for m in feats.mirrored))
 
 
 def _clamp_inside(points: torch.Tensor, feats: ImageFeatures, index: Sequence[int]
@@ -246,7 +258,8 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
         min_score: Points scoring below it are flagged (``v = 1``).
         fusion: How the references' candidates are combined (:data:`~corrkit.ops.fusion.FUSIONS`).
         margin: Reference boxes grow by this fraction of their longer side.
-        precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (autocast).
+        precision: ``'fp32'``, or ``'bf16'`` / ``'fp16'``: the backbone runs under
+            autocast; the matching runs in fp32.
         batch_size: Targets encoded per backbone call (memory is bounded by it).
         feature_cache: Folder of features kept between runs
             (:class:`~corrkit.apis.feature_store.FeatureStore`).
@@ -279,14 +292,26 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
     targets = [Path(t) for t in targets]
     root = common_folder(targets)
     ids = target_ids(targets, root)
+    distributed = world_size > 1
+    if distributed and not (torch.distributed.is_available() and
+                            torch.distributed.is_initialized()):
+        raise ValueError(f'world_size={world_size} needs an initialised torch.distributed '
+                         f'process group (torchrun with --launcher pytorch)')
     out, parts = Path(out_dir), Path(out_dir) / 'parts'
     parts.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(parts)
+    if rank == 0:  # process ids name writers of this machine only: one rank clears
+        remove_stale_temporaries(parts)
+        for stale in parts.glob('rank*.status'):
+            stale.unlink(missing_ok=True)  # records of an earlier run
+    if distributed:
+        torch.distributed.barrier()
     report = TransferReport(targets=len(targets))
 
     def fail(target_id: str, err: BaseException) -> None:
         message = first_line(err) or type(err).__name__
         report.failed[target_id] = message
+        # an earlier result of this target no longer belongs to its inputs
+        (parts / f'{target_id}.json').unlink(missing_ok=True)
         if on_error is not None:
             on_error(target_id, message)
 
@@ -319,7 +344,7 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
     report.encoded = encoder.encoded
     report.cache_hits = 0 if store is None else store.hits
     _write_rank_record(parts, rank, report)
-    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+    if distributed:
         torch.distributed.barrier()
     if rank == 0:
         for other in range(1, world_size):
@@ -355,7 +380,7 @@ def _transfer(model, references, targets, ids, todo, parts, encoder, precision, 
                                 [None] * len(loaded))
             results: list[dict] = [{} for _ in loaded]
             for cat_id, members in by_category.items():
-                cands = _match_category(model, *groups[cat_id], trg_feats, precision)
+                cands = _match_category(model, *groups[cat_id], trg_feats)
                 for j, (_, _, image) in enumerate(loaded):
                     fused = _fuse(cands[j], (image.height, image.width), fusion)
                     fused['best_reference'] = members[fused['best_reference']]

@@ -90,9 +90,10 @@ def _annotation(image_id: int, category_id: int, result: dict, min_score: float)
     for (x, y), v in zip(points, status):
         triplets += [round(float(x), 2), round(float(y), 2), int(v)] if v else [0, 0, 0]
     instance_score = float(scores[labelled].mean()) if labelled.any() else 0.0
+    box = _bbox(points, status)
     return {'image_id': image_id, 'category_id': category_id, 'keypoints': triplets,
-            'num_keypoints': int((status > 0).sum()), 'bbox': _bbox(points, status),
-            'area': 0.0, 'iscrowd': 0,
+            'num_keypoints': int((status > 0).sum()), 'bbox': box,
+            'area': round(box[2] * box[3], 2), 'iscrowd': 0,
             'score': round(instance_score, 4),
             'keypoint_scores': [round(float(s), 4) if v else 0.0
                                 for s, v in zip(scores, status)]}
@@ -127,7 +128,7 @@ def write_collection(out: Path, coco: KeypointsFile, references: Sequence[Refere
             for k, kp_name in enumerate(category.keypoints):
                 if status[k]:
                     x, y = ann['keypoints'][3 * k:3 * k + 2]
-                    rows.append([name, category.name, kp_name, x, y,
+                    rows.append([_cell(name), _cell(category.name), _cell(kp_name), x, y,
                                  ann['keypoint_scores'][k], int(status[k] == 2)])
             if html:
                 gallery.append((target, name, category, result, status, ann['score']))
@@ -152,6 +153,17 @@ def write_collection(out: Path, coco: KeypointsFile, references: Sequence[Refere
         'targets': report.targets, 'written': len(images), 'accepted': report.accepted,
         'flagged': report.flagged, 'min_score': min_score, 'failed': report.failed})
     report.paths = paths
+
+
+def _cell(text: str) -> str:
+    """A CSV text cell a spreadsheet shows as text: names come from users' files, and a
+    cell starting with ``=``, ``+``, ``-`` or ``@`` would run as a formula.
+
+    Examples:
+        >>> _cell('=SUM(A1)'), _cell('left_eye')
+        ("'=SUM(A1)", 'left_eye')
+    """
+    return "'" + text if text[:1] in ('=', '+', '-', '@', '\t', '\r') else text
 
 
 def _write_json(path: Path, data) -> None:

@@ -51,15 +51,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
-def _distributed(launcher: str, device: str) -> tuple[int, int]:
-    """``(rank, world size)``, starting the process group under torchrun."""
+def _distributed(launcher: str, device: str) -> tuple[int, int, str]:
+    """``(rank, world size, device)``, starting the process group under torchrun; on GPUs
+    each process takes the device of its local rank."""
     if launcher == 'none':
-        return 0, 1
+        return 0, 1, device
+    import torch
     import torch.distributed as dist
+    if device.startswith('cuda'):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = 'nccl' if device.startswith('cuda') else 'gloo'
-        dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size()
+        dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
+    return dist.get_rank(), dist.get_world_size(), device
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
     tune_cpu_allocator()
     rank, world = 0, 1
     with user_errors(args.debug):
-        rank, world = _distributed(args.launcher, args.device)
+        rank, world, device = _distributed(args.launcher, args.device)
         targets = read_targets(args.targets)
         model = init_matcher(args.config or args.model or DEFAULT_MODEL, args.checkpoint,
-                             args.device, args.cfg_options)
+                             device, args.cfg_options)
 
         def report_error(target_id: str, message: str) -> None:
             print(f'\nerror: target {target_id}: {message} (skipped)', file=sys.stderr)

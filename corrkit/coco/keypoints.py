@@ -232,6 +232,9 @@ def _categories(data: dict, path: Path) -> dict[int, KeypointCategory]:
             skeleton.append((edge[0] - 1, edge[1] - 1))
         if ident in categories:
             raise AnnotationError(f'{where}: category id {ident} appears twice')
+        if any(c.name == str(entry['name']) for c in categories.values()):
+            raise AnnotationError(f"{where}: category name {entry['name']!r} appears twice "
+                                  f'(categories are told apart by name)')
         categories[ident] = KeypointCategory(ident, str(entry['name']), tuple(names),
                                              tuple(skeleton), str(entry.get('supercategory', '')))
     return categories

@@ -1,5 +1,6 @@
 """corrkit transfer: outputs, images through the backbone, resuming, the feature cache,
 bad inputs, and two processes against one."""
+import csv
 import json
 import os
 import warnings
@@ -401,3 +402,69 @@ def test_a_large_gallery_keeps_its_images_beside_the_page(collection, tmp_path, 
     files = sorted(p.name for p in (tmp_path / 'out' / 'gallery_files').iterdir())
     assert files and 'data:image/jpeg;base64' not in page
     assert all(f'gallery_files/{name}' in page for name in files)
+
+
+def test_a_target_that_fails_now_loses_its_earlier_result(collection, tmp_path):
+    refs, targets = collection
+    model = build(KEYPOINT)
+    out = tmp_path / 'out'
+    transfer_keypoints(model, refs, targets, out, progress=False)
+    targets[1].write_bytes(b'not an image any more')
+    report = transfer_keypoints(model, refs, targets, out, progress=False)
+    assert list(report.failed) == ['t1.png'] and not (out / 'parts' / 't1.png.json').exists()
+    names = [i['file_name'] for i in load(out, 'annotations.json')['images']]
+    assert names == ['t0.png', 't2.png', 'more/t3.jpg']
+
+
+def test_a_keypoint_on_the_edge_is_kept_and_one_outside_refused(collection, tmp_path):
+    refs, targets = collection
+    doc = json.loads(refs.read_text())
+    doc['annotations'][0]['keypoints'][:3] = [96, 80, 2]  # a click on the corner
+    refs.write_text(json.dumps(doc))
+    _, references = read_references(refs)
+    assert references[0].keypoints[0].tolist() == [95.5, 79.5, 2.0]
+    doc['annotations'][0]['keypoints'][:3] = [98, 30, 2]
+    refs.write_text(json.dumps(doc))
+    with pytest.raises(AnnotationError, match=r'annotations\[0\]: a labelled keypoint lies '
+                                              r'outside its image \(96 x 80\)'):
+        read_references(refs)
+
+
+def test_large_targets_under_bf16_keep_sub_pixel_coordinates(collection, tmp_path):
+    refs, _ = collection
+    big = tmp_path / 'big.png'
+    texture(5, size=(900, 1200)).save(big)
+    transfer_keypoints(build(KEYPOINT), refs, [big], tmp_path / 'out', progress=False,
+                       precision='bf16')
+    coords = keypoints(tmp_path / 'out', scores=False)
+    far = coords[coords > 512]
+    assert far.size and (far % 4 != 0).any()  # bf16 holds only multiples of 4 there
+
+
+def test_several_ranks_need_a_process_group(collection, tmp_path):
+    refs, targets = collection
+    with pytest.raises(ValueError, match='needs an initialised torch.distributed'):
+        transfer_keypoints(build(KEYPOINT), refs, targets, tmp_path / 'out', progress=False,
+                           rank=1, world_size=2)
+
+
+def test_csv_names_cannot_run_as_formulas_and_boxes_have_areas(collection, tmp_path):
+    refs, targets = collection
+    doc = json.loads(refs.read_text())
+    doc['categories'][0]['keypoints'][0] = '=HYPERLINK("http://x")'
+    refs.write_text(json.dumps(doc))
+    transfer_keypoints(build(KEYPOINT), refs, targets, tmp_path / 'out', progress=False,
+                       min_score=0)
+    rows = list(csv.reader((tmp_path / 'out' / 'keypoints.csv').open()))
+    names = {row[2] for row in rows[1:]}
+    assert '\'=HYPERLINK("http://x")' in names and not any(n.startswith('=') for n in names)
+    for ann in load(tmp_path / 'out', 'annotations.json')['annotations']:
+        assert ann['area'] == pytest.approx(ann['bbox'][2] * ann['bbox'][3], abs=0.01)
+
+
+def test_a_coco_target_list_names_only_images_beside_it(tmp_path):
+    (tmp_path / 'sub').mkdir()
+    coco = tmp_path / 'sub' / 'images.json'
+    coco.write_text(json.dumps({'images': [{'id': 1, 'file_name': '../secret.png'}]}))
+    with pytest.raises(AnnotationError, match="'../secret.png' points outside"):
+        read_targets([coco])

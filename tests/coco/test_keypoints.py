@@ -264,3 +264,13 @@ def test_pycocotools_reads_what_keypoints_document_writes(tmp_path):
     assert len(res.getAnnIds()) == 3
     assert sorted(res.getImgIds()) == [1, 2, 3]
     assert res.loadAnns(res.getAnnIds(imgIds=[2]))[0]['keypoints'] == [3, 4, 2, 5.25, 6, 2]
+
+
+def test_two_categories_of_one_name_are_refused(tmp_path):
+    path = tmp_path / 'dup.json'
+    path.write_text(json.dumps({'images': [], 'annotations': [], 'categories': [
+        {'id': 1, 'name': 'cat', 'keypoints': ['a']},
+        {'id': 2, 'name': 'cat', 'keypoints': ['a', 'b']}]}))
+    with pytest.raises(AnnotationError, match=r"categories\[1\] \(id 2\): category name 'cat' "
+                                              r'appears twice'):
+        read_coco_keypoints(path)
