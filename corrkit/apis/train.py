@@ -55,6 +55,9 @@ def build_runner(config: str | os.PathLike | Config | dict, work_dir: str | None
         checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint')
         if checkpoint_hook is not None and checkpoint_hook.get('backend_args') is None:
             checkpoint_hook['backend_args'] = dict(backend=ATOMIC_BACKEND)
+        if checkpoint_hook is not None and not cfg.get('param_scheduler'):
+            # nothing to save: mmengine would warn at every checkpoint that it skips it
+            checkpoint_hook.setdefault('save_param_scheduler', False)
 
     runner = setup_runner(config, 'train', work_dir, cfg_options, launcher, adjust)
     for level, note in notes:
