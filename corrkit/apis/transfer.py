@@ -83,26 +83,26 @@ class _Encoder:
         return ImageFeatures.cat([found[i] for i in range(len(images))])
 
 
-def _encode_references(refs: Sequence[Reference], encoder: _Encoder, batch_size: int
-                       ) -> tuple[ImageFeatures, list[Reference]]:
+def _encode_references(refs: Sequence[Reference], shas: dict[Path, str], encoder: _Encoder,
+                       batch_size: int) -> tuple[ImageFeatures, list[Reference]]:
     """Every reference's region, encoded in batches; each image file decoded once.
 
     Returns the features and the references with their regions clipped to their images.
     """
-    images: dict[Path, tuple[Image.Image, str]] = {}
+    images: dict[Path, Image.Image] = {}
     parts, checked = [], []
     for start in range(0, len(refs), batch_size):
-        crops, shas, regions = [], [], []
+        crops, keys, regions = [], [], []
         for ref in refs[start:start + batch_size]:
             if ref.image not in images:
-                images[ref.image] = (load_image(ref.image), sha256_of(ref.image))
-            image, sha = images[ref.image]
+                images[ref.image] = load_image(ref.image)
+            image = images[ref.image]
             ref = _checked_reference(ref, image)
             crops.append(image if ref.crop is None else image.crop(ref.crop))
-            shas.append(sha)
+            keys.append(shas[ref.image])
             regions.append(ref.crop)
             checked.append(ref)
-        parts.append(encoder(crops, shas, regions))
+        parts.append(encoder(crops, keys, regions))
     return ImageFeatures.cat(parts), checked
 
 
@@ -211,15 +211,21 @@ def _fuse(cands: _Candidates, size: tuple[int, int], fusion: str) -> dict:
             'candidates': cands.points.tolist(), 'candidate_scores': cands.scores.tolist()}
 
 
-def _reference_inputs(refs_path: Path, refs: Sequence[Reference], category: str | None,
-                      margin: float) -> dict:
-    """What the references contribute to a target's result."""
-    shas = {}
+def _reference_hashes(refs: Sequence[Reference]) -> dict[Path, str]:
+    """Each reference image's SHA-256, each file read once (the record and the cache keys
+    use the same digests)."""
+    shas: dict[Path, str] = {}
     for ref in refs:
         if ref.image not in shas:
             if not ref.image.is_file():
                 raise FileNotFoundError(f"reference image '{ref.image}' does not exist")
             shas[ref.image] = sha256_of(ref.image)
+    return shas
+
+
+def _reference_inputs(refs_path: Path, shas: dict[Path, str], category: str | None,
+                      margin: float) -> dict:
+    """What the references contribute to a target's result."""
     return {'file': os.fspath(refs_path), 'sha256': sha256_of(refs_path),
             'images': sorted(set(shas.values())), 'category': category, 'margin': margin}
 
@@ -316,7 +322,8 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
             on_error(target_id, message)
 
     mine = list(range(rank, len(targets), world_size))
-    shared = {'references': _reference_inputs(refs_path, references, category, margin),
+    ref_shas = _reference_hashes(references)
+    shared = {'references': _reference_inputs(refs_path, ref_shas, category, margin),
               'model': model_fingerprint(model), 'precision': precision, 'fusion': fusion}
     todo = []
     for i in mine:
@@ -339,7 +346,7 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
         feature_cache, shared['model'], precision, tuple(model.input_size), cache_dtype)
     encoder = _Encoder(model, precision, store)
     if todo:
-        _transfer(model, references, targets, ids, todo, parts, encoder, precision, fusion,
+        _transfer(model, references, ref_shas, targets, ids, todo, parts, encoder, fusion,
                   batch_size, report, fail, progress)
     report.encoded = encoder.encoded
     report.cache_hits = 0 if store is None else store.hits
@@ -354,9 +361,9 @@ def transfer_keypoints(model: torch.nn.Module, refs: str | os.PathLike,
 
 
 @torch.inference_mode()
-def _transfer(model, references, targets, ids, todo, parts, encoder, precision, fusion,
+def _transfer(model, references, ref_shas, targets, ids, todo, parts, encoder, fusion,
               batch_size, report, fail, progress) -> None:
-    ref_feats, references = _encode_references(references, encoder, batch_size)
+    ref_feats, references = _encode_references(references, ref_shas, encoder, batch_size)
     by_category: dict[int, list[int]] = {}
     for r, ref in enumerate(references):
         by_category.setdefault(ref.category.id, []).append(r)

@@ -38,7 +38,7 @@ from corrkit.apis.transfer import transfer_keypoints
 from corrkit.apis.transfer_outputs import read_part
 from corrkit.cli.transfer import DEFAULT_MODEL
 from corrkit.datasets.mini import make_mini_dataset
-from corrkit.datasets.mini.coco import FIRST_TARGET, mini_dataset_coco
+from corrkit.datasets.mini.coco import FIRST_TARGET, mini_dataset_coco, view_number
 from corrkit.datasets.mini.stereo import make_stereo_pairs
 from corrkit.evaluation.transfer_pck import evaluate_transfer
 from corrkit.ops.fusion import FUSIONS, agreement_score, fuse_candidates
@@ -52,16 +52,12 @@ STEREO_ALPHAS = (0.01, 0.02, 0.05)
 SPLITS = ('trn', 'val', 'test')
 
 
-def _view(name: str) -> int:
-    return int(Path(name).stem.rsplit('_', 1)[1])
-
-
 def collection(doc: dict, category: str, k: int) -> tuple[dict, list[dict], dict]:
     """References (views 1..k), targets (views 6 and up, not the photo itself), ground truth."""
     cat = next(c for c in doc['categories'] if c['name'] == category)
     images = [i for i in doc['images'] if i['file_name'].split('/')[1] == category]
-    refs = [i for i in images if 1 <= _view(i['file_name']) <= k]
-    targets = [i for i in images if _view(i['file_name']) > FIRST_TARGET - 1]
+    refs = [i for i in images if 1 <= view_number(i['file_name']) <= k]
+    targets = [i for i in images if view_number(i['file_name']) > FIRST_TARGET - 1]
     by_image = {a['image_id']: a for a in doc['annotations'] if a['category_id'] == cat['id']}
     ref_doc = {'images': refs, 'categories': [cat],
                'annotations': [by_image[i['id']] for i in refs]}

@@ -20,7 +20,7 @@ from typing import Sequence
 from ...errors import AnnotationError, DatasetNotFoundError
 from ...utils.fileio import atomic_path
 
-__all__ = ['FIRST_TARGET', 'mini_dataset_coco', 'write_mini_coco']
+__all__ = ['FIRST_TARGET', 'mini_dataset_coco', 'view_number', 'write_mini_coco']
 
 #: Views before it are references, views from it on targets (every K <= 5 scores the same
 #: targets).
@@ -87,7 +87,13 @@ def mini_dataset_coco(root: str | os.PathLike, splits: Sequence[str] = ('test',)
     return {'images': images, 'categories': categories, 'annotations': annotations}
 
 
-def _view(file_name: str) -> int:
+def view_number(file_name: str) -> int:
+    """The view a mini-dataset file name is (``chelsea_07.jpg`` → 7; the photo is 0).
+
+    Examples:
+        >>> view_number('JPEGImages/chelsea/chelsea_07.jpg')
+        7
+    """
     match = re.search(r'_(\d+)\.\w+$', file_name)
     return int(match.group(1)) if match else 0
 
@@ -121,7 +127,7 @@ def write_mini_coco(root: str | os.PathLike, splits: Sequence[str] = ('trn', 'va
     doc = mini_dataset_coco(root, splits)
     lists = root / 'transfer_targets'
     lists.mkdir(exist_ok=True)
-    chosen = {i['id'] for i in doc['images'] if 1 <= _view(i['file_name']) <= references}
+    chosen = {i['id'] for i in doc['images'] if 1 <= view_number(i['file_name']) <= references}
     refs = {'images': [i for i in doc['images'] if i['id'] in chosen],
             'categories': doc['categories'],
             'annotations': [a for a in doc['annotations'] if a['image_id'] in chosen]}
@@ -132,7 +138,7 @@ def write_mini_coco(root: str | os.PathLike, splits: Sequence[str] = ('trn', 'va
         photo = category['name']
         lines = [f"../{i['file_name']}" for i in doc['images']
                  if i['file_name'].split('/')[1] == photo and
-                 _view(i['file_name']) >= FIRST_TARGET]
+                 view_number(i['file_name']) >= FIRST_TARGET]
         with atomic_path(lists / f'{photo}.txt') as tmp:
             tmp.write_text('\n'.join(lines) + '\n')
     return root / 'transfer_references.json'
