@@ -1,5 +1,6 @@
 """The corrkit command: list, match (with the viewer), match-pairs, publish; hubconf."""
 import csv
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -16,7 +17,9 @@ from corrkit.apis import init_matcher
 from corrkit.apis.batch import match_pairs, read_pairs
 from corrkit.apis.publish import KEPT_META, publish_model
 from corrkit.cli import COMMANDS, main
+from corrkit.cli.list_models import readiness
 from corrkit.errors import WeightsError
+from corrkit.hub.model_index import load_model_index
 from corrkit.hub.model_names import model_names
 
 TINY = 'transformatcher_tiny'
@@ -42,9 +45,30 @@ def test_the_console_script_is_installed_and_lists_every_command():
         assert command in done.stdout
 
 
-def test_list_shows_names_weights_and_descriptions(capsys):
+@pytest.fixture
+def weights_cache(tmp_path, monkeypatch):
+    """An empty torch.hub and Hugging Face cache; returns torch.hub's checkpoints folder."""
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'torch'))
+    monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path / 'hf'))
+    checkpoints = tmp_path / 'torch' / 'checkpoints'
+    checkpoints.mkdir(parents=True)
+    return checkpoints
+
+
+def cache_mobilenet_v2(checkpoints):
+    """Put a file where the MobileNetV2 weights live (readiness neither reads nor hashes it)."""
+    file = load_model_index()['zeroshot_mobilenetv2'].backbone_weights.filename
+    (checkpoints / file).write_bytes(b'weights')
+
+
+def table(out):
+    """The table's rows (up to the blank line before the notes)."""
+    return out.split('\n\n')[0].splitlines()
+
+
+def test_list_shows_names_weights_and_descriptions(capsys, weights_cache):
     assert main(['list', 'zeroshot_mobilenetv2*']) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = table(capsys.readouterr().out)
     assert [line.split()[:2] for line in lines] == [
         ['zeroshot_mobilenetv2', 'zero-shot'], ['zeroshot_mobilenetv2_ap10k', 'zero-shot'],
         ['zeroshot_mobilenetv2_softargmax', 'zero-shot'],
@@ -52,6 +76,66 @@ def test_list_shows_names_weights_and_descriptions(capsys):
     assert main(['list', 'transformatcher_spair']) == 0
     assert capsys.readouterr().out.split()[:2] == ['transformatcher_spair', 'train']
     assert main(['list', 'no_such_model']) == 1
+
+
+def test_readiness_follows_the_cache(weights_cache):
+    index = load_model_index()
+    assert readiness(index['zeroshot_mobilenetv2']) == 'fetch'  # published, not cached
+    assert readiness(index['dinov2_zeroshot_spair']) == 'fetch'  # a Hugging Face file
+    assert readiness(index['transformatcher_spair']) == 'no'  # train it
+    assert readiness(index[TINY]) == 'no'  # random backbone, but a head to train
+    assert readiness(None) == 'no'
+    random_backbone = dataclasses.replace(index['zeroshot_mobilenetv2'], backbone_weights=None)
+    assert readiness(random_backbone) == 'yes'  # zero-shot and loads no file
+    cache_mobilenet_v2(weights_cache)
+    assert readiness(index['zeroshot_mobilenetv2']) == 'yes'
+    assert readiness(index['dinov2_zeroshot_spair']) == 'fetch'
+
+
+def test_list_says_which_models_run_now(capsys, weights_cache):
+    assert main(['list', 'zeroshot_mobilenetv2']) == 0  # an empty cache: nothing runs now
+    row = table(capsys.readouterr().out)[0]
+    assert row.split()[:4] == ['zeroshot_mobilenetv2', 'zero-shot', 'fetch', 'it']
+    assert main(['list', 'zeroshot_mobilenetv2', '--ready']) == 1
+    hint = capsys.readouterr().out
+    assert len(hint.splitlines()) == 1 and 'not in the cache' in hint and 'make weights' in hint
+    cache_mobilenet_v2(weights_cache)
+    assert main(['list', 'zeroshot_mobilenetv2']) == 0
+    row = table(capsys.readouterr().out)[0]
+    assert row.split()[:4] == ['zeroshot_mobilenetv2', 'zero-shot', 'runs', 'now']
+    assert main(['list', 'transformatcher_spair']) == 0  # must be trained: blank
+    row = table(capsys.readouterr().out)[0]
+    assert 'runs now' not in row and 'fetch it' not in row
+
+
+def test_list_ready_lists_only_the_models_that_run_now(capsys, weights_cache):
+    assert main(['list', '--ready']) == 1  # an empty cache
+    capsys.readouterr()
+    cache_mobilenet_v2(weights_cache)
+    assert main(['list', '--ready']) == 0
+    rows = table(capsys.readouterr().out)
+    assert main(['list']) == 0
+    everything = table(capsys.readouterr().out)
+    assert rows == [row for row in everything if '  runs now  ' in row]
+    names = {row.split()[0] for row in rows}
+    assert {'zeroshot_mobilenetv2', 'keypoint_mobilenetv2_zeroshot_upsample'} <= names
+    assert not names & {'dinov2_zeroshot_spair', 'transformatcher_spair', TINY}
+    assert len(rows) < len(everything)
+
+
+def test_list_marks_the_defaults_and_says_to_start_with_them(capsys, weights_cache):
+    from corrkit.cli import match, match_pairs, transfer
+    assert main(['list', 'mobilenetv2']) == 0
+    out = capsys.readouterr().out
+    marked = {row.split()[0]: row for row in table(out) if '[default of corrkit' in row}
+    assert set(marked) == {match.DEFAULT_MODEL, transfer.DEFAULT_MODEL}
+    assert match_pairs.DEFAULT_MODEL == match.DEFAULT_MODEL
+    assert '[default of corrkit match, match-pairs] ' in marked[match.DEFAULT_MODEL]
+    assert '[default of corrkit transfer] ' in marked[transfer.DEFAULT_MODEL]
+    notes = out.split('\n\n')[1]
+    assert notes.startswith(f'start with: {match.DEFAULT_MODEL} (corrkit match, match-pairs)')
+    assert transfer.DEFAULT_MODEL in notes and 'runs now: ' in notes
+    assert max(len(line) for line in notes.splitlines()) <= 100
 
 
 def test_match_writes_keypoints_pictures_and_the_viewer(tmp_path):

@@ -33,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples:
         >>> main(['list', 'keypoint_*_nn'])  # doctest: +ELLIPSIS
-        keypoint_mobilenetv2_zeroshot_nn  zero-shot  keypoint_mobilenetv2_zeroshot.py with ...
+        keypoint_mobilenetv2_zeroshot_nn  zero-shot  ...  keypoint_mobilenetv2_zeroshot.py with ...
+        start with: zeroshot_mobilenetv2 (corrkit match, match-pairs), ...
         0
     """
     parser = argparse.ArgumentParser(
