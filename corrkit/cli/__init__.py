@@ -21,7 +21,7 @@ __all__ = ['COMMANDS', 'main', 'standalone']
 #: Subcommand → module of this package.
 COMMANDS = {'list': 'list_models', 'train': 'train', 'test': 'test', 'benchmark': 'benchmark',
             'match': 'match', 'match-pairs': 'match_pairs', 'transfer': 'transfer',
-            'publish': 'publish'}
+            'publish': 'publish', 'doc': 'doc'}
 
 
 def _module(name: str) -> ModuleType:
