@@ -1,17 +1,23 @@
 """Loading configs the same way from every tool, notebook and test."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import threading
+from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from mmengine.config import Config
 
-from .hub.model_names import config_path, config_root, is_model_name
+from .hub.model_names import config_path, config_root, is_model_name, suggest_names
+
+#: How a config's ``_base_`` names a config corrkit ships (OpenMMLab's package scope).
+SHIPPED = 'corrkit::'
 
 
 def load_config(config: str | os.PathLike | Config | dict,
@@ -24,7 +30,9 @@ def load_config(config: str | os.PathLike | Config | dict,
     imported from the config's own folder or the folders above it, then from
     corrkit's own package (see :func:`import_plugins`), never first from the working
     directory, so a config can list ``plugins.<name>`` whichever script loads it and
-    wherever it runs from.
+    wherever it runs from. A ``_base_`` entry ``'corrkit::NAME.py'`` inherits a
+    config corrkit ships, wherever the inheriting config lies (see
+    :func:`shipped_config`).
 
     Args:
         config: A model name (``'transformatcher_spair'``, see
@@ -38,7 +46,8 @@ def load_config(config: str | os.PathLike | Config | dict,
     Raises:
         KeyError: If a name (a string without ``.py``) names no config, or is no
             name (``..``, an absolute path, a ``_base_`` part); the message names it
-            and suggests close names.
+            and suggests close names; also if a ``'corrkit::'`` base names no shipped
+            config.
         FileNotFoundError: If the config file does not exist.
         ValueError: If the file is not a valid Python config (the message names the
             file and the error), or an override does not fit it.
@@ -54,7 +63,8 @@ def load_config(config: str | os.PathLike | Config | dict,
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config file '{path}' does not exist")
         try:
-            cfg = Config.fromfile(path, import_custom_modules=False)
+            with _shipped_bases():
+                cfg = Config.fromfile(path, import_custom_modules=False)
         except (SyntaxError, NameError, TypeError, AttributeError, IndexError,
                 AssertionError) as err:  # configs are Python: report the line, not a trace
             where = (f' (line {err.lineno})' if isinstance(err, SyntaxError) and err.lineno
@@ -69,6 +79,76 @@ def load_config(config: str | os.PathLike | Config | dict,
                              f"'{cfg.filename}': {type(err).__name__}: {err}") from err
     import_plugins(cfg)
     return cfg
+
+
+def shipped_config(base: str) -> Path:
+    """The file of a ``_base_`` entry ``'corrkit::NAME'`` (``NAME`` with or without ``.py``).
+
+    ``NAME`` is a path below corrkit's config folder (:func:`~corrkit.hub.model_names.
+    config_root`: the repository's ``configs/`` in a clone, ``corrkit/.mim/configs`` in
+    a wheel), so a config outside the repository inherits a shipped model by its name
+    (``'corrkit::transformatcher_mobilenetv2_mini.py'``) or a shipped base
+    (``'corrkit::_base_/datasets/spair.py'``). It resolves only to a file inside that
+    folder: absolute paths and ``..`` are refused. mmengine's own ``package::`` lookup
+    needs ``pkg_resources`` and a wheel's ``.mim`` folder; this works in a clone and an
+    editable install too.
+
+    Args:
+        base: The entry, starting with ``'corrkit::'``.
+
+    Returns:
+        The config file.
+
+    Raises:
+        KeyError: If ``NAME`` leaves the folder or names no file there; the message
+            names the entry and suggests close names.
+
+    Examples:
+        >>> shipped_config('corrkit::zeroshot_mobilenetv2.py').name
+        'zeroshot_mobilenetv2.py'
+    """
+    name = base[len(SHIPPED):] if base.startswith(SHIPPED) else base
+    name = name[:-3] if name.endswith('.py') else name
+    root = config_root()
+    parts = name.replace('\\', '/').split('/')
+    if os.path.isabs(name) or any(part in ('', '.', '..') for part in parts):
+        raise KeyError(f"_base_ entry {base!r}: '{SHIPPED}' takes a config's path below "
+                       f"'{root}' (a model name from corrkit list, or '_base_/...'), not an "
+                       f'absolute path or one with ., .. or an empty part')
+    path = root / f'{name}.py'
+    if not path.is_file() or not path.resolve().is_relative_to(root.resolve()):
+        names = sorted(p.relative_to(root).with_suffix('').as_posix()
+                       for p in root.rglob('*.py'))
+        raise KeyError(f"_base_ entry {base!r}: corrkit ships no config '{name}.py' in "
+                       f"'{root}'{suggest_names(name, names)}; corrkit list shows the model "
+                       f'names')
+    return path
+
+
+_BASES_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _shipped_bases() -> Iterator[None]:
+    """While reading a config, resolve its ``'corrkit::'`` bases with :func:`shipped_config`.
+
+    mmengine resolves each ``_base_`` entry through ``Config._get_cfg_path``; it is
+    wrapped for the duration of one read (entries without the prefix go to mmengine as
+    before), under a lock, and restored after.
+    """
+    with _BASES_LOCK:
+        original = Config.__dict__['_get_cfg_path']
+
+        def resolve(cfg_path: str, filename: str):
+            if cfg_path.startswith(SHIPPED):
+                return os.fspath(shipped_config(cfg_path)), None
+            return original.__func__(cfg_path, filename)
+
+        Config._get_cfg_path = staticmethod(resolve)
+        try:
+            yield
+        finally:
+            Config._get_cfg_path = original
 
 
 def import_plugins(cfg: Config) -> None:

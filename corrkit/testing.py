@@ -11,7 +11,37 @@ what broke:
 - gradients reach every parameter that requires grad, and the inputs of the
   roles downstream of the backbone (a fine-tuned backbone learns through them).
 
-The component passed in is not modified: each dtype runs on a copy.
+**Dtypes and devices, exactly.** For each entry of ``dtypes`` (float32 and
+float64 by default) a checker deep-copies the component and converts the copy
+with ``module.to(dtype)``, which converts its floating-point parameters and
+buffers; the random inputs are made in that dtype, on the device of the
+component's first parameter (else its first buffer, else the CPU), and every
+output must have the input's dtype and device. So a component needs no cast for
+its own parameters and buffers. It must make the tensors it creates in
+``forward`` like its input (``x.new_zeros(...)``, ``torch.arange(n,
+device=x.device, dtype=x.dtype)``), and keep constant tensors as buffers
+(``register_buffer(..., persistent=False)``), not as plain attributes, which
+``.to()`` and ``.cuda()`` leave behind. The checkers run without autocast and
+in the mode the component is in (``train()`` or ``eval()``); the component
+passed in is not modified. Under autocast (``--precision bf16``, ``--amp``) the
+parameters stay float32 while inputs may be bfloat16 or float16: the operations
+autocast lists (``nn.Linear``, convolutions, matrix products, ``einsum``) cast
+their operands, and element-wise operations promote, so no cast is needed
+there either; operations that require equal dtypes and that autocast does not
+cast (``index_put_``, ``scatter_`` with a ``src``, custom autograd functions or
+kernels) need the operands brought to one dtype by the component. Under
+autocast an output may come out in another floating dtype than its input; the
+matchers compute points and pixels in float32 whatever it is.
+
+**Gradients, exactly.** One backward pass of a fixed random projection of the
+outputs (``sum(out * r)``) must give every parameter with ``requires_grad``, and
+every input the checker marks (each role's docstring says which), a gradient
+that exists and is finite. A gradient that is exactly zero passes: a layer
+initialised at zero blocks the gradient of the layers before it at the start,
+and training moves it. A missing gradient fails: the parameter is not used,
+or the output reaches it only through a detached, ``no_grad`` or integer path
+(``.item()``, ``argmax``). :func:`check_keypoint_head` and the loss checkers ask
+more; their docstrings say what.
 
 Examples:
     >>> from corrkit.models.refiners import MeanRefiner
@@ -117,6 +147,13 @@ def check_backbone(backbone: Backbone, image_size: tuple[int, int] = (70, 53), b
                    dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
     """Check a built :class:`~corrkit.models.base.Backbone` against its contract.
 
+    Per entry of ``dtypes``, a copy converted to that dtype encodes random images
+    in that dtype on the backbone's device (the images need no gradient). Each
+    map must have the declared channels and the size
+    :meth:`~corrkit.models.base.Backbone.feature_sizes` gives, the images' dtype
+    and device, finite values, and every trainable parameter an existing, finite
+    gradient (a frozen backbone has none to check).
+
     Args:
         backbone: The component, in the mode it is to be checked in.
         image_size: ``(H, W)`` of the test images (odd sizes exercise
@@ -156,6 +193,11 @@ def check_neck(neck: Neck, in_channels: Sequence[int] | None = None,
                sizes: Sequence[tuple[int, int]] | None = None, batch: int = 2,
                dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
     """Check a built :class:`~corrkit.models.base.Neck` against its contract.
+
+    Per entry of ``dtypes``, a copy converted to that dtype gets random maps in
+    that dtype on the neck's device, with ``requires_grad``; its outputs must
+    follow their dtype and device and pass the gradient check (every input map
+    and trainable parameter).
 
     The input maps are those of a backbone with ``in_strides`` on an image of
     ``6 s × 5 s`` pixels, ``s`` the least common multiple of the strides (so
@@ -231,6 +273,11 @@ def check_correlation(builder: CorrelationBuilder, in_channels: Sequence[int] | 
                       dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
     """Check a built :class:`~corrkit.models.base.CorrelationBuilder` against its contract.
 
+    Per entry of ``dtypes``, a copy converted to that dtype gets random source
+    and target maps in that dtype on its device, with ``requires_grad``; the
+    correlation must follow their dtype and device, and every map and trainable
+    parameter must get an existing, finite gradient.
+
     The first maps are at ``source_size`` / ``target_size``; with several maps the
     last is at half that size, as a coarser backbone stage would be.
 
@@ -269,6 +316,15 @@ def check_refiner(refiner: Refiner, in_channels: int | None = None,
                   grid: tuple[int, int, int, int] = (3, 4, 2, 3), batch: int = 2,
                   dtypes: Sequence[torch.dtype] = DTYPES, seed: int = 0) -> None:
     """Check a built :class:`~corrkit.models.base.Refiner` against its contract.
+
+    Per entry of ``dtypes``, a copy of the refiner converted to that dtype gets
+    a random non-negative correlation ``(B, L, Hs, Ws, Ht, Wt)`` in that dtype on
+    the refiner's device, with ``requires_grad``. The output must be ``(B,
+    out_channels, Hs, Ws, Ht, Wt)``, finite, in the correlation's dtype and on its
+    device, and one backward pass must give the correlation and every trainable
+    parameter an existing, finite gradient (zero is allowed; see the module's
+    notes on dtypes and gradients). A refiner needs no cast for its own
+    parameters and buffers.
 
     Also checks every layer of :meth:`~corrkit.models.base.Refiner.attention_layers`
     is a :class:`~corrkit.layers.Attention`, and every entry of
@@ -315,6 +371,10 @@ def check_head(head: FlowHead, in_channels: int = 1,
 
     Probabilities must sum to one over the target cells and the predicted
     targets (``source_grid + flow``) must lie in the normalised target frame.
+    Per entry of ``dtypes``, a copy converted to that dtype reads a random
+    correlation in that dtype on its device; flow and probabilities must follow
+    its dtype and device, and the flow's gradient must reach the correlation and
+    every trainable parameter (existing and finite).
 
     Args:
         head: The component.
@@ -357,11 +417,15 @@ def check_keypoint_head(head: KeypointHead, num_keypoints: int = 3,
 
     On random similarities in ``[-1, 1]`` (cosine scores) the head must return a
     :class:`~corrkit.models.base.KeypointPrediction` with keypoints inside the
-    normalised target frame and confidences in ``[0, 1]``. Gradients must reach
-    every trainable parameter and, unless the head declares
-    ``differentiable = False`` (a hard argmax), reach the similarity through
-    ``kps`` alone. A single clear peak in the top-right cell must be predicted
-    right of and above the grid's centre, which catches ``(y, x)`` swaps.
+    normalised target frame and confidences in ``[0, 1]``, both in the
+    similarity's dtype and device (per entry of ``dtypes``, on a copy converted
+    to that dtype). Every trainable parameter must get an existing, finite
+    gradient from ``kps`` and ``confidence``; unless the head declares
+    ``differentiable = False`` (a hard argmax), the similarity must also get a
+    finite gradient through ``kps`` alone that is not zero everywhere (a zero
+    there would leave the backbone nothing to learn from). A single clear peak
+    in the top-right cell must be predicted right of and above the grid's
+    centre, which catches ``(y, x)`` swaps.
 
     Args:
         head: The component.
@@ -437,7 +501,11 @@ def check_attention(attn: Attention, grid: tuple[int, int, int, int] = (2, 2, 2,
                     seed: int = 0) -> None:
     """Check a built :class:`~corrkit.layers.Attention` against its contract.
 
-    When :meth:`~corrkit.layers.Attention.pairwise_queries_keys` returns a map,
+    Per entry of ``dtypes``, a copy converted to that dtype gets random tokens
+    ``(B, T, D)`` in that dtype on its device, with ``requires_grad``; the output
+    must be ``(B, T, D)`` in their dtype and device, and the tokens and every
+    trainable parameter must get an existing, finite gradient. When
+    :meth:`~corrkit.layers.Attention.pairwise_queries_keys` returns a map,
     its queries and keys must be finite ``(B, heads, T, D_h)`` tensors.
 
     Args:
@@ -473,9 +541,11 @@ def check_loss(loss: nn.Module, batch: int = 3, num_keypoints: int = 4,
 
     A :class:`~corrkit.models.base.SimilarityLoss` is checked by
     :func:`check_similarity_loss`. Any other loss is a keypoint loss:
-    ``loss(pred, target, valid)`` must return a finite scalar whose gradient is
-    zero at masked keypoints and reaches the valid ones, and stay finite for a
-    batch without any valid keypoint.
+    ``loss(pred, target, valid)`` must return a finite scalar in ``pred``'s dtype
+    and device (per entry of ``dtypes``, on a copy converted to that dtype)
+    whose gradient to ``pred`` is zero at every masked keypoint and not zero at
+    all the valid ones together, and stay finite for a batch without any valid
+    keypoint.
 
     Args:
         loss: The component.
@@ -609,6 +679,9 @@ def check_matcher(model: nn.Module, image_sizes: Sequence[tuple[int, int]] = ((3
     images' pixels, confidences in ``[0, 1]``, non-negative maps, the flow of
     :meth:`dense_flow`, and the grid's rows after the points; a matcher that
     ``mirrors_source`` refuses sources encoded without their mirrored maps.
+
+    The matcher runs as it is (its own dtype and device, no copy) under
+    ``no_grad``; its ``train``/``eval`` mode is restored afterwards.
 
     Args:
         model: A matcher (a :class:`~corrkit.models.base.Matcher` with a

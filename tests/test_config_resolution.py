@@ -105,3 +105,39 @@ def test_a_plugin_next_to_a_users_config_is_imported_from_there(tmp_path):
         assert str(tmp_path / 'proj') not in sys.path
     finally:
         sys.modules.pop('corrkit_test_plugin_pkg', None)
+
+
+def test_a_config_outside_the_repository_inherits_a_shipped_model_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing of corrkit's beside the config or in the cwd
+    from mmengine.config import Config
+    resolve = Config.__dict__['_get_cfg_path']
+    config = tmp_path / 'mine.py'
+    config.write_text("_base_ = ['corrkit::transformatcher_mobilenetv2_mini.py', "
+                      "'corrkit::_base_/schedules/adam_10e']\n"
+                      "model = dict(refiner=dict(_delete_=True, type='MeanRefiner'))\n"
+                      "train_cfg = dict(max_epochs=2)\n")
+    with pytest.raises(KeyError, match='Duplicate key'):  # both bases define train_cfg
+        load_config(config)
+    config.write_text("_base_ = ['corrkit::transformatcher_mobilenetv2_mini.py']\n"
+                      "model = dict(refiner=dict(_delete_=True, type='MeanRefiner'))\n"
+                      "train_cfg = dict(max_epochs=2)\n")
+    cfg = load_config(config)
+    shipped = load_config('transformatcher_mobilenetv2_mini')
+    assert cfg.model.refiner == dict(type='MeanRefiner') and cfg.train_cfg.max_epochs == 2
+    assert cfg.model.backbone == shipped.model.backbone
+    assert cfg.optim_wrapper == shipped.optim_wrapper
+    assert Config.__dict__['_get_cfg_path'] is resolve  # mmengine's resolver is restored
+
+
+@pytest.mark.parametrize('base, message', [
+    ('corrkit::transformatcher_mobilenetv2_mnii.py',
+     "did you mean 'transformatcher_mobilenetv2_mini'"),
+    ('corrkit::../setup.py', "not an absolute path or one with ., .."),
+    ('corrkit::/etc/passwd', "not an absolute path"),
+])
+def test_a_shipped_base_that_is_not_there_names_the_entry(tmp_path, base, message):
+    config = tmp_path / 'mine.py'
+    config.write_text(f'_base_ = [{base!r}]\n')
+    with pytest.raises(KeyError) as err:
+        load_config(config)
+    assert base in str(err.value) and message in str(err.value)

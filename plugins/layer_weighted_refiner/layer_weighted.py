@@ -31,5 +31,5 @@ class LayerWeightedRefiner(Refiner):
         self.scale = nn.Parameter(torch.tensor(float(init_scale)))
 
     def forward(self, corr: Tensor) -> Tensor:
-        weights = torch.softmax(self.layer_logits, dim=0).to(corr.dtype)
+        weights = torch.softmax(self.layer_logits, dim=0)
         return self.scale * torch.einsum('bl...,l->b...', corr, weights).unsqueeze(1)
