@@ -90,6 +90,49 @@ def test_make_mini_dataset_then_test_a_config_on_it(repo, tmp_path):
     assert report['num_pairs'] == 6 and set(report['per_category']) == {
         'chelsea', 'grace_hopper', 'motorcycle'}
     assert {'viewpoint_variation', 'scale_variation'} <= set(report['per_difficulty'])
+    measured = ("split 'test' of SPairDataset at " f"{data}: 6 pairs, categories chelsea, "
+                "grace_hopper, motorcycle")
+    assert report['measured_on']['split'] == 'test' and f'measured on {measured}' in tested.stdout
+    compared = run(repo, 'tools/compare_pck.py', f"zero-shot={work / 'pck_bbox.json'}",
+                   f"trained={work / 'pck_bbox.json'}")
+    assert compared.returncode == 0, compared.stderr
+    lines = compared.stdout.splitlines()
+    assert lines[0] == "PCK (%), threshold 'bbox', averaged per pair"
+    assert lines[1] == f'measured on {measured}' and lines[2].startswith('model ')
+
+
+def test_compare_pck_says_what_reports_measured_and_warns_when_it_differs(repo, tmp_path):
+    base = dict(threshold='bbox', average='pair', alphas=[0.1], num_pairs=2,
+                overall={'0.1': 50.0})
+    where = dict(dataset='SPairDataset', data_root='data/mini-spair', pairs=2)
+    reports = {'old': base,  # written before reports said what they measured
+               'val': dict(base, measured_on=dict(where, split='val',
+                                                  categories=['camera', 'coins'])),
+               'test': dict(base, measured_on=dict(where, split='test',
+                                                   categories=['chelsea', 'grace_hopper']))}
+    for name, report in reports.items():
+        (tmp_path / f'{name}.json').write_text(json.dumps(report))
+    old = run(repo, 'tools/compare_pck.py', f"a={tmp_path / 'old.json'}",
+              f"b={tmp_path / 'old.json'}")
+    assert old.returncode == 0, old.stderr
+    assert old.stdout.splitlines()[1].startswith('model ')  # nothing to say, nothing said
+    mixed = run(repo, 'tools/compare_pck.py', *(f'{n}={tmp_path / n}.json' for n in reports))
+    assert mixed.returncode == 0, mixed.stderr
+    assert mixed.stdout.splitlines()[1:5] == [
+        'measured on: not recorded in the report (old)',
+        "measured on split 'val' of SPairDataset at data/mini-spair: 2 pairs, categories "
+        "camera, coins (val)",
+        "measured on split 'test' of SPairDataset at data/mini-spair: 2 pairs, categories "
+        "chelsea, grace_hopper (test)",
+        'warning: different splits or datasets; these numbers are not comparable']
+    for name, digest in (('val', 'a' * 16), ('test', 'b' * 16)):  # then the pairs differ too
+        reports[name]['pairs_digest'] = digest
+        (tmp_path / f'{name}.json').write_text(json.dumps(reports[name]))
+    refused = run(repo, 'tools/compare_pck.py', f"val={tmp_path / 'val.json'}",
+                  f"test={tmp_path / 'test.json'}")
+    assert refused.returncode == 1 and 'Traceback' not in refused.stderr
+    assert "val on split 'val' of SPairDataset" in refused.stderr
+    assert "test on split 'test' of SPairDataset" in refused.stderr
 
 
 def test_test_tool_names_a_missing_dataset(repo, tmp_path):

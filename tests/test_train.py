@@ -69,6 +69,8 @@ def as_args(opts):
 
 
 def test_train_tool_as_typed_then_test_tool_on_its_checkpoint(repo, mini, tmp_path):
+    """Each report and validation log names the split and photos it measured (the mini
+    dataset's categories), and the tool ends with the best checkpoint and its test command."""
     work = tmp_path / 'work'
     opts = dict(options(mini, 1), **{'train_dataloader.dataset.indices': 8})  # 2 iterations
     trained = subprocess.run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work),
@@ -81,6 +83,22 @@ def test_train_tool_as_typed_then_test_tool_on_its_checkpoint(repo, mini, tmp_pa
     assert {'state_dict', 'optimizer', 'message_hub', 'meta'} <= set(state)
     assert list(work.glob('best_PCK@0.1_epoch_1.pth'))
     assert (work / 'val' / 'pck_bbox.json').is_file()
+    measured = json.loads((work / 'val' / 'pck_bbox.json').read_text())['measured_on']
+    assert measured == dict(dataset='SPairDataset', split='val', data_root=str(mini), pairs=2,
+                            categories=['camera', 'coins'])
+    log = next(work.glob('*/*.log')).read_text()  # <work_dir>/<timestamp>/<timestamp>.log
+    assert f"measured on split 'val' of SPairDataset at {mini}: 2 pairs, categories camera, " \
+           f"coins" in log
+    assert log.count("validation measures split 'val'") == 1
+    assert "tools/test.py measures split 'test' of SPairDataset at data/SPair-71k" in log
+    summary = trained.stdout.splitlines()[-4:]
+    assert summary[0] == f'work dir: {work}'
+    best = work / 'best_PCK@0.1_epoch_1.pth'
+    assert summary[1].startswith(f'best checkpoint: {best} (validation PCK@0.1 ')
+    assert summary[2] == (f"validation measured split 'val' of SPairDataset at {mini}: "
+                          f"2 pairs, categories camera, coins")
+    assert summary[3] == (f"test it on split 'test' of SPairDataset at data/SPair-71k: "
+                          f"python tools/test.py {CONFIG} --checkpoint {best}")
     tested = subprocess.run([sys.executable, 'tools/test.py', CONFIG, '--checkpoint',
                              str(checkpoint), '--work-dir', str(tmp_path / 'test'),
                              '--cfg-options', 'model.backbone.pretrained=False',
@@ -90,6 +108,8 @@ def test_train_tool_as_typed_then_test_tool_on_its_checkpoint(repo, mini, tmp_pa
                             cwd=repo, capture_output=True, text=True, timeout=600)
     assert tested.returncode == 0, error_lines(tested.stderr)
     assert 'PCK@0.1:' in tested.stdout
+    assert f"measured on split 'test' of SPairDataset at {mini}: 3 pairs, categories " \
+           f"chelsea, grace_hopper, motorcycle" in tested.stdout
 
 
 @pytest.mark.parametrize('workers', [0, 2], ids=['main-process', 'two-workers'])
@@ -129,6 +149,26 @@ def test_a_training_run_warns_of_nothing_corrkit_could_avoid(repo, mini, tmp_pat
     assert logs and 'Epoch(train)' in logs[0].read_text()
     assert not [line for log in logs for line in log.read_text().splitlines()
                 if 'WARNING' in line and 'param_scheduler' in line]
+
+
+def test_training_summary_says_nothing_without_a_best_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from corrkit.apis.train import training_summary
+    hub = MessageHub.get_instance('summary-test')
+    runner = SimpleNamespace(message_hub=hub, hooks=[], val_loop=None, cfg={})
+    assert training_summary(runner) == []  # no validation: no best checkpoint
+    hub.update_info('best_ckpt', str(tmp_path / 'gone.pth'))  # removed since
+    assert training_summary(runner) == []
+    (tmp_path / 'best.pth').write_bytes(b'')
+    hub.update_info('best_ckpt', str(tmp_path / 'best.pth'))
+    hub.update_info('best_score', 61.25)
+    assert training_summary(runner, 'configs/x.py') == [
+        f"best checkpoint: {tmp_path / 'best.pth'} (validation score 61.2)",
+        f"test it on the test split: python tools/test.py configs/x.py --checkpoint "
+        f"{tmp_path / 'best.pth'}"]
 
 
 def test_bad_requests_are_named(repo, monkeypatch, tmp_path):

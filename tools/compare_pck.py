@@ -3,13 +3,15 @@
 Usage:
     python tools/compare_pck.py NAME=REPORT.json [NAME=REPORT.json ...]
 
-Reports are the pck_<threshold>.json files that tools/test.py writes.
+Reports are the pck_<threshold>.json files that tools/test.py writes. Under the
+header, a line says which split of which dataset (and which categories) the reports
+measured, with a warning when they measured different ones.
 """
 import argparse
 import json
 import sys
 
-from corrkit.evaluation.report import comparison_table
+from corrkit.evaluation.report import comparison_table, measured_on_lines
 from corrkit.cli.common import user_errors
 
 
@@ -28,6 +30,8 @@ def main(argv=None) -> int:
                 reports[name] = json.load(handle)
         report = next(iter(reports.values()))
         print(f"PCK (%), threshold {report['threshold']!r}, averaged per {report['average']}")
+        for line in measured_on_lines(reports):  # which split, dataset and categories
+            print(line)
         print(comparison_table(reports))
     return 0
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import torch
 from mmengine.config import Config
+from mmengine.hooks import CheckpointHook
 from mmengine.runner import Runner
 
 from ..engine.atomic_checkpoints import BACKEND as ATOMIC_BACKEND
 from ..engine.atomic_checkpoints import newest_readable_checkpoint, remove_stale_temporaries
+from ..evaluation.report import dataset_info, describe_measured_on
 from .runtime import setup_runner
 
 #: ``(logging level, message)`` pairs, logged once the runner's logger exists.
@@ -104,3 +106,46 @@ def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None
     runner = build_runner(config, work_dir, cfg_options, resume, amp, launcher)
     runner.train()
     return runner
+
+
+def training_summary(runner: Runner, config: str | os.PathLike | None = None) -> list[str]:
+    """What a finished training run leaves to say: its best checkpoint, the validation
+    score that chose it, what validation measured, and the command that tests it.
+
+    Empty when the run kept no best checkpoint (no validation, or no ``save_best``).
+
+    Args:
+        runner: The runner :func:`train` returned.
+        config: The config as the user named it, for the command (default: the
+            config file the runner was built from).
+    """
+    hub = runner.message_hub
+    best = hub.get_info('best_ckpt')
+    if not best or not os.path.exists(best):
+        return []
+    best = _shown_path(best)
+    score = hub.get_info('best_score')
+    indicators = [key for hook in runner.hooks if isinstance(hook, CheckpointHook)
+                  for key in getattr(hook, 'key_indicators', None) or ()]
+    scored = (f"validation {indicators[0] if len(indicators) == 1 else 'score'} "
+              f"{score:.1f}" if isinstance(score, (int, float)) else None)
+    lines = [f"best checkpoint: {best}{f' ({scored})' if scored else ''}"]
+    loop = runner.val_loop
+    dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+    if dataset is not None:
+        lines.append(f'validation measured {describe_measured_on(dataset_info(dataset))}')
+    test = (runner.cfg.get('test_dataloader') or {}).get('dataset') or {}
+    where = describe_measured_on({'dataset': test.get('type'), 'split': test.get('split'),
+                                  'data_root': test.get('data_root')}) \
+        if test.get('type') else 'the test split'
+    config = config if config is not None else runner.cfg.filename
+    if config:
+        lines.append(f'test it on {where}: python tools/test.py {os.fspath(config)} '
+                     f'--checkpoint {best}')
+    return lines
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies inside it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith('..') else relative

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..apis.train import train
+    from mmengine.dist import is_main_process
+
+    from ..apis.train import train, training_summary
     from ..apis.allocator import tune_cpu_allocator
     from .common import user_errors
     tune_cpu_allocator()  # reuse large CPU blocks (CORRKIT_TUNE_MALLOC=0: off)
@@ -31,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
         runner = train(args.config, args.work_dir, options, args.resume, args.amp,
                        args.launcher)
     print(f'work dir: {runner.work_dir}')
+    if is_main_process():  # best checkpoint, its validation score, what it measured, test command
+        for line in training_summary(runner, args.config):
+            print(line)
     return 0
 
 

@@ -67,6 +67,22 @@ class PairDataset(BaseDataset):
         """Read the annotations of :attr:`split` under ``root``."""
         raise NotImplementedError
 
+    def measured_on(self) -> dict:
+        """What an evaluation on this dataset measures, for reports and logs.
+
+        Returns:
+            ``{'dataset': class name, 'split', 'data_root', 'pairs': number of pairs,
+            'categories': sorted category names of those pairs}`` (in the mini
+            dataset each photo is its own category). Read once, then kept.
+        """
+        if getattr(self, '_measured_on', None) is None or self._measured_on['pairs'] != len(self):
+            categories = {self.get_data_info(i).get('category') for i in range(len(self))}
+            self._measured_on = dict(dataset=type(self).__name__, split=self.split,
+                                     data_root=str(self.data_root), pairs=len(self),
+                                     categories=sorted(str(c) for c in categories
+                                                       if c is not None))
+        return dict(self._measured_on, categories=list(self._measured_on['categories']))
+
     def missing_message(self, root: Path) -> str:
         """What to tell a user whose ``data_root`` does not exist."""
         if self.source is None:

@@ -14,7 +14,8 @@ from mmengine.structures import BaseDataElement
 from ..registry import METRICS
 from ..structures import DIFFICULTY_FIELDS, THRESHOLD_KINDS
 from .functional import pck
-from .report import category_table, difficulty_table, pairs_digest, summarize
+from .report import (category_table, describe_measured_on, difficulty_table, pairs_digest,
+                     summarize)
 
 AVERAGES = ('pair', 'keypoint')
 
@@ -42,6 +43,9 @@ class PCKMetric(BaseMetric):
     Returns ``{'PCK@<alpha>': percent}`` for each alpha (prefixed by ``prefix/``
     when given), prints the overall, per-category and, for SPair-71k, the
     per-difficulty tables, and writes them to ``<out_dir>/pck_<threshold>.json``.
+    When :attr:`dataset_info` says what the evaluation measures (split, dataset,
+    categories: :class:`~corrkit.evaluation.PCKReportHook` sets it from the loop's
+    dataset), the printed tables name it and the report keeps it as ``measured_on``.
 
     Args:
         alphas: Tolerance factors.
@@ -94,6 +98,8 @@ class PCKMetric(BaseMetric):
         self.average = average
         self.frame = frame
         self.out_dir = out_dir
+        #: What the evaluation measures (:func:`~corrkit.evaluation.report.dataset_info`).
+        self.dataset_info: dict | None = None
 
     def process(self, data_batch: Any, data_samples: Sequence[dict | BaseDataElement]) -> None:
         """Score each pair and keep only the counts (cheap to gather across ranks)."""
@@ -139,10 +145,15 @@ class PCKMetric(BaseMetric):
         summary = summarize(results, self.alphas, self.average)
         report = dict(threshold=self.threshold, average=self.average, frame=self.frame,
                       alphas=list(self.alphas), **summary, pairs_digest=pairs_digest(results))
+        if self.dataset_info:
+            report['measured_on'] = dict(self.dataset_info)
         title = (f'PCK (%) with threshold {self.threshold!r}, averaged per {self.average}, '
                  f'{self.frame} frame, {summary["num_pairs"]} pairs, '
                  f'{summary["num_keypoints"]} keypoints')
-        text = [title, 'per category:', category_table(summary, self.alphas)]
+        text = [title]
+        if self.dataset_info:
+            text.append(f'measured on {describe_measured_on(self.dataset_info)}')
+        text += ['per category:', category_table(summary, self.alphas)]
         if summary['per_difficulty']:
             text += ['per difficulty:', difficulty_table(summary, self.alphas)]
         print_log('\n'.join(text), logger='current')

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..structures import DIFFICULTY_LEVELS
 from ..utils.text import format_table
@@ -95,6 +96,101 @@ def pairs_digest(records: Sequence[dict]) -> str:
     return hashlib.sha256('\n'.join(ids).encode()).hexdigest()[:16]
 
 
+#: Categories a one-line description names before ``and N more``.
+SHOWN_CATEGORIES = 5
+
+
+def dataset_info(dataset: Any) -> dict:
+    """What an evaluation on ``dataset`` measures, read from its attributes.
+
+    A dataset with a ``measured_on()`` method (every corrkit pair dataset, see
+    :meth:`~corrkit.datasets.base.PairDataset.measured_on`) says it itself; any other
+    gets its class name and, where it has them, its ``split`` and ``data_root``.
+
+    Examples:
+        >>> class Plain:
+        ...     split = 'val'
+        >>> dataset_info(Plain())
+        {'dataset': 'Plain', 'split': 'val'}
+    """
+    describe = getattr(dataset, 'measured_on', None)
+    if callable(describe):
+        return dict(describe())
+    info: dict[str, Any] = {'dataset': type(dataset).__name__}
+    for key in ('split', 'data_root'):
+        value = getattr(dataset, key, None)
+        if isinstance(value, (str, os.PathLike)):
+            info[key] = str(value)
+    return info
+
+
+def describe_measured_on(info: dict) -> str:
+    """One line for a :func:`dataset_info`: split, dataset, folder, pairs and categories.
+
+    Examples:
+        >>> describe_measured_on(dict(dataset='SPairDataset', split='val', pairs=20,
+        ...                           data_root='data/mini-spair', categories=['camera', 'coins']))
+        "split 'val' of SPairDataset at data/mini-spair: 20 pairs, categories camera, coins"
+        >>> describe_measured_on(dict(dataset='SPairDataset', split='test',
+        ...                           categories=[f'c{i}' for i in range(18)]))
+        "split 'test' of SPairDataset: categories c0, c1, c2, c3, c4 and 13 more"
+        >>> describe_measured_on({'dataset': 'MyDataset'})
+        'MyDataset'
+    """
+    text = str(info.get('dataset', 'an unnamed dataset'))
+    if info.get('split') is not None:
+        text = f"split {info['split']!r} of {text}"
+    if info.get('data_root'):
+        text += f" at {info['data_root']}"
+    details = []
+    if info.get('pairs') is not None:
+        details.append(f"{info['pairs']} pairs")
+    categories = [str(c) for c in info.get('categories') or ()]
+    if categories:
+        shown = ', '.join(categories[:SHOWN_CATEGORIES])
+        more = len(categories) - SHOWN_CATEGORIES
+        details.append(f"{'category' if len(categories) == 1 else 'categories'} {shown}"
+                       f"{f' and {more} more' if more > 0 else ''}")
+    return f"{text}: {', '.join(details)}" if details else text
+
+
+def measured_on_lines(reports: dict[str, dict]) -> list[str]:
+    """``measured on ...`` lines for reports side by side, and a warning if they differ.
+
+    One line when every report measured the same split of the same dataset; one per
+    distinct measurement (naming its reports) otherwise, then a warning when the
+    splits or datasets differ. Reports written before corrkit recorded ``measured_on``
+    count as unknown; nothing is said when no report has it.
+
+    Examples:
+        >>> val = dict(dataset='SPairDataset', split='val', categories=['camera'])
+        >>> test = dict(val, split='test', categories=['chelsea'])
+        >>> print('\\n'.join(measured_on_lines({'a': {'measured_on': val},
+        ...                                      'b': {'measured_on': val}})))
+        measured on split 'val' of SPairDataset: category camera
+        >>> print('\\n'.join(measured_on_lines({'a': {'measured_on': val},
+        ...                                      'b': {'measured_on': test}, 'c': {}})))
+        measured on split 'val' of SPairDataset: category camera (a)
+        measured on split 'test' of SPairDataset: category chelsea (b)
+        measured on: not recorded in the report (c)
+        warning: different splits or datasets; these numbers are not comparable
+    """
+    infos = {name: r.get('measured_on') for name, r in reports.items()}
+    if not any(infos.values()):
+        return []
+    groups: dict[str, list[str]] = {}
+    for name, info in infos.items():
+        text = f'on {describe_measured_on(info)}' if info else 'on: not recorded in the report'
+        groups.setdefault(text, []).append(name)
+    if len(groups) == 1:
+        return [f'measured {next(iter(groups))}']
+    lines = [f"measured {text} ({', '.join(names)})" for text, names in groups.items()]
+    kinds = {(info.get('dataset'), info.get('split')) for info in infos.values() if info}
+    if len(kinds) > 1:
+        lines.append('warning: different splits or datasets; these numbers are not comparable')
+    return lines
+
+
 def comparison_table(reports: dict[str, dict]) -> str:
     """Overall PCK of several reports side by side (one row per model).
 
@@ -121,8 +217,11 @@ def comparison_table(reports: dict[str, dict]) -> str:
                          f'compare like with like')
     digests = {name: r['pairs_digest'] for name, r in reports.items() if r.get('pairs_digest')}
     if len(set(digests.values())) > 1:
+        where = '; '.join(f"{name} on {describe_measured_on(r['measured_on'])}"
+                          for name, r in reports.items() if r.get('measured_on'))
         raise ValueError(f'the reports were measured on different pairs (pairs_digest '
-                         f'{digests}); evaluate every model on the same split')
+                         f'{digests}{f"; {where}" if where else ""}); evaluate every model '
+                         f'on the same split')
     alphas = next(iter(protocols))[2]
     rows = [[name, *(r['overall'][str(a)] for a in alphas), r['num_pairs']]
             for name, r in reports.items()]

@@ -2,32 +2,112 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from ..registry import HOOKS
 from .pck_metric import PCKMetric
+from .report import dataset_info, describe_measured_on
 
 
 @HOOKS.register_module()
 class PCKReportHook(Hook):
-    """Point every :class:`PCKMetric` without an ``out_dir`` at the run's work directory.
+    """Point every :class:`PCKMetric` without an ``out_dir`` at the run's work directory,
+    and tell every one what it measures.
 
     Test reports go to ``<work_dir>/pck_<threshold>.json``; validation reports
     to ``<work_dir>/val/pck_<threshold>.json`` (overwritten at each validation).
-    ``configs/_base_/default_runtime.py`` adds this hook to every corrkit config.
+    Each metric's ``dataset_info`` is set from the loop's dataset
+    (:func:`~corrkit.evaluation.report.dataset_info`), so the tables and reports name
+    the split and categories. At the first validation of a run whose config tests
+    another split (or dataset), one log line says that validation PCK is not the
+    test figure. ``configs/_base_/default_runtime.py`` adds this hook to every
+    corrkit config.
     """
 
     priority = 'LOW'
 
+    def __init__(self) -> None:
+        self._noted = False
+
     def before_val(self, runner) -> None:
-        _point(runner.val_loop.evaluator.metrics, Path(runner.work_dir) / 'val')
+        metrics = runner.val_loop.evaluator.metrics
+        _point(metrics, Path(runner.work_dir) / 'val')
+        info = _tell(metrics, runner.val_loop)
+        if not self._noted:
+            self._noted = True
+            note = validation_note(getattr(runner, 'cfg', None), info)
+            if note:
+                print_log(note, logger='current')
 
     def before_test(self, runner) -> None:
-        _point(runner.test_loop.evaluator.metrics, Path(runner.work_dir))
+        metrics = runner.test_loop.evaluator.metrics
+        _point(metrics, Path(runner.work_dir))
+        _tell(metrics, runner.test_loop)
 
 
 def _point(metrics: list, folder: Path) -> None:
     for metric in metrics:
         if isinstance(metric, PCKMetric) and metric.out_dir is None:
             metric.out_dir = str(folder)
+
+
+def _tell(metrics: list, loop: Any) -> dict | None:
+    """Set ``dataset_info`` on the PCK metrics from the loop's dataset; return it."""
+    dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+    if dataset is None:
+        return None
+    info = dataset_info(dataset)
+    for metric in metrics:
+        if isinstance(metric, PCKMetric):
+            metric.dataset_info = info
+    return info
+
+
+def validation_note(cfg: Any, info: dict | None) -> str | None:
+    """The line saying validation measures other images than ``tools/test.py``, or ``None``.
+
+    Read from the config's ``val_dataloader`` and ``test_dataloader`` dataset entries
+    (nothing is built); ``None`` when they measure the same split of the same data, or
+    when the config does not say.
+
+    Examples:
+        >>> val = dict(type='SPairDataset', data_root='data/mini-spair', split='val')
+        >>> cfg = dict(val_dataloader=dict(dataset=val),
+        ...            test_dataloader=dict(dataset=dict(val, split='test')))
+        >>> print(validation_note(cfg, dict(dataset='SPairDataset', split='val',
+        ...                                 categories=['camera', 'coins'])))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        validation measures split 'val' of SPairDataset: categories camera, coins;
+        tools/test.py measures split 'test' of the same dataset, other images:
+        expect a different PCK there
+        >>> validation_note(dict(cfg, test_dataloader=dict(dataset=val)), None) is None
+        True
+    """
+    val, test = (_dataset_cfg(cfg, f'{loop}_dataloader') for loop in ('val', 'test'))
+    if val is None or test is None or test.get('split') is None:
+        return None
+    same_data = all(val.get(key) == test.get(key) for key in ('type', 'data_root'))
+    if same_data and val.get('split') == test.get('split'):
+        return None
+    measured = describe_measured_on(info) if info else \
+        describe_measured_on({'dataset': val.get('type'), 'split': val.get('split'),
+                              'data_root': val.get('data_root')})
+    tested = describe_measured_on({'dataset': 'the same dataset', 'split': test.get('split')}) \
+        if same_data else describe_measured_on({'dataset': test.get('type'),
+                                                 'split': test.get('split'),
+                                                 'data_root': test.get('data_root')})
+    return (f'validation measures {measured}; tools/test.py measures {tested}, other images: '
+            f'expect a different PCK there')
+
+
+def _dataset_cfg(cfg: Any, key: str) -> dict | None:
+    """``cfg[key]['dataset']`` when both are dicts (a Config or a plain dict), else ``None``."""
+    try:
+        loader = cfg.get(key)
+        dataset = loader.get('dataset') if loader is not None else None
+    except AttributeError:
+        return None
+    return dataset if hasattr(dataset, 'get') else None

@@ -160,6 +160,82 @@ def test_report_hook_points_metrics_at_the_work_dir(tmp_path):
     assert kept.out_dir == 'mine'
 
 
+class _MiniLike:
+    """A dataset that says what it measures, as corrkit's pair datasets do."""
+
+    def __init__(self, split, categories):
+        self.info = dict(dataset='SPairDataset', split=split, data_root='data/mini-spair',
+                         pairs=2 * len(categories), categories=categories)
+
+    def measured_on(self):
+        return dict(self.info)
+
+
+def test_report_hook_tells_each_metric_what_it_measures_and_notes_the_test_split(
+        tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from corrkit.evaluation import PCKReportHook, report_hook
+    said = []
+    monkeypatch.setattr(report_hook, 'print_log', lambda message, **_: said.append(message))
+    val, test, kept = PCKMetric(), PCKMetric(), PCKMetric(out_dir='mine')
+    data = dict(type='SPairDataset', data_root='data/mini-spair')
+    cfg = dict(val_dataloader=dict(dataset=dict(data, split='val')),
+               test_dataloader=dict(dataset=dict(data, split='test')))
+
+    def loop(metrics, dataset):
+        return SimpleNamespace(evaluator=SimpleNamespace(metrics=metrics),
+                               dataloader=SimpleNamespace(dataset=dataset))
+    runner = SimpleNamespace(
+        work_dir=str(tmp_path), cfg=cfg,
+        val_loop=loop([val], _MiniLike('val', ['camera', 'coins'])),
+        test_loop=loop([test, kept], _MiniLike('test', ['chelsea', 'grace_hopper',
+                                                        'motorcycle'])))
+    hook = PCKReportHook()
+    hook.before_val(runner)
+    hook.before_val(runner)  # said once per run
+    hook.before_test(runner)
+    assert val.dataset_info['split'] == 'val' and val.dataset_info['categories'] == [
+        'camera', 'coins']
+    assert test.dataset_info['split'] == kept.dataset_info['split'] == 'test'
+    assert said == ["validation measures split 'val' of SPairDataset at data/mini-spair: "
+                    "4 pairs, categories camera, coins; tools/test.py measures split 'test' "
+                    "of the same dataset, other images: expect a different PCK there"]
+    # one split for both, or a config without a test loader: nothing to say
+    from corrkit.evaluation.report_hook import validation_note
+    assert validation_note(dict(cfg, test_dataloader=cfg['val_dataloader']), None) is None
+    assert validation_note(dict(val_dataloader=cfg['val_dataloader']), None) is None
+    assert validation_note(None, None) is None
+
+
+def test_report_and_log_name_what_was_measured(tmp_path):
+    from corrkit.evaluation.report import dataset_info
+    metric = PCKMetric(alphas=(0.1,), threshold='bbox', out_dir=str(tmp_path))
+    metric.dataset_info = dataset_info(_MiniLike('test', ['chelsea', 'grace_hopper']))
+    evaluate(metric, [pair([[0.0, 0.0]], category='chelsea')])
+    report = json.loads((tmp_path / 'pck_bbox.json').read_text())
+    assert report['measured_on'] == dict(dataset='SPairDataset', split='test',
+                                         data_root='data/mini-spair', pairs=4,
+                                         categories=['chelsea', 'grace_hopper'])
+    # without it (no hook, or a report of an older corrkit) the report has no such key
+    evaluate(PCKMetric(alphas=(0.1,), threshold='bbox', out_dir=str(tmp_path)),
+             [pair([[0.0, 0.0]])])
+    assert 'measured_on' not in json.loads((tmp_path / 'pck_bbox.json').read_text())
+
+
+def test_dataset_info_falls_back_to_what_a_dataset_has():
+    from types import SimpleNamespace
+
+    from corrkit.evaluation.report import dataset_info, describe_measured_on
+    assert dataset_info(SimpleNamespace(split='val', data_root='d', other=1)) == dict(
+        dataset='SimpleNamespace', split='val', data_root='d')
+    assert dataset_info([]) == {'dataset': 'list'}
+    many = dict(dataset='SPairDataset', split='test', pairs=12234,
+                categories=[f'c{i:02d}' for i in range(18)])
+    assert describe_measured_on(many) == ("split 'test' of SPairDataset: 12234 pairs, "
+                                          "categories c00, c01, c02, c03, c04 and 13 more")
+
+
 def test_comparison_refuses_reports_with_other_protocols():
     from corrkit.evaluation.report import comparison_table
     base = dict(threshold='bbox', average='pair', alphas=[0.1], num_pairs=1,
@@ -178,6 +254,25 @@ def test_comparison_refuses_reports_of_different_pairs():
     assert 'trained' in comparison_table({'zero-shot': base, 'trained': base})
     with pytest.raises(ValueError, match='different pairs'):
         comparison_table({'zero-shot': base, 'trained': dict(base, pairs_digest=other)})
+    # reports that say what they measured name it in the refusal
+    val = dict(base, measured_on=dict(dataset='SPairDataset', split='val'))
+    test = dict(base, pairs_digest=other, measured_on=dict(dataset='SPairDataset', split='test'))
+    with pytest.raises(ValueError, match="trained on split 'test' of SPairDataset"):
+        comparison_table({'zero-shot': val, 'trained': test})
+
+
+def test_measured_on_lines_say_one_split_or_warn_of_several():
+    from corrkit.evaluation.report import measured_on_lines
+    test = dict(dataset='SPairDataset', split='test', data_root='data/mini-spair', pairs=60,
+                categories=['chelsea', 'grace_hopper', 'motorcycle'])
+    assert measured_on_lines({'zero-shot': {'measured_on': test},
+                              'trained': {'measured_on': test}}) == [
+        "measured on split 'test' of SPairDataset at data/mini-spair: 60 pairs, "
+        "categories chelsea, grace_hopper, motorcycle"]
+    assert measured_on_lines({'old': {}, 'older': {}}) == []  # reports from before the key
+    lines = measured_on_lines({'a': {'measured_on': test},
+                               'b': {'measured_on': dict(test, split='val')}})
+    assert lines[-1].startswith('warning: different splits or datasets') and len(lines) == 3
 
 
 def _frame_sample(pred, frame=(2.0, 0.5, 0.5, -0.25)):
