@@ -6,6 +6,7 @@ time from ``pip install`` to the first match.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -91,6 +92,18 @@ def test_the_wheel_works_without_the_repository(repo, tmp_path, browser_page):
     assert message.startswith('corrkit.errors.WeightsError: no trained weights are published')
     assert 'https://huggingface.co/timm/resnet101.tv_in1k/resolve/main/model.safetensors' in message
     assert 'corrkit train transformatcher_spair' in message
+
+    # the plugin guide's package outside the repository: its config inherits a shipped
+    # recipe by name ('corrkit::NAME.py', from the wheel's .mim) and imports its plugin
+    example = outside / 'my-refiners'
+    shutil.copytree(repo / 'docs' / 'examples' / 'my-refiners', example)
+    loaded = run([str(bin_dir / 'python'), '-c', "from corrkit.config import load_config\n"
+                  "cfg = load_config('configs/mutual_mobilenetv2_mini.py')\n"
+                  "import mutual_refiner, corrkit\n"
+                  "print(cfg.model.refiner.type, cfg.train_cfg.max_epochs, "
+                  "mutual_refiner.__file__, corrkit.__file__)"], example, env=env).stdout.split()
+    assert loaded[:2] == ['MutualMatchRefiner', '6']
+    assert loaded[2].startswith(str(example)) and loaded[3].startswith(str(bin_dir.parent))
 
     # the refiner's fused kernel builds from the C source the wheel carries
     kernels = tmp_path / 'kernels'
