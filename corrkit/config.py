@@ -125,7 +125,7 @@ def shipped_config(base: str) -> Path:
     return path
 
 
-_BASES_LOCK = threading.Lock()
+_BASES_LOCK = threading.RLock()  # re-entrant: a config may itself load a config
 
 
 @contextlib.contextmanager
@@ -137,7 +137,10 @@ def _shipped_bases() -> Iterator[None]:
     before), under a lock, and restored after.
     """
     with _BASES_LOCK:
-        original = Config.__dict__['_get_cfg_path']
+        original = Config.__dict__.get('_get_cfg_path')
+        if not isinstance(original, staticmethod):  # another mmengine: leave it to mmengine
+            yield
+            return
 
         def resolve(cfg_path: str, filename: str):
             if cfg_path.startswith(SHIPPED):

@@ -21,8 +21,8 @@ its own parameters and buffers. It must make the tensors it creates in
 ``forward`` like its input (``x.new_zeros(...)``, ``torch.arange(n,
 device=x.device, dtype=x.dtype)``), and keep constant tensors as buffers
 (``register_buffer(..., persistent=False)``), not as plain attributes, which
-``.to()`` and ``.cuda()`` leave behind. The checkers run without autocast and
-in the mode the component is in (``train()`` or ``eval()``); the component
+``.to()`` and ``.cuda()`` leave behind. The checkers turn no autocast on (call
+them outside one) and run in the mode the component is in (``train()`` or ``eval()``); the component
 passed in is not modified. Under autocast (``--precision bf16``, ``--amp``) the
 parameters stay float32 while inputs may be bfloat16 or float16: the operations
 autocast lists (``nn.Linear``, convolutions, matrix products, ``einsum``) cast
@@ -680,8 +680,9 @@ def check_matcher(model: nn.Module, image_sizes: Sequence[tuple[int, int]] = ((3
     :meth:`dense_flow`, and the grid's rows after the points; a matcher that
     ``mirrors_source`` refuses sources encoded without their mirrored maps.
 
-    The matcher runs as it is (its own dtype and device, no copy) under
-    ``no_grad``; its ``train``/``eval`` mode is restored afterwards.
+    The matcher runs as it is (no copy, no dtype conversion) on its device, on
+    float32 images, under ``no_grad``; its ``train``/``eval`` mode is restored
+    afterwards.
 
     Args:
         model: A matcher (a :class:`~corrkit.models.base.Matcher` with a

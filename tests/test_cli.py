@@ -106,6 +106,8 @@ def test_list_says_which_models_run_now(capsys, weights_cache):
     assert main(['list', 'transformatcher_spair']) == 0  # must be trained: blank
     row = table(capsys.readouterr().out)[0]
     assert 'runs now' not in row and 'fetch it' not in row
+    assert main(['list', 'no_such_model', '--ready']) == 1  # a miss is a miss, ready or not
+    assert 'no model matches' in capsys.readouterr().out
 
 
 def test_list_ready_lists_only_the_models_that_run_now(capsys, weights_cache):

@@ -38,7 +38,8 @@ def test_a_checker_prints_its_signature_and_docstring(capsys):
     assert out.splitlines()[0] == 'corrkit.testing.check_refiner'
     signature = inspect.signature(corrkit.testing.check_refiner)
     assert 'check_refiner(' in out and 'refiner: Refiner' in out
-    assert all(f'\n    {name}' in out for name in signature.parameters)  # one a line
+    block = out.split('check_refiner(\n', 1)[1].split('\n)', 1)[0].splitlines()
+    assert [line.split(':')[0].strip() for line in block] == list(signature.parameters)
     assert first_line(corrkit.testing.check_refiner) in out
 
 
@@ -79,3 +80,19 @@ def test_a_plugin_class_is_found_after_its_config(tmp_path):
                          'class plugins.layer_weighted_refiner.layer_weighted.LayerWeightedRefiner']
     assert any(line.startswith('LayerWeightedRefiner(in_channels: int') for line in lines)
     assert 'Softmax-weighted sum of the correlation channels, times a learned scale.' in lines
+
+
+def test_a_value_shows_itself_not_its_types_docstring(capsys):
+    assert main(['doc', 'corrkit.testing.DTYPES']) == 0
+    out = capsys.readouterr().out
+    assert 'tuple: (torch.float32, torch.float64)' in out and 'immutable sequence' not in out
+
+
+def test_a_module_that_fails_on_its_own_import_is_named(tmp_path, monkeypatch, capsys):
+    (tmp_path / 'corrkit_doc_broken.py').write_text('import corrkit_doc_no_such_dependency\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(['doc', 'corrkit_doc_broken.thing'])
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "No module named 'corrkit_doc_no_such_dependency'" in err, err

@@ -141,3 +141,18 @@ def test_a_shipped_base_that_is_not_there_names_the_entry(tmp_path, base, messag
     with pytest.raises(KeyError) as err:
         load_config(config)
     assert base in str(err.value) and message in str(err.value)
+
+
+def test_a_config_that_loads_a_config_while_it_is_read_does_not_hang(tmp_path):
+    config = tmp_path / 'outer.py'
+    config.write_text("_base_ = ['corrkit::zeroshot_mobilenetv2.py']\n"
+                      "from corrkit.config import load_config as _load\n"
+                      "inner_type = _load('corrkit_inner.py'.replace('corrkit_inner.py', "
+                      f"{str(tmp_path / 'inner.py')!r})).model.refiner.type\n")
+    (tmp_path / 'inner.py').write_text("_base_ = ['corrkit::transformatcher_tiny.py']\n")
+    done = subprocess.run([sys.executable, '-c', 'from corrkit.config import load_config\n'
+                           f'cfg = load_config({str(config)!r})\n'
+                           'print(cfg.inner_type, cfg.model.refiner.type)'],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ['MatchToMatchRefiner', 'MeanRefiner']

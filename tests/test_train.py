@@ -1,6 +1,7 @@
 """Training through mmengine's Runner: the tool as typed, checkpoints, exact resume."""
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -97,11 +98,14 @@ def test_train_tool_as_typed_then_test_tool_on_its_checkpoint(repo, mini, tmp_pa
     assert summary[1].startswith(f'best checkpoint: {best} (validation PCK@0.1 ')
     assert summary[2] == (f"validation measured split 'val' of SPairDataset at {mini}: "
                           f"2 pairs, categories camera, coins")
-    assert summary[3] == (f"test it on split 'test' of SPairDataset at data/SPair-71k: "
-                          f"python tools/test.py {CONFIG} --checkpoint {best}")
-    tested = subprocess.run([sys.executable, 'tools/test.py', CONFIG, '--checkpoint',
-                             str(checkpoint), '--work-dir', str(tmp_path / 'test'),
-                             '--cfg-options', 'model.backbone.pretrained=False',
+    where, command = summary[3].split(': ', 1)
+    assert where == "test it on split 'test' of SPairDataset at data/SPair-71k"
+    command = shlex.split(command)  # the run's overrides, so it tests what it names
+    assert command[:5] == ['corrkit', 'test', CONFIG, '--checkpoint', str(best)]
+    assert command[5] == '--cfg-options' and set(command[6:]) == set(as_args(opts))
+    # the printed command runs, here on the mini test split instead of SPair-71k's
+    tested = subprocess.run([sys.executable, '-m', 'corrkit.cli', *command[1:],
+                             '--work-dir', str(tmp_path / 'test'), '--cfg-options',
                              f'test_dataloader.dataset.data_root={mini}',
                              'test_dataloader.num_workers=0',
                              'test_dataloader.persistent_workers=False'],
@@ -156,6 +160,8 @@ def test_training_summary_says_nothing_without_a_best_checkpoint(tmp_path):
 
     from mmengine.logging import MessageHub
 
+    from mmengine.hooks import CheckpointHook
+
     from corrkit.apis.train import training_summary
     hub = MessageHub.get_instance('summary-test')
     runner = SimpleNamespace(message_hub=hub, hooks=[], val_loop=None, cfg={})
@@ -165,10 +171,17 @@ def test_training_summary_says_nothing_without_a_best_checkpoint(tmp_path):
     (tmp_path / 'best.pth').write_bytes(b'')
     hub.update_info('best_ckpt', str(tmp_path / 'best.pth'))
     hub.update_info('best_score', 61.25)
-    assert training_summary(runner, 'configs/x.py') == [
+    assert training_summary(runner, 'configs/my x.py', {'a.b': [1, 2], 'c': False}) == [
         f"best checkpoint: {tmp_path / 'best.pth'} (validation score 61.2)",
-        f"test it on the test split: python tools/test.py configs/x.py --checkpoint "
-        f"{tmp_path / 'best.pth'}"]
+        f"test it on the test split: corrkit test 'configs/my x.py' --checkpoint "
+        f"{tmp_path / 'best.pth'} --cfg-options 'a.b=[1,2]' c=False"]
+    hub.update_info('best_ckpt', str(tmp_path / 'gone.pth'))  # several save_best keys:
+    hub.update_info('best_ckpt_PCK@0.05', str(tmp_path / 'best.pth'))  # the first one's
+    hub.update_info('best_score_PCK@0.05', 50.0)
+    hook = CheckpointHook(save_best=['PCK@0.05', 'PCK@0.1'], rule='greater')
+    runner.hooks = [hook]
+    assert training_summary(runner)[0] == (f"best checkpoint: {tmp_path / 'best.pth'} "
+                                           f"(validation PCK@0.05 50.0)")
 
 
 def test_bad_requests_are_named(repo, monkeypatch, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from typing import Any
 
 import torch
@@ -108,26 +109,32 @@ def train(config: str | os.PathLike | Config | dict, work_dir: str | None = None
     return runner
 
 
-def training_summary(runner: Runner, config: str | os.PathLike | None = None) -> list[str]:
+def training_summary(runner: Runner, config: str | os.PathLike | None = None,
+                     cfg_options: dict[str, Any] | None = None) -> list[str]:
     """What a finished training run leaves to say: its best checkpoint, the validation
     score that chose it, what validation measured, and the command that tests it.
 
     Empty when the run kept no best checkpoint (no validation, or no ``save_best``).
+    With several ``save_best`` keys, the checkpoint of the first is named.
 
     Args:
         runner: The runner :func:`train` returned.
         config: The config as the user named it, for the command (default: the
             config file the runner was built from).
+        cfg_options: The run's overrides: the command repeats them, so that it tests
+            on the data this summary names.
     """
     hub = runner.message_hub
-    best = hub.get_info('best_ckpt')
+    indicators = [key for hook in runner.hooks if isinstance(hook, CheckpointHook)
+                  for key in getattr(hook, 'key_indicators', None) or ()]
+    # mmengine records one best checkpoint as best_ckpt, several as best_ckpt_<key>
+    suffix = f'_{indicators[0]}' if len(indicators) > 1 else ''
+    best = hub.get_info(f'best_ckpt{suffix}')
     if not best or not os.path.exists(best):
         return []
     best = _shown_path(best)
-    score = hub.get_info('best_score')
-    indicators = [key for hook in runner.hooks if isinstance(hook, CheckpointHook)
-                  for key in getattr(hook, 'key_indicators', None) or ()]
-    scored = (f"validation {indicators[0] if len(indicators) == 1 else 'score'} "
+    score = hub.get_info(f'best_score{suffix}')
+    scored = (f"validation {indicators[0] if indicators else 'score'} "
               f"{score:.1f}" if isinstance(score, (int, float)) else None)
     lines = [f"best checkpoint: {best}{f' ({scored})' if scored else ''}"]
     loop = runner.val_loop
@@ -137,12 +144,23 @@ def training_summary(runner: Runner, config: str | os.PathLike | None = None) ->
     test = (runner.cfg.get('test_dataloader') or {}).get('dataset') or {}
     where = describe_measured_on({'dataset': test.get('type'), 'split': test.get('split'),
                                   'data_root': test.get('data_root')}) \
-        if test.get('type') else 'the test split'
-    config = config if config is not None else runner.cfg.filename
+        if hasattr(test, 'get') and test.get('type') else 'the test split'
+    config = config if config is not None else getattr(runner.cfg, 'filename', None)
     if config:
-        lines.append(f'test it on {where}: python tools/test.py {os.fspath(config)} '
-                     f'--checkpoint {best}')
+        command = ['corrkit', 'test', os.fspath(config), '--checkpoint', best]
+        if cfg_options:
+            command += ['--cfg-options'] + [f'{key}={_option(value)}'
+                                            for key, value in cfg_options.items()]
+        lines.append(f'test it on {where}: {shlex.join(command)}')
     return lines
+
+
+def _option(value: Any) -> str:
+    """A ``--cfg-options`` value as mmengine's ``DictAction`` reads it back."""
+    if isinstance(value, (list, tuple)):
+        brackets = '[]' if isinstance(value, list) else '()'
+        return brackets[0] + ','.join(_option(v) for v in value) + brackets[1]
+    return str(value)
 
 
 def _shown_path(path: str) -> str:

@@ -94,7 +94,9 @@ def _import(path: str) -> tuple[Any, list[str]]:
         module_name = '.'.join(parts[:cut])
         try:
             obj = importlib.import_module(module_name)
-        except ImportError:
+        except ImportError as err:
+            if err.name is not None and not module_name.startswith(err.name):
+                raise  # the module exists but fails on an import of its own: say so
             continue
         for i, attr in enumerate(parts[cut:], cut):
             if not hasattr(obj, attr):
@@ -119,6 +121,10 @@ def _format(obj: Any, title: str) -> str:
     if module and qualname and f'{module}.{qualname}' != title:
         kind = 'class' if inspect.isclass(obj) else 'function' if callable(obj) else 'object'
         lines.append(f'{kind} {module}.{qualname}')
+    if not (callable(obj) or inspect.ismodule(obj)):  # a value: show it, not its type's doc
+        text = repr(obj)
+        return '\n'.join(lines + ['', f'{type(obj).__name__}: '
+                                       f'{text if len(text) <= 2000 else text[:2000] + " ..."}'])
     signature = _signature(obj)
     if signature:
         lines += ['', signature]

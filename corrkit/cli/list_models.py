@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     index = load_model_index()
     defaults = default_models()
     rows, unverified = [], {}
-    for name, description in list_models(args.pattern).items():
+    models = list_models(args.pattern)
+    for name, description in models.items():
         info = index.get(name)
         ready = readiness(info)
         if args.ready and ready != 'yes':
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             description = f"[default of corrkit {', '.join(defaults[name])}] {description}"
         rows.append((name, weights, check, READINESS_LABELS[ready], description))
     if not rows:
-        if args.ready:
+        if args.ready and models:
             which = f' matching {args.pattern!r}' if args.pattern else ''
             print(f'no model{which} runs now: its weights are not in the cache '
                   f'(make weights caches the defaults\' file)')

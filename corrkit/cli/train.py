@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
                        args.launcher)
     print(f'work dir: {runner.work_dir}')
     if is_main_process():  # best checkpoint, its validation score, what it measured, test command
-        for line in training_summary(runner, args.config):
+        try:
+            summary = training_summary(runner, args.config, options)
+        except Exception as err:  # the run is done and saved: a summary never fails it
+            summary = [f'(no training summary: {type(err).__name__}: {err})']
+        for line in summary:
             print(line)
     return 0
 

@@ -1,13 +1,14 @@
 """Sending the PCK reports of a Runner's validation and test to its work directory."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from ..registry import HOOKS
+from ..registry import DATASETS, HOOKS
 from .pck_metric import PCKMetric
 from .report import dataset_info, describe_measured_on
 
@@ -87,20 +88,42 @@ def validation_note(cfg: Any, info: dict | None) -> str | None:
         True
     """
     val, test = (_dataset_cfg(cfg, f'{loop}_dataloader') for loop in ('val', 'test'))
-    if val is None or test is None or test.get('split') is None:
+    if val is None or test is None:
+        return None
+    val_split, test_split = _split(val), _split(test)
+    if test_split is None:
         return None
     same_data = all(val.get(key) == test.get(key) for key in ('type', 'data_root'))
-    if same_data and val.get('split') == test.get('split'):
+    if same_data and val_split == test_split:
         return None
     measured = describe_measured_on(info) if info else \
-        describe_measured_on({'dataset': val.get('type'), 'split': val.get('split'),
+        describe_measured_on({'dataset': val.get('type'), 'split': val_split,
                               'data_root': val.get('data_root')})
-    tested = describe_measured_on({'dataset': 'the same dataset', 'split': test.get('split')}) \
+    tested = describe_measured_on({'dataset': 'the same dataset', 'split': test_split}) \
         if same_data else describe_measured_on({'dataset': test.get('type'),
-                                                 'split': test.get('split'),
+                                                 'split': test_split,
                                                  'data_root': test.get('data_root')})
     return (f'validation measures {measured}; tools/test.py measures {tested}, other images: '
             f'expect a different PCK there')
+
+
+def _split(dataset: Any) -> str | None:
+    """The split a dataset entry reads, as its files name it: the entry's ``split``, else
+    its class's default; aliases mapped through the class's ``SPLITS`` (``train`` is
+    ``trn``). ``None`` when neither says."""
+    split = dataset.get('split')
+    try:
+        cls = DATASETS.get(dataset.get('type'))
+    except Exception:  # an unregistered or odd type: take the entry as written
+        cls = None
+    if split is None and cls is not None:
+        try:
+            default = inspect.signature(cls).parameters['split'].default
+        except (KeyError, TypeError, ValueError):
+            default = inspect.Parameter.empty
+        split = None if default is inspect.Parameter.empty else default
+    names = getattr(cls, 'SPLITS', None)
+    return names.get(split, split) if isinstance(names, dict) else split
 
 
 def _dataset_cfg(cfg: Any, key: str) -> dict | None:

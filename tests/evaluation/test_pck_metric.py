@@ -313,3 +313,19 @@ def test_original_frame_refuses_a_pair_without_a_map_back():
         PCKMetric(threshold='img', frame='original').process({}, [sample])
     with pytest.raises(ValueError, match="unknown PCK frame 'raw'"):
         PCKMetric(frame='raw')
+
+
+def test_the_validation_note_reads_splits_as_the_dataset_does():
+    """A split left out is the class's default, and an alias is the name the files use."""
+    import corrkit.datasets  # noqa: F401  (registers SPairDataset)
+    from corrkit.evaluation.report_hook import validation_note
+    spair = dict(type='SPairDataset', data_root='data/mini-spair')
+
+    def note(val, test):
+        return validation_note(dict(val_dataloader=dict(dataset=val),
+                                    test_dataloader=dict(dataset=test)), None)
+
+    assert note(spair, dict(spair, split='test')) is None  # SPairDataset's default is test
+    assert note(dict(spair, split='train'), dict(spair, split='trn')) is None
+    assert "split 'val'" in note(dict(spair, split='val'), spair)
+    assert "measures split 'test' of the same dataset" in note(dict(spair, split='val'), spair)
