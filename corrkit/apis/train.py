@@ -14,6 +14,7 @@ from mmengine.runner import Runner
 from ..engine.atomic_checkpoints import BACKEND as ATOMIC_BACKEND
 from ..engine.atomic_checkpoints import newest_readable_checkpoint, remove_stale_temporaries
 from ..evaluation.report import dataset_info, describe_measured_on
+from ..evaluation.report_hook import configured_dataset
 from .runtime import setup_runner
 
 #: ``(logging level, message)`` pairs, logged once the runner's logger exists.
@@ -141,10 +142,8 @@ def training_summary(runner: Runner, config: str | os.PathLike | None = None,
     dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
     if dataset is not None:
         lines.append(f'validation measured {describe_measured_on(dataset_info(dataset))}')
-    test = (runner.cfg.get('test_dataloader') or {}).get('dataset') or {}
-    where = describe_measured_on({'dataset': test.get('type'), 'split': test.get('split'),
-                                  'data_root': test.get('data_root')}) \
-        if hasattr(test, 'get') and test.get('type') else 'the test split'
+    test = configured_dataset(runner.cfg, 'test')
+    where = describe_measured_on(test) if test and test['dataset'] else 'the test split'
     config = config if config is not None else getattr(runner.cfg, 'filename', None)
     if config:
         command = ['corrkit', 'test', os.fspath(config), '--checkpoint', best]

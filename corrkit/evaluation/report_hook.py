@@ -87,24 +87,36 @@ def validation_note(cfg: Any, info: dict | None) -> str | None:
         >>> validation_note(dict(cfg, test_dataloader=dict(dataset=val)), None) is None
         True
     """
-    val, test = (_dataset_cfg(cfg, f'{loop}_dataloader') for loop in ('val', 'test'))
-    if val is None or test is None:
+    val, test = (configured_dataset(cfg, loop) for loop in ('val', 'test'))
+    if val is None or test is None or test['split'] is None:
         return None
-    val_split, test_split = _split(val), _split(test)
-    if test_split is None:
+    same_data = all(val[key] == test[key] for key in ('dataset', 'data_root'))
+    if same_data and val['split'] == test['split']:
         return None
-    same_data = all(val.get(key) == test.get(key) for key in ('type', 'data_root'))
-    if same_data and val_split == test_split:
-        return None
-    measured = describe_measured_on(info) if info else \
-        describe_measured_on({'dataset': val.get('type'), 'split': val_split,
-                              'data_root': val.get('data_root')})
-    tested = describe_measured_on({'dataset': 'the same dataset', 'split': test_split}) \
-        if same_data else describe_measured_on({'dataset': test.get('type'),
-                                                 'split': test_split,
-                                                 'data_root': test.get('data_root')})
+    measured = describe_measured_on(info or val)
+    tested = describe_measured_on(dict(dataset='the same dataset', split=test['split'])
+                                  if same_data else test)
     return (f'validation measures {measured}; tools/test.py measures {tested}, other images: '
             f'expect a different PCK there')
+
+
+def configured_dataset(cfg: Any, loop: str) -> dict | None:
+    """What a config's ``<loop>_dataloader`` would measure, read without building it.
+
+    Args:
+        cfg: A config (or plain dict).
+        loop: ``'val'`` or ``'test'``.
+
+    Returns:
+        ``{'dataset': type, 'split': split as the dataset's files name it (see
+        :func:`_split`), 'data_root': ...}`` for :func:`describe_measured_on`, or
+        ``None`` when the config has no such dataset entry.
+    """
+    dataset = _dataset_cfg(cfg, f'{loop}_dataloader')
+    if dataset is None:
+        return None
+    return {'dataset': dataset.get('type'), 'split': _split(dataset),
+            'data_root': dataset.get('data_root')}
 
 
 def _split(dataset: Any) -> str | None:
